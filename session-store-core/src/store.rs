@@ -1,0 +1,179 @@
+//! The `SessionStore` trait every backend implements.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Error, Record, Result, SessionId, Timestamp};
+
+/// The default limit on a record's data size: 8 MiB (see
+/// [`SessionData::byte_size`](crate::SessionData::byte_size)).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 8 * 1024 * 1024;
+
+/// How many fresh ids the `*_fresh` helpers try before giving up. A
+/// collision of 128-bit random ids is astronomically unlikely; more than one
+/// in a row means something else is wrong.
+const FRESH_ID_ATTEMPTS: usize = 4;
+
+/// A place that keeps session records.
+///
+/// Every method states the rule it keeps; the conformance suite
+/// (`session-store-conformance`) checks each one. The rules shared by all
+/// methods:
+///
+/// - **Liveness** is decided with the store's injected clock: a record is
+///   live while `now < expires_at` and expired from `now == expires_at` on.
+///   No method ever returns or revives an expired record; an expired record
+///   is treated exactly like an absent one, whether or not it was physically
+///   removed yet.
+/// - **Versions** are set by the store. Every write of data (create, save,
+///   save-if-version) stores a new version: 1 for a record with no live
+///   predecessor, else one more than the live record it replaces. Touch and
+///   rotate keep the version.
+/// - **Size**: data over the store's configured limit is refused with
+///   [`Error::TooLarge`] and nothing is written.
+/// - **Namespace**: a store sees only the records of its own namespace (key
+///   prefix, table, directory).
+///
+/// The trait is object safe: `Arc<dyn SessionStore>` is a store too.
+#[async_trait]
+pub trait SessionStore: Send + Sync + std::fmt::Debug {
+    /// Inserts a new record with version 1 (the record's own `version` is
+    /// ignored).
+    ///
+    /// Never overwrites a live record: when one exists under `record.id`,
+    /// returns [`Error::IdCollision`] and changes nothing. The check and the
+    /// write are one atomic step. An expired record under the id is
+    /// replaced.
+    async fn create(&self, record: &Record) -> Result<()>;
+
+    /// The record under `id` if it is live, else `None`.
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>>;
+
+    /// Inserts or overwrites the record (last writer wins) and returns the
+    /// version it stored. Atomic: a concurrent reader sees the old record or
+    /// the new one, never a mix.
+    async fn save(&self, record: &Record) -> Result<u64>;
+
+    /// Overwrites the record only if a live record with exactly
+    /// `record.version` is stored (the version the caller loaded), and
+    /// returns the new version, `record.version + 1`.
+    ///
+    /// Otherwise returns [`Error::Conflict`] and changes nothing: a stale
+    /// version, an expired record and a record deleted meanwhile are all
+    /// conflicts, so a late write never brings a deleted session back. The
+    /// comparison and the write are one atomic step on every backend.
+    async fn save_if_version(&self, record: &Record) -> Result<u64>;
+
+    /// Moves the deadline of a live record to `expires_at` without rewriting
+    /// its data or changing its version. Returns `false`, changing nothing,
+    /// when no live record is under `id`.
+    async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool>;
+
+    /// Removes the record under `id`. Removing an absent id is not an error.
+    async fn delete(&self, id: &SessionId) -> Result<()>;
+
+    /// Moves the live record under `old` to `new` (data, created time,
+    /// deadline and version unchanged) and removes `old`, in one atomic step:
+    /// the defence against session fixation at login.
+    ///
+    /// Returns `false`, changing nothing, when no live record is under `old`.
+    /// Returns [`Error::IdCollision`], changing nothing, when a live record is
+    /// under `new` (including when `new == old`).
+    async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool>;
+
+    /// Removes every expired record of this store and returns how many it
+    /// removed. Live records are untouched. A backend whose records vanish
+    /// by themselves (Redis TTLs) counts only what it removed itself.
+    async fn purge_expired(&self) -> Result<u64>;
+
+    /// The number of live records in this store's namespace.
+    async fn count(&self) -> Result<u64> {
+        Ok(self.ids().await?.len() as u64)
+    }
+
+    /// The ids of every live record in this store's namespace, in no
+    /// particular order.
+    async fn ids(&self) -> Result<Vec<SessionId>>;
+
+    /// Removes every record of this store's namespace, and nothing outside it.
+    async fn clear(&self) -> Result<()>;
+
+    /// Creates `record`, drawing a fresh id on the (astronomically unlikely)
+    /// collision with a live record; `record.id` holds the id that was
+    /// stored.
+    async fn create_with_fresh_id(&self, record: &mut Record) -> Result<()> {
+        let mut last = None;
+        for _ in 0..FRESH_ID_ATTEMPTS {
+            match self.create(record).await {
+                Err(Error::IdCollision { id }) => {
+                    last = Some(id);
+                    record.id = SessionId::random();
+                }
+                other => return other,
+            }
+        }
+        Err(Error::IdCollision {
+            id: last.unwrap_or(record.id),
+        })
+    }
+
+    /// Rotates the live record under `old` to a fresh random id and returns
+    /// it, or `None` when no live record is under `old`.
+    async fn rotate_to_fresh_id(&self, old: &SessionId) -> Result<Option<SessionId>> {
+        let mut last = *old;
+        for _ in 0..FRESH_ID_ATTEMPTS {
+            let new = SessionId::random();
+            match self.rotate(old, &new).await {
+                Ok(true) => return Ok(Some(new)),
+                Ok(false) => return Ok(None),
+                Err(Error::IdCollision { id }) => last = id,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::IdCollision { id: last })
+    }
+}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: SessionStore + ?Sized> SessionStore for $ty {
+            async fn create(&self, record: &Record) -> Result<()> {
+                (**self).create(record).await
+            }
+            async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+                (**self).load(id).await
+            }
+            async fn save(&self, record: &Record) -> Result<u64> {
+                (**self).save(record).await
+            }
+            async fn save_if_version(&self, record: &Record) -> Result<u64> {
+                (**self).save_if_version(record).await
+            }
+            async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+                (**self).touch(id, expires_at).await
+            }
+            async fn delete(&self, id: &SessionId) -> Result<()> {
+                (**self).delete(id).await
+            }
+            async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+                (**self).rotate(old, new).await
+            }
+            async fn purge_expired(&self) -> Result<u64> {
+                (**self).purge_expired().await
+            }
+            async fn count(&self) -> Result<u64> {
+                (**self).count().await
+            }
+            async fn ids(&self) -> Result<Vec<SessionId>> {
+                (**self).ids().await
+            }
+            async fn clear(&self) -> Result<()> {
+                (**self).clear().await
+            }
+        }
+    )*};
+}
+
+forward_store!(Arc<S>, Box<S>);

@@ -1,0 +1,541 @@
+//! An in-memory session store: sharded, with an expiry index and an optional
+//! capacity bound.
+//!
+//! ```
+//! use session_store_core::{Expiry, Record, SessionData, SessionStore, SystemClock, Clock};
+//! use session_store_memory::MemoryStore;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let mut data = SessionData::new();
+//! data.insert("count", &1)?;
+//! let record = Record::new(data, SystemClock.now(), &Expiry::default());
+//! store.create(&record).await?;
+//! let loaded = store.load(&record.id).await?.expect("live");
+//! assert_eq!(loaded.data.get::<i32>("count")?, Some(1));
+//! assert_eq!(loaded.version, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Records live as long as the process. Loads take a read lock on one of
+//! many shards (chosen from the id's bits), so concurrent loads do not queue
+//! on one lock, and a load clones the record cheaply (the data map is shared
+//! copy-on-write). Each shard keeps an index ordered by deadline, so purging
+//! visits only expired records.
+//!
+//! With [`MemoryStoreBuilder::capacity`] set, a store that is full **evicts**
+//! rather than refuses: a write of a new id into a full shard first drops
+//! that shard's expired records and then, if still full, the record with the
+//! earliest deadline. A flood of new sessions therefore costs the sessions
+//! closest to expiring, never memory without bound and never the ability to
+//! log in. The bound is kept per shard (capacity divided by the shard count,
+//! rounded up), so the store holds at most about `capacity` records.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use session_store_core::{
+    DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
+    codec::check_size, system_clock,
+};
+
+/// Builds a [`MemoryStore`].
+#[derive(Debug, Clone)]
+pub struct MemoryStoreBuilder {
+    clock: SharedClock,
+    max_record_bytes: usize,
+    capacity: Option<usize>,
+    shards: usize,
+}
+
+impl Default for MemoryStoreBuilder {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
+        Self {
+            clock: system_clock(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            capacity: None,
+            shards: (cpus * 8).next_power_of_two().clamp(16, 256),
+        }
+    }
+}
+
+impl MemoryStoreBuilder {
+    /// The clock every liveness decision asks (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The largest data size accepted, in bytes (default
+    /// [`DEFAULT_MAX_RECORD_BYTES`]).
+    #[must_use]
+    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+        self.max_record_bytes = limit;
+        self
+    }
+
+    /// Bounds the number of records kept; see the crate docs for how a full
+    /// store evicts. Default: unbounded.
+    #[must_use]
+    pub fn capacity(mut self, records: usize) -> Self {
+        self.capacity = Some(records.max(1));
+        self
+    }
+
+    /// The number of lock shards, rounded up to a power of two (default:
+    /// eight per CPU, between 16 and 256).
+    #[must_use]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.clamp(1, 1 << 16).next_power_of_two();
+        self
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn build(self) -> MemoryStore {
+        let per_shard = self.capacity.map(|c| c.div_ceil(self.shards));
+        // The seed only spreads ids over buckets; it need not be secret.
+        let seed = (SessionId::random().as_u128() as u64) | 1;
+        let shards = (0..self.shards)
+            .map(|_| RwLock::new(Shard::new(IdHash { seed })))
+            .collect();
+        MemoryStore {
+            inner: Arc::new(Inner {
+                shards,
+                mask: self.shards - 1,
+                clock: self.clock,
+                max_record_bytes: self.max_record_bytes,
+                per_shard,
+            }),
+        }
+    }
+}
+
+/// The in-memory store. Cloning it shares the same records.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[RwLock<Shard>]>,
+    mask: usize,
+    clock: SharedClock,
+    max_record_bytes: usize,
+    per_shard: Option<usize>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("shards", &self.inner.shards.len())
+            .field("max_record_bytes", &self.inner.max_record_bytes)
+            .field("capacity_per_shard", &self.inner.per_shard)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A keyed multiply-xorshift hash of the id's bits: ids are random already,
+/// the per-store key keeps chosen ids from piling into one bucket.
+#[derive(Clone, Copy)]
+struct IdHash {
+    seed: u64,
+}
+
+struct IdHasher {
+    seed: u64,
+    state: u64,
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher {
+            seed: self.seed,
+            state: 0,
+        }
+    }
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let x = self.state.wrapping_mul(self.seed);
+        x ^ (x >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.state = (self.state.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u128(&mut self, i: u128) {
+        let lo = i as u64;
+        let hi = (i >> 64) as u64;
+        self.state = (lo ^ self.seed.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ hi;
+    }
+}
+
+struct Shard {
+    map: HashMap<u128, Record, IdHash>,
+    /// (deadline, id) of every record, ordered by deadline.
+    by_deadline: BTreeSet<(Timestamp, u128)>,
+}
+
+impl Shard {
+    fn new(hash: IdHash) -> Self {
+        Self {
+            map: HashMap::with_hasher(hash),
+            by_deadline: BTreeSet::new(),
+        }
+    }
+
+    fn live(&self, key: u128, now: Timestamp) -> Option<&Record> {
+        self.map.get(&key).filter(|r| r.is_live_at(now))
+    }
+
+    fn remove(&mut self, key: u128) -> Option<Record> {
+        let old = self.map.remove(&key)?;
+        self.by_deadline.remove(&(old.expires_at, key));
+        Some(old)
+    }
+
+    fn put(&mut self, record: Record) {
+        let key = record.id.as_u128();
+        self.by_deadline.insert((record.expires_at, key));
+        if let Some(old) = self.map.insert(key, record) {
+            let new_deadline = self.map.get(&key).map(|r| r.expires_at);
+            if Some(old.expires_at) != new_deadline {
+                self.by_deadline.remove(&(old.expires_at, key));
+            }
+        }
+    }
+
+    fn set_deadline(&mut self, key: u128, expires_at: Timestamp) {
+        if let Some(r) = self.map.get_mut(&key) {
+            self.by_deadline.remove(&(r.expires_at, key));
+            r.expires_at = expires_at;
+            self.by_deadline.insert((expires_at, key));
+        }
+    }
+
+    fn purge(&mut self, now: Timestamp) -> u64 {
+        let mut removed = 0;
+        while let Some(&(deadline, key)) = self.by_deadline.first() {
+            if deadline > now {
+                break;
+            }
+            self.by_deadline.pop_first();
+            self.map.remove(&key);
+            removed += 1;
+        }
+        removed
+    }
+
+    fn expired_count(&self, now: Timestamp) -> usize {
+        self.by_deadline.range(..=(now, u128::MAX)).count()
+    }
+
+    /// Makes room for one new key when the shard is at `cap`.
+    fn make_room(&mut self, cap: usize, now: Timestamp) {
+        if self.map.len() < cap {
+            return;
+        }
+        self.purge(now);
+        while self.map.len() >= cap {
+            let Some((_, key)) = self.by_deadline.pop_first() else {
+                break;
+            };
+            self.map.remove(&key);
+        }
+    }
+}
+
+impl MemoryStore {
+    /// A store on the system clock with default settings.
+    #[must_use]
+    pub fn new() -> Self {
+        MemoryStoreBuilder::default().build()
+    }
+
+    /// A builder to set the clock, size limit, capacity and shard count.
+    #[must_use]
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder::default()
+    }
+
+    fn shard_of(&self, id: &SessionId) -> usize {
+        ((id.as_u128() >> 64) as usize ^ (id.as_u128() as usize)) & self.inner.mask
+    }
+
+    fn shard(&self, id: &SessionId) -> &RwLock<Shard> {
+        &self.inner.shards[self.shard_of(id)]
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn write_new(&self, shard: &mut Shard, record: &Record, version: u64, now: Timestamp) {
+        let key = record.id.as_u128();
+        if let Some(cap) = self.inner.per_shard {
+            if !shard.map.contains_key(&key) {
+                shard.make_room(cap, now);
+            }
+        }
+        let mut stored = record.clone();
+        stored.version = version;
+        shard.put(stored);
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(&self, record: &Record) -> Result<()> {
+        check_size(&record.data, self.inner.max_record_bytes)?;
+        let now = self.now();
+        let mut shard = self.shard(&record.id).write();
+        if shard.live(record.id.as_u128(), now).is_some() {
+            return Err(Error::IdCollision { id: record.id });
+        }
+        self.write_new(&mut shard, record, 1, now);
+        Ok(())
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let now = self.now();
+        Ok(self.shard(id).read().live(id.as_u128(), now).cloned())
+    }
+
+    async fn save(&self, record: &Record) -> Result<u64> {
+        check_size(&record.data, self.inner.max_record_bytes)?;
+        let now = self.now();
+        let mut shard = self.shard(&record.id).write();
+        let version = shard.live(record.id.as_u128(), now).map_or(1, |r| r.version + 1);
+        self.write_new(&mut shard, record, version, now);
+        Ok(version)
+    }
+
+    async fn save_if_version(&self, record: &Record) -> Result<u64> {
+        check_size(&record.data, self.inner.max_record_bytes)?;
+        let now = self.now();
+        let mut shard = self.shard(&record.id).write();
+        match shard.live(record.id.as_u128(), now) {
+            Some(stored) if stored.version == record.version => {
+                let version = record.version + 1;
+                self.write_new(&mut shard, record, version, now);
+                Ok(version)
+            }
+            _ => Err(Error::Conflict {
+                id: record.id,
+                expected: record.version,
+            }),
+        }
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+        let now = self.now();
+        let mut shard = self.shard(id).write();
+        if shard.live(id.as_u128(), now).is_none() {
+            return Ok(false);
+        }
+        shard.set_deadline(id.as_u128(), expires_at);
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        self.shard(id).write().remove(id.as_u128());
+        Ok(())
+    }
+
+    async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+        let now = self.now();
+        let (a, b) = (self.shard_of(old), self.shard_of(new));
+        let (old_key, new_key) = (old.as_u128(), new.as_u128());
+        let shards = &self.inner.shards;
+        if a == b {
+            let mut shard = shards[a].write();
+            if shard.live(new_key, now).is_some() {
+                return Err(Error::IdCollision { id: *new });
+            }
+            if shard.live(old_key, now).is_none() {
+                return Ok(false);
+            }
+            let Some(mut record) = shard.remove(old_key) else {
+                return Ok(false);
+            };
+            record.id = *new;
+            shard.remove(new_key);
+            shard.put(record);
+            return Ok(true);
+        }
+        // Lock both shards in index order so two rotations never deadlock.
+        let (mut first, mut second) = if a < b {
+            let first = shards[a].write();
+            (first, shards[b].write())
+        } else {
+            let second = shards[b].write();
+            (shards[a].write(), second)
+        };
+        let (from, to) = (&mut *first, &mut *second);
+        if to.live(new_key, now).is_some() {
+            return Err(Error::IdCollision { id: *new });
+        }
+        if from.live(old_key, now).is_none() {
+            return Ok(false);
+        }
+        let Some(mut record) = from.remove(old_key) else {
+            return Ok(false);
+        };
+        record.id = *new;
+        to.remove(new_key);
+        to.put(record);
+        Ok(true)
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        let now = self.now();
+        let mut removed = 0;
+        for shard in &self.inner.shards {
+            // Skip the write lock when nothing in this shard is due.
+            let due = shard.read().by_deadline.first().is_some_and(|&(d, _)| d <= now);
+            if due {
+                removed += shard.write().purge(now);
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn count(&self) -> Result<u64> {
+        let now = self.now();
+        let live: usize = self
+            .inner
+            .shards
+            .iter()
+            .map(|s| {
+                let s = s.read();
+                s.map.len() - s.expired_count(now)
+            })
+            .sum();
+        Ok(live as u64)
+    }
+
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        let now = self.now();
+        let mut ids = Vec::new();
+        for shard in &self.inner.shards {
+            let shard = shard.read();
+            ids.extend(shard.map.values().filter(|r| r.is_live_at(now)).map(|r| r.id));
+        }
+        Ok(ids)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        for shard in &self.inner.shards {
+            let mut shard = shard.write();
+            shard.map.clear();
+            shard.by_deadline.clear();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use session_store_core::{Clock, ManualClock, SessionData};
+    use std::time::Duration;
+
+    fn record(now: Timestamp, ttl_ms: u64) -> Record {
+        let mut data = SessionData::new();
+        data.insert("n", &1).unwrap();
+        Record::with_deadline(SessionId::random(), data, now, now + Duration::from_millis(ttl_ms))
+    }
+
+    #[tokio::test]
+    async fn capacity_evicts_the_earliest_deadline() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let store = MemoryStore::builder().clock(clock.shared()).shards(1).capacity(3).build();
+        let now = clock.now();
+        let soon = record(now, 10);
+        store.create(&soon).await.unwrap();
+        let mut later = Vec::new();
+        for i in 0..3 {
+            let r = record(now, 1_000 + i);
+            store.create(&r).await.unwrap();
+            later.push(r);
+        }
+        assert_eq!(store.count().await.unwrap(), 3);
+        assert!(store.load(&soon.id).await.unwrap().is_none(), "earliest deadline evicted");
+        for r in &later {
+            assert!(store.load(&r.id).await.unwrap().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn capacity_drops_expired_first() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let store = MemoryStore::builder().clock(clock.shared()).shards(1).capacity(2).build();
+        let now = clock.now();
+        let a = record(now, 5_000);
+        let b = record(now, 10);
+        store.create(&a).await.unwrap();
+        store.create(&b).await.unwrap();
+        clock.advance(Duration::from_millis(20));
+        let c = record(clock.now(), 100);
+        store.create(&c).await.unwrap();
+        assert!(store.load(&a.id).await.unwrap().is_some());
+        assert!(store.load(&c.id).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn rotate_across_and_within_shards() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        for shards in [1, 64] {
+            let store = MemoryStore::builder().clock(clock.shared()).shards(shards).build();
+            for _ in 0..50 {
+                let r = record(clock.now(), 1_000);
+                store.create(&r).await.unwrap();
+                let new = SessionId::random();
+                assert!(store.rotate(&r.id, &new).await.unwrap());
+                assert!(store.load(&r.id).await.unwrap().is_none());
+                assert_eq!(store.load(&new).await.unwrap().unwrap().data, r.data);
+            }
+            assert_eq!(store.count().await.unwrap(), 50);
+        }
+    }
+
+    #[tokio::test]
+    async fn purge_uses_the_deadline_index() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let store = MemoryStore::builder().clock(clock.shared()).build();
+        for i in 0..100 {
+            store.create(&record(clock.now(), if i % 2 == 0 { 10 } else { 1_000 })).await.unwrap();
+        }
+        // A touch moves a record's place in the index.
+        let r = record(clock.now(), 10);
+        store.create(&r).await.unwrap();
+        assert!(store.touch(&r.id, clock.now() + Duration::from_secs(5)).await.unwrap());
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(store.count().await.unwrap(), 51);
+        assert_eq!(store.purge_expired().await.unwrap(), 50);
+        assert_eq!(store.purge_expired().await.unwrap(), 0);
+        assert_eq!(store.count().await.unwrap(), 51);
+    }
+
+    #[test]
+    fn builder_rounds_shards_to_a_power_of_two() {
+        let store = MemoryStore::builder().shards(10).build();
+        assert_eq!(store.inner.shards.len(), 16);
+    }
+}

@@ -103,7 +103,8 @@ fn decode_with<T: serde::de::DeserializeOwned>(id: SessionId, format: u8, bytes:
             None,
         ));
     }
-    let (value, used) = decode_limited::<T>(rest).map_err(|e| Error::decode(id, "malformed record", Some(Box::new(e))))?;
+    let (value, used) =
+        decode_limited::<T>(rest).map_err(|e| Error::decode(id, "malformed record", Some(Box::new(e))))?;
     if used != rest.len() {
         return Err(Error::decode(
             id,
@@ -228,7 +229,12 @@ mod tests {
 
     #[test]
     fn every_truncation_is_a_decode_error() {
-        let r = record(vec![("key".into(), "\"value\"".into()), ("".into(), "[]".into())], 5, 6, 7);
+        let r = record(
+            vec![("key".into(), "\"value\"".into()), ("".into(), "[]".into())],
+            5,
+            6,
+            7,
+        );
         let bytes = encode_record(&r).unwrap();
         for cut in 0..bytes.len() {
             assert!(decode_record(r.id, &bytes[..cut]).is_err(), "cut at {cut}");
@@ -251,7 +257,10 @@ mod tests {
     fn size_limit() {
         let r = record(vec![("ab".into(), "cd".into())], 0, 0, 0);
         assert!(check_size(&r.data, 4).is_ok());
-        assert!(matches!(check_size(&r.data, 3), Err(Error::TooLarge { size: 4, limit: 3 })));
+        assert!(matches!(
+            check_size(&r.data, 3),
+            Err(Error::TooLarge { size: 4, limit: 3 })
+        ));
     }
 
     fn json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -261,7 +270,9 @@ mod tests {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
             ".*".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {

@@ -105,7 +105,9 @@ mod tests {
 
     #[test]
     fn session_end_has_no_cookie_age_but_a_server_cap() {
-        let e = Expiry::OnSessionEnd { cap: Duration::from_secs(60) };
+        let e = Expiry::OnSessionEnd {
+            cap: Duration::from_secs(60),
+        };
         assert_eq!(e.cookie_max_age(T0, T0), None);
         assert_eq!(e.deadline(T0, T0), T0 + Duration::from_secs(60));
     }

@@ -67,9 +67,7 @@ impl SessionId {
     #[must_use]
     pub fn encode(self) -> EncodedId {
         let mut buf = [0u8; SESSION_ID_LEN];
-        let written = URL_SAFE_NO_PAD
-            .encode_slice(self.to_bytes(), &mut buf)
-            .unwrap_or(0);
+        let written = URL_SAFE_NO_PAD.encode_slice(self.to_bytes(), &mut buf).unwrap_or(0);
         debug_assert_eq!(written, SESSION_ID_LEN);
         EncodedId(buf)
     }
@@ -221,7 +219,10 @@ mod tests {
         assert_eq!("".parse::<SessionId>(), Err(InvalidId::Length(0)));
         assert!(matches!(
             "AAAAAAAAAAAAAAAAAAAAA/".parse::<SessionId>(),
-            Err(InvalidId::Character { byte: b'/', position: 21 })
+            Err(InvalidId::Character {
+                byte: b'/',
+                position: 21
+            })
         ));
         assert!(matches!(
             "AAAAAAAAAAAAAAAAAAAAA=".parse::<SessionId>(),
@@ -234,8 +235,7 @@ mod tests {
         );
         assert!("AAAAAAAAAAAAAAAAAAAAAAé".parse::<SessionId>().is_err());
         assert_eq!(
-            "__________________________________________________________________________________"
-                [..22]
+            "__________________________________________________________________________________"[..22]
                 .parse::<SessionId>()
                 .map(|_| ()),
             Err(InvalidId::NonCanonical)

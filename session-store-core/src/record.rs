@@ -88,10 +88,7 @@ impl SessionData {
     ///
     /// When the stored JSON does not fit `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, serde_json::Error> {
-        self.entries
-            .get(key)
-            .map(|json| serde_json::from_str(json))
-            .transpose()
+        self.entries.get(key).map(|json| serde_json::from_str(json)).transpose()
     }
 
     /// The value under `key` as a JSON value, or `None` when the key is

@@ -465,7 +465,11 @@ mod tests {
     #[tokio::test]
     async fn capacity_evicts_the_earliest_deadline() {
         let clock = ManualClock::new(Timestamp::from_millis(1_000));
-        let store = MemoryStore::builder().clock(clock.shared()).shards(1).capacity(3).build();
+        let store = MemoryStore::builder()
+            .clock(clock.shared())
+            .shards(1)
+            .capacity(3)
+            .build();
         let now = clock.now();
         let soon = record(now, 10);
         store.create(&soon).await.unwrap();
@@ -476,7 +480,10 @@ mod tests {
             later.push(r);
         }
         assert_eq!(store.count().await.unwrap(), 3);
-        assert!(store.load(&soon.id).await.unwrap().is_none(), "earliest deadline evicted");
+        assert!(
+            store.load(&soon.id).await.unwrap().is_none(),
+            "earliest deadline evicted"
+        );
         for r in &later {
             assert!(store.load(&r.id).await.unwrap().is_some());
         }
@@ -485,7 +492,11 @@ mod tests {
     #[tokio::test]
     async fn capacity_drops_expired_first() {
         let clock = ManualClock::new(Timestamp::from_millis(1_000));
-        let store = MemoryStore::builder().clock(clock.shared()).shards(1).capacity(2).build();
+        let store = MemoryStore::builder()
+            .clock(clock.shared())
+            .shards(1)
+            .capacity(2)
+            .build();
         let now = clock.now();
         let a = record(now, 5_000);
         let b = record(now, 10);
@@ -520,7 +531,10 @@ mod tests {
         let clock = ManualClock::new(Timestamp::from_millis(1_000));
         let store = MemoryStore::builder().clock(clock.shared()).build();
         for i in 0..100 {
-            store.create(&record(clock.now(), if i % 2 == 0 { 10 } else { 1_000 })).await.unwrap();
+            store
+                .create(&record(clock.now(), if i % 2 == 0 { 10 } else { 1_000 }))
+                .await
+                .unwrap();
         }
         // A touch moves a record's place in the index.
         let r = record(clock.now(), 10);

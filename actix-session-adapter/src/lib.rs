@@ -1,0 +1,1 @@
+//! Use any session-store backend as an actix-session store (actix-web).

@@ -1,0 +1,135 @@
+//! What the suite needs from a store under test.
+
+use std::fmt::Debug;
+
+use session_store_core::{DEFAULT_MAX_RECORD_BYTES, Result, SessionId, SessionStore, SharedClock, async_trait};
+
+/// What a store can do, so the suite runs exactly the properties that apply
+/// and reports the others as skipped, by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Records survive dropping the store and opening it again on the same
+    /// namespace.
+    pub durable: bool,
+    /// Several store objects opened on one namespace at once (as several
+    /// processes would) share records, and conditional writes stay atomic
+    /// across them.
+    pub shared: bool,
+    /// The harness can read and overwrite a record's stored bytes
+    /// ([`Harness::read_raw`], [`Harness::write_raw`]).
+    pub raw_access: bool,
+}
+
+impl Capabilities {
+    /// No optional capability (an in-memory store).
+    #[must_use]
+    pub const fn none() -> Self {
+        Self {
+            durable: false,
+            shared: false,
+            raw_access: false,
+        }
+    }
+
+    /// Every optional capability (a durable, shared store with raw access).
+    #[must_use]
+    pub const fn all() -> Self {
+        Self {
+            durable: true,
+            shared: true,
+            raw_access: true,
+        }
+    }
+
+    /// Sets [`durable`](Self::durable).
+    #[must_use]
+    pub const fn durable(mut self, yes: bool) -> Self {
+        self.durable = yes;
+        self
+    }
+
+    /// Sets [`shared`](Self::shared).
+    #[must_use]
+    pub const fn shared(mut self, yes: bool) -> Self {
+        self.shared = yes;
+        self
+    }
+
+    /// Sets [`raw_access`](Self::raw_access).
+    #[must_use]
+    pub const fn raw_access(mut self, yes: bool) -> Self {
+        self.raw_access = yes;
+        self
+    }
+}
+
+/// How the suite wants a store opened.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// The clock the store must use for every liveness decision.
+    pub clock: SharedClock,
+    /// The store's limit on a record's data size
+    /// ([`SessionData::byte_size`](session_store_core::SessionData::byte_size)).
+    pub max_record_bytes: usize,
+}
+
+impl StoreConfig {
+    /// A config with this clock and the default size limit.
+    #[must_use]
+    pub fn new(clock: SharedClock) -> Self {
+        Self {
+            clock,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+
+    /// Sets the size limit.
+    #[must_use]
+    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+        self.max_record_bytes = limit;
+        self
+    }
+}
+
+/// Builds isolated stores of one backend for the suite.
+///
+/// A *namespace* is whatever isolates one store's records from another's in
+/// this backend: a key prefix, a table, a directory. Every call to
+/// [`new_namespace`](Self::new_namespace) must give one that no other test
+/// uses, so tests can run in parallel against one server or file.
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// The store under test.
+    type Store: SessionStore + 'static;
+    /// Names one isolated namespace.
+    type Namespace: Clone + Debug + Send + Sync + 'static;
+
+    /// What this store can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// A fresh namespace, empty and used by no one else.
+    async fn new_namespace(&self) -> Result<Self::Namespace>;
+
+    /// Opens a store on `namespace` with `config`. Called again on the same
+    /// namespace after the previous store was dropped (reopen, for durable
+    /// stores) or while it is still open (for shared stores).
+    async fn open(&self, namespace: &Self::Namespace, config: &StoreConfig) -> Result<Self::Store>;
+
+    /// The stored bytes of `id`'s record (the codec blob), for stores with
+    /// raw access; `Ok(None)` when absent. The default says raw access is
+    /// not supported.
+    async fn read_raw(&self, namespace: &Self::Namespace, id: &SessionId) -> Result<Option<Vec<u8>>> {
+        let _ = (namespace, id);
+        Err(session_store_core::Error::backend_msg("this harness has no raw access"))
+    }
+
+    /// Overwrites the stored bytes of `id`'s existing record with `bytes`,
+    /// leaving whatever the backend keeps beside the blob (deadline, version)
+    /// as it was, so the record stays live but undecodable.
+    async fn write_raw(&self, namespace: &Self::Namespace, id: &SessionId, bytes: &[u8]) -> Result<()> {
+        let _ = (namespace, id, bytes);
+        Err(session_store_core::Error::backend_msg("this harness has no raw access"))
+    }
+}

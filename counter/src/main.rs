@@ -1,0 +1,3 @@
+//! The counter app: a visit counter kept in a server-side session.
+
+fn main() {}

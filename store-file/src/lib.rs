@@ -1,0 +1,1 @@
+//! A durable file session store: one file per session, atomic writes, crash safe.

@@ -1,0 +1,1 @@
+//! A Redis and Redis Cluster session store (redis-rs, tokio).

@@ -1,0 +1,1 @@
+//! An embedded SQLite session store (rusqlite, bundled SQLite, WAL).

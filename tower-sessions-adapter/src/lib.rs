@@ -1,0 +1,1 @@
+//! Use any session-store backend as a tower-sessions store (axum).

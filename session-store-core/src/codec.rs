@@ -85,9 +85,9 @@ fn decode_limited<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(T, us
     let c = config();
     match bytes.len() {
         0..=1_024 => d(bytes, c.with_limit::<{ 1 << 16 }>()),
-        0..=65_536 => d(bytes, c.with_limit::<{ 1 << 22 }>()),
-        0..=1_048_576 => d(bytes, c.with_limit::<{ 1 << 26 }>()),
-        0..=16_777_216 => d(bytes, c.with_limit::<{ 1 << 30 }>()),
+        1_025..=65_536 => d(bytes, c.with_limit::<{ 1 << 22 }>()),
+        65_537..=1_048_576 => d(bytes, c.with_limit::<{ 1 << 26 }>()),
+        1_048_577..=16_777_216 => d(bytes, c.with_limit::<{ 1 << 30 }>()),
         _ => d(bytes, c.with_limit::<{ 1 << 36 }>()),
     }
 }

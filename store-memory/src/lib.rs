@@ -288,10 +288,10 @@ impl MemoryStore {
 
     fn write_new(&self, shard: &mut Shard, record: &Record, version: u64, now: Timestamp) {
         let key = record.id.as_u128();
-        if let Some(cap) = self.inner.per_shard {
-            if !shard.map.contains_key(&key) {
-                shard.make_room(cap, now);
-            }
+        if let Some(cap) = self.inner.per_shard
+            && !shard.map.contains_key(&key)
+        {
+            shard.make_room(cap, now);
         }
         let mut stored = record.clone();
         stored.version = version;

@@ -1,1 +1,687 @@
-//! An embedded SQLite session store (rusqlite, bundled SQLite, WAL).
+//! An embedded SQLite session store: one file, nothing to install, shared
+//! safely by several processes.
+//!
+//! ```
+//! use session_store_core::{Clock, Expiry, Record, SessionData, SessionStore, SystemClock};
+//! use session_store_sqlite::SqliteStore;
+//!
+//! # tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::builder(dir.path().join("sessions.db")).table("sessions").open()?;
+//! let mut data = SessionData::new();
+//! data.insert("count", &1)?;
+//! let record = Record::new(data, SystemClock.now(), &Expiry::default());
+//! store.create(&record).await?;
+//! let loaded = store.load(&record.id).await?.expect("live");
+//! assert_eq!(loaded.data.get::<i32>("count")?, Some(1));
+//! assert_eq!(loaded.version, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Records live in one table (name configurable, see
+//! [`SqliteStoreBuilder::table`]): the 22-character id as primary key, the
+//! encoded data ([`codec::encode_body`]), the deadline in integer
+//! milliseconds with an index, and the version. The database runs in WAL
+//! mode, so readers never wait for the writer; each store keeps one writer
+//! connection and a few reader connections. Every operation is one SQL
+//! statement or one `BEGIN IMMEDIATE` transaction, so it is atomic across
+//! threads and processes. Liveness is decided with the store's clock, passed
+//! to SQL as a parameter: SQLite's own time is never asked.
+//!
+//! SQLite calls block. On a multi-threaded tokio runtime they run under
+//! [`tokio::task::block_in_place`] (no hop to another thread; the runtime
+//! moves its other tasks away); on a current-thread runtime they run on
+//! tokio's blocking pool ([`tokio::task::spawn_blocking`]). See
+//! [`Blocking`].
+//!
+//! See the crate README for the schema, the settings and what they risk,
+//! sharing one file between processes, and purging.
+
+mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+use session_store_core::{
+    DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
+    codec, system_clock,
+};
+
+use schema::Sql;
+
+/// The default table name.
+pub const DEFAULT_TABLE: &str = "sessions";
+
+/// How many expired rows one purge statement deletes before releasing the
+/// write lock (default of [`SqliteStoreBuilder::purge_batch`]).
+pub const DEFAULT_PURGE_BATCH: usize = 1_000;
+
+/// SQLite's `synchronous` setting: what a commit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `NORMAL` (the default): in WAL mode a commit is durable against a
+    /// crash of the process, but the last commits before a power loss or an
+    /// operating system crash may be lost (the database stays consistent).
+    /// Commits do not wait for fsync.
+    #[default]
+    Normal,
+    /// `FULL`: every commit fsyncs the WAL, so it survives a power loss too;
+    /// each write costs one fsync more.
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
+}
+
+/// Where the store runs its blocking SQLite calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Blocking {
+    /// `block_in_place` on a multi-threaded tokio runtime (no hop to another
+    /// thread), `spawn_blocking` on a current-thread runtime, and a plain
+    /// call outside any tokio runtime. The default and the faster choice
+    /// (see the README's figures).
+    #[default]
+    Auto,
+    /// Always hand the call to tokio's blocking pool (`spawn_blocking`) when
+    /// inside a tokio runtime: keeps worker threads free of any blocking at
+    /// the price of a thread hop per operation.
+    SpawnBlocking,
+}
+
+/// Builds a [`SqliteStore`]: `SqliteStore::builder(path)...open()`.
+#[derive(Debug, Clone)]
+pub struct SqliteStoreBuilder {
+    path: PathBuf,
+    table: String,
+    clock: SharedClock,
+    max_record_bytes: usize,
+    busy_timeout: Duration,
+    synchronous: Synchronous,
+    readers: usize,
+    purge_batch: usize,
+    blocking: Blocking,
+}
+
+impl SqliteStoreBuilder {
+    fn new(path: PathBuf) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            path,
+            table: DEFAULT_TABLE.to_owned(),
+            clock: system_clock(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::Normal,
+            readers: cpus.clamp(2, 8),
+            purge_batch: DEFAULT_PURGE_BATCH,
+            blocking: Blocking::Auto,
+        }
+    }
+
+    /// The table holding this store's records (default `sessions`). Two
+    /// stores on one file with different tables are isolated namespaces.
+    /// Must be a plain identifier, `[A-Za-z_][A-Za-z0-9_]{0,62}`, not
+    /// starting with `sqlite_`; like all SQLite names it is
+    /// case-insensitive. Checked by [`open`](Self::open).
+    #[must_use]
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The clock every liveness decision asks (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The largest data size accepted, in bytes (default
+    /// [`DEFAULT_MAX_RECORD_BYTES`]).
+    #[must_use]
+    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+        self.max_record_bytes = limit;
+        self
+    }
+
+    /// How long an operation waits for another connection or process that
+    /// holds the write lock before it fails with [`Error::Timeout`]
+    /// (default 5 s).
+    #[must_use]
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// The `synchronous` setting (default [`Synchronous::Normal`]).
+    #[must_use]
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// The number of reader connections (default: one per CPU, between 2
+    /// and 8). Loads, counts and id listings use them, in parallel with the
+    /// one writer connection.
+    #[must_use]
+    pub fn readers(mut self, readers: usize) -> Self {
+        self.readers = readers.clamp(1, 64);
+        self
+    }
+
+    /// How many expired rows one purge statement deletes before it releases
+    /// the write lock (default [`DEFAULT_PURGE_BATCH`]).
+    #[must_use]
+    pub fn purge_batch(mut self, rows: usize) -> Self {
+        self.purge_batch = rows.max(1);
+        self
+    }
+
+    /// Where blocking SQLite calls run (default [`Blocking::Auto`]).
+    #[must_use]
+    pub fn blocking(mut self, blocking: Blocking) -> Self {
+        self.blocking = blocking;
+        self
+    }
+
+    /// Opens (creating if needed) the database file, switches it to WAL,
+    /// and creates or migrates the table. Blocks briefly; several processes
+    /// may open the same file at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] for an invalid table name, a file that cannot be
+    /// opened or is not a database, or a table written by a newer version of
+    /// this crate; [`Error::Timeout`] when another process holds the lock
+    /// longer than the busy timeout.
+    pub fn open(self) -> Result<SqliteStore> {
+        schema::validate_table(&self.table)?;
+        let retry = Retry {
+            timeout: self.busy_timeout,
+        };
+        let mut writer = retry.run("opening the database", || Ok(self.connect(false)?))?;
+        retry.run("creating the table", || match schema::migrate(&mut writer, &self.table)? {
+            Ok(()) => Ok(()),
+            Err(message) => Err(Failure::Store(Error::backend_msg(message))),
+        })?;
+        let readers = (0..self.readers)
+            .map(|_| retry.run("opening a reader connection", || Ok(self.connect(true)?)))
+            .map(|c| c.map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                sql: Sql::new(&self.table),
+                writer: Mutex::new(writer),
+                readers: readers.into_boxed_slice(),
+                next_reader: AtomicUsize::new(0),
+                retry,
+                clock: self.clock,
+                max_record_bytes: self.max_record_bytes,
+                purge_batch: self.purge_batch,
+                blocking: self.blocking,
+                path: self.path,
+                table: self.table,
+                synchronous: self.synchronous,
+            }),
+        })
+    }
+
+    fn connect(&self, reader: bool) -> rusqlite::Result<Connection> {
+        let flags = if reader {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(self.busy_timeout)?;
+        if !reader {
+            // Persistent in the file; a no-op once set.
+            let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(rusqlite::Error::InvalidParameterName(format!(
+                    "the database refused WAL mode (journal_mode is {mode})"
+                )));
+            }
+        }
+        conn.pragma_update(None, "synchronous", self.synchronous.pragma())?;
+        if reader {
+            conn.pragma_update(None, "query_only", true)?;
+        }
+        conn.set_prepared_statement_cache_capacity(24);
+        Ok(conn)
+    }
+}
+
+/// The SQLite store. Cloning it shares the same connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sql: Sql,
+    writer: Mutex<Connection>,
+    readers: Box<[Mutex<Connection>]>,
+    next_reader: AtomicUsize,
+    retry: Retry,
+    clock: SharedClock,
+    max_record_bytes: usize,
+    purge_batch: usize,
+    blocking: Blocking,
+    path: PathBuf,
+    table: String,
+    synchronous: Synchronous,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("SqliteStore")
+            .field("path", &i.path)
+            .field("table", &i.table)
+            .field("readers", &i.readers.len())
+            .field("synchronous", &i.synchronous)
+            .field("busy_timeout", &i.retry.timeout)
+            .field("max_record_bytes", &i.max_record_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failure inside an operation: an SQLite error (retried when busy) or
+/// a store error to return as is.
+enum Failure {
+    Sql(rusqlite::Error),
+    Store(Error),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::Store(e)
+    }
+}
+
+type Op<T> = std::result::Result<T, Failure>;
+
+/// Retries an atomic operation that SQLite refused with `SQLITE_BUSY` or
+/// `SQLITE_LOCKED` (cases where its own busy handler does not wait, such as
+/// WAL recovery by another process), until the busy timeout has passed.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    timeout: Duration,
+}
+
+impl Retry {
+    fn run<T>(&self, what: &str, mut op: impl FnMut() -> Op<T>) -> Result<T> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(500);
+        loop {
+            match op() {
+                Ok(value) => return Ok(value),
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Sql(e)) if is_busy(&e) => {
+                    if start.elapsed() >= self.timeout {
+                        return Err(Error::Timeout(self.timeout));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(Failure::Sql(e)) => return Err(Error::backend(format!("SQLite: {what} failed"), e)),
+            }
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// A stored version as the contract's `u64`.
+fn version_of(id: &SessionId, value: ValueRef<'_>) -> Result<u64> {
+    match value {
+        ValueRef::Integer(v) if v >= 0 => Ok(v as u64),
+        other => Err(Error::decode(
+            id,
+            format!("the version column holds {other:?}, not a non-negative integer"),
+            None,
+        )),
+    }
+}
+
+fn millis_of(id: &SessionId, value: ValueRef<'_>) -> Result<Timestamp> {
+    match value {
+        ValueRef::Integer(v) => Ok(Timestamp::from_millis(v)),
+        other => Err(Error::decode(
+            id,
+            format!("the expires_at column holds {other:?}, not an integer"),
+            None,
+        )),
+    }
+}
+
+fn decode_row(id: &SessionId, row: &rusqlite::Row<'_>) -> Op<Record> {
+    let bytes = match row.get_ref(0)? {
+        ValueRef::Blob(b) | ValueRef::Text(b) => b,
+        other => {
+            return Err(Error::decode(id, format!("the data column holds {:?}", other.data_type()), None).into());
+        }
+    };
+    let expires_at = millis_of(id, row.get_ref(1)?)?;
+    let version = version_of(id, row.get_ref(2)?)?;
+    Ok(codec::decode_body(*id, bytes, expires_at, version)?)
+}
+
+impl Inner {
+    fn now(&self) -> i64 {
+        self.clock.now().as_millis()
+    }
+
+    /// Runs `op` on a reader connection: a free one if any, else waits for
+    /// one.
+    fn read<T>(&self, what: &str, mut op: impl FnMut(&Connection) -> Op<T>) -> Result<T> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+        let conn = (0..n)
+            .find_map(|k| self.readers[(start + k) % n].try_lock())
+            .unwrap_or_else(|| self.readers[start].lock());
+        self.retry.run(what, || op(&conn))
+    }
+
+    /// Runs `op` on the writer connection.
+    fn write<T>(&self, what: &str, mut op: impl FnMut(&mut Connection) -> Op<T>) -> Result<T> {
+        let mut conn = self.writer.lock();
+        self.retry.run(what, || op(&mut conn))
+    }
+}
+
+impl SqliteStore {
+    /// A builder for a store on the database file at `path` (created if
+    /// missing).
+    #[must_use]
+    pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder::new(path.as_ref().to_path_buf())
+    }
+
+    /// Opens a store on `path` with the default settings (table
+    /// [`DEFAULT_TABLE`], system clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStoreBuilder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder(path).open()
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The table holding this store's records.
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+
+    /// Runs a blocking SQLite call where [`Blocking`] says.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+    {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let Ok(handle) = Handle::try_current() else {
+            return f(&self.inner);
+        };
+        if self.inner.blocking == Blocking::Auto && handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| f(&self.inner));
+        }
+        let inner = Arc::clone(&self.inner);
+        handle
+            .spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| Error::backend("the SQLite call's blocking task failed", e))?
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create(&self, record: &Record) -> Result<()> {
+        codec::check_size(&record.data, self.inner.max_record_bytes)?;
+        let body = codec::encode_body(record)?;
+        let (id, expires_at) = (record.id, record.expires_at.as_millis());
+        let created = self
+            .run(move |s| {
+                let now = s.now();
+                let key = id.encode();
+                s.write("create", |c| {
+                    Ok(c.prepare_cached(&s.sql.create)?
+                        .execute(params![key.as_str(), body, expires_at, now])?)
+                })
+            })
+            .await?;
+        if created == 0 {
+            return Err(Error::IdCollision { id: record.id });
+        }
+        Ok(())
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let id = *id;
+        self.run(move |s| {
+            let now = s.now();
+            let key = id.encode();
+            s.read("load", |c| {
+                let mut stmt = c.prepare_cached(&s.sql.load)?;
+                let mut rows = stmt.query(params![key.as_str(), now])?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(decode_row(&id, row)?)),
+                    None => Ok(None),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn save(&self, record: &Record) -> Result<u64> {
+        codec::check_size(&record.data, self.inner.max_record_bytes)?;
+        let body = codec::encode_body(record)?;
+        let (id, expires_at) = (record.id, record.expires_at.as_millis());
+        self.run(move |s| {
+            let now = s.now();
+            let key = id.encode();
+            s.write("save", |c| {
+                let mut stmt = c.prepare_cached(&s.sql.save)?;
+                let mut rows = stmt.query(params![key.as_str(), body, expires_at, now])?;
+                let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+                Ok(version_of(&id, row.get_ref(0)?)?)
+            })
+        })
+        .await
+    }
+
+    async fn save_if_version(&self, record: &Record) -> Result<u64> {
+        codec::check_size(&record.data, self.inner.max_record_bytes)?;
+        let conflict = Error::Conflict {
+            id: record.id,
+            expected: record.version,
+        };
+        // A version SQLite cannot hold was never stored.
+        let Ok(expected) = i64::try_from(record.version) else {
+            return Err(conflict);
+        };
+        let body = codec::encode_body(record)?;
+        let (id, expires_at) = (record.id, record.expires_at.as_millis());
+        let written = self
+            .run(move |s| {
+                let now = s.now();
+                let key = id.encode();
+                s.write("save_if_version", |c| {
+                    Ok(c.prepare_cached(&s.sql.save_if_version)?.execute(params![
+                        key.as_str(),
+                        body,
+                        expires_at,
+                        expected,
+                        now
+                    ])?)
+                })
+            })
+            .await?;
+        if written == 0 {
+            return Err(conflict);
+        }
+        Ok(record.version + 1)
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+        let id = *id;
+        let expires_at = expires_at.as_millis();
+        let touched = self
+            .run(move |s| {
+                let now = s.now();
+                let key = id.encode();
+                s.write("touch", |c| {
+                    Ok(c.prepare_cached(&s.sql.touch)?
+                        .execute(params![key.as_str(), expires_at, now])?)
+                })
+            })
+            .await?;
+        Ok(touched > 0)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        let id = *id;
+        self.run(move |s| {
+            let key = id.encode();
+            s.write("delete", |c| {
+                c.prepare_cached(&s.sql.delete)?.execute([key.as_str()])?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+        let (old, new) = (*old, *new);
+        self.run(move |s| {
+            let now = s.now();
+            let (old_key, new_key) = (old.encode(), new.encode());
+            s.write("rotate", |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let collides = tx
+                    .prepare_cached(&s.sql.live_exists)?
+                    .exists(params![new_key.as_str(), now])?;
+                if collides {
+                    return Err(Error::IdCollision { id: new }.into());
+                }
+                // An expired record under the new id is replaced.
+                tx.prepare_cached(&s.sql.delete)?.execute([new_key.as_str()])?;
+                let moved = tx
+                    .prepare_cached(&s.sql.rename)?
+                    .execute(params![old_key.as_str(), new_key.as_str(), now])?;
+                if moved == 0 {
+                    // Dropping the transaction rolls the delete back.
+                    return Ok(false);
+                }
+                tx.commit()?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        self.run(move |s| {
+            let now = s.now();
+            let batch = i64::try_from(s.purge_batch).unwrap_or(i64::MAX);
+            let mut total = 0u64;
+            loop {
+                // One autocommit statement per batch: the write lock (and the
+                // writer mutex) are released between batches.
+                let removed = s.write("purge_expired", |c| {
+                    Ok(c.prepare_cached(&s.sql.purge)?.execute(params![now, batch])?)
+                })?;
+                total += removed as u64;
+                if removed < s.purge_batch {
+                    return Ok(total);
+                }
+            }
+        })
+        .await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        self.run(move |s| {
+            let now = s.now();
+            s.read("count", |c| {
+                let n: i64 = c.prepare_cached(&s.sql.count)?.query_row([now], |row| row.get(0))?;
+                Ok(n.max(0) as u64)
+            })
+        })
+        .await
+    }
+
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        self.run(move |s| {
+            let now = s.now();
+            s.read("ids", |c| {
+                let mut stmt = c.prepare_cached(&s.sql.ids)?;
+                let mut rows = stmt.query([now])?;
+                let mut ids = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let value = row.get_ref(0)?;
+                    let parsed = match value {
+                        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|t| t.parse::<SessionId>().ok()),
+                        _ => None,
+                    };
+                    match parsed {
+                        Some(id) => ids.push(id),
+                        None => {
+                            let shown = match value {
+                                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                                other => format!("{other:?}"),
+                            };
+                            return Err(Error::decode(shown, "the id column holds no valid session id", None).into());
+                        }
+                    }
+                }
+                Ok(ids)
+            })
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.run(move |s| {
+            s.write("clear", |c| {
+                c.prepare_cached(&s.sql.clear)?.execute([])?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,171 @@
+//! Table names, the SQL of every operation, and schema migrations.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use session_store_core::{Error, Result};
+
+/// The table that records each session table's schema version.
+pub(crate) const META_TABLE: &str = "session_store_schema";
+
+/// The schema version this library writes.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Checks that `name` is a plain identifier: `[A-Za-z_][A-Za-z0-9_]{0,62}`,
+/// not reserved by SQLite (`sqlite_*`) nor by this crate.
+pub(crate) fn validate_table(name: &str) -> Result<()> {
+    let bytes = name.as_bytes();
+    let plain = !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if !plain {
+        return Err(Error::backend_msg(format!(
+            "invalid SQLite table name {name:?}: use 1 to 63 of A-Z a-z 0-9 _, not starting with a digit"
+        )));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("sqlite_") || lower == META_TABLE {
+        return Err(Error::backend_msg(format!(
+            "invalid SQLite table name {name:?}: the name is reserved"
+        )));
+    }
+    Ok(())
+}
+
+/// The SQL text of every statement, with the (validated) table name in it.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) load: String,
+    pub(crate) create: String,
+    pub(crate) save: String,
+    pub(crate) save_if_version: String,
+    pub(crate) touch: String,
+    pub(crate) delete: String,
+    pub(crate) live_exists: String,
+    pub(crate) rename: String,
+    pub(crate) purge: String,
+    pub(crate) count: String,
+    pub(crate) ids: String,
+    pub(crate) clear: String,
+}
+
+impl Sql {
+    pub(crate) fn new(table: &str) -> Self {
+        let t = format!("\"{table}\"");
+        Self {
+            load: format!("SELECT data, expires_at, version FROM {t} WHERE id = ?1 AND expires_at > ?2"),
+            create: format!(
+                "INSERT INTO {t} (id, data, expires_at, version) VALUES (?1, ?2, ?3, 1) \
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, version = 1 \
+                 WHERE {t}.expires_at <= ?4"
+            ),
+            save: format!(
+                "INSERT INTO {t} (id, data, expires_at, version) VALUES (?1, ?2, ?3, 1) \
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, \
+                 version = CASE WHEN {t}.expires_at > ?4 THEN {t}.version + 1 ELSE 1 END \
+                 RETURNING version"
+            ),
+            save_if_version: format!(
+                "UPDATE {t} SET data = ?2, expires_at = ?3, version = version + 1 \
+                 WHERE id = ?1 AND version = ?4 AND expires_at > ?5"
+            ),
+            touch: format!("UPDATE {t} SET expires_at = ?2 WHERE id = ?1 AND expires_at > ?3"),
+            delete: format!("DELETE FROM {t} WHERE id = ?1"),
+            live_exists: format!("SELECT 1 FROM {t} WHERE id = ?1 AND expires_at > ?2"),
+            rename: format!("UPDATE {t} SET id = ?2 WHERE id = ?1 AND expires_at > ?3"),
+            purge: format!(
+                "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"
+            ),
+            count: format!("SELECT COUNT(*) FROM {t} WHERE expires_at > ?1"),
+            ids: format!("SELECT id FROM {t} WHERE expires_at > ?1"),
+            clear: format!("DELETE FROM {t}"),
+        }
+    }
+}
+
+/// The migration from version `i` to `i + 1`, with `{t}` standing for the
+/// quoted table name and `{i}` for the quoted index name.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the table and its deadline index.
+    "CREATE TABLE IF NOT EXISTS {t} (
+         id TEXT PRIMARY KEY NOT NULL,
+         data BLOB NOT NULL,
+         expires_at INTEGER NOT NULL,
+         version INTEGER NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS {i} ON {t} (expires_at);",
+];
+
+/// Creates the bookkeeping table and brings `table` to [`SCHEMA_VERSION`],
+/// in one `BEGIN IMMEDIATE` transaction so concurrent openers (other
+/// processes) migrate exactly once.
+pub(crate) fn migrate(conn: &mut Connection, table: &str) -> rusqlite::Result<std::result::Result<(), String>> {
+    debug_assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {META_TABLE} (
+             table_name TEXT PRIMARY KEY NOT NULL COLLATE NOCASE,
+             version INTEGER NOT NULL
+         )"
+    ))?;
+    let found: Option<i64> = tx
+        .query_row(
+            &format!("SELECT version FROM {META_TABLE} WHERE table_name = ?1"),
+            [table],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let current = found.unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Ok(Err(format!(
+            "table {table:?} has schema version {current}, newer than this library's {SCHEMA_VERSION}; \
+             upgrade session-store-sqlite"
+        )));
+    }
+    if current < 0 {
+        return Ok(Err(format!("table {table:?} has an invalid schema version {current}")));
+    }
+    if current == SCHEMA_VERSION {
+        return Ok(Ok(()));
+    }
+    let quoted_table = format!("\"{table}\"");
+    let quoted_index = format!("\"{table}.expires_at\"");
+    for step in &MIGRATIONS[current as usize..] {
+        tx.execute_batch(&step.replace("{t}", &quoted_table).replace("{i}", &quoted_index))?;
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO {META_TABLE} (table_name, version) VALUES (?1, ?2) \
+             ON CONFLICT(table_name) DO UPDATE SET version = excluded.version"
+        ),
+        rusqlite::params![table, SCHEMA_VERSION],
+    )?;
+    tx.commit()?;
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        for ok in ["sessions", "_x", "S1_2", &"a".repeat(63)] {
+            assert!(validate_table(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a b",
+            "a\"b",
+            "x;DROP TABLE y",
+            "é",
+            &"a".repeat(64),
+            "sqlite_master",
+            "SQLITE_x",
+            META_TABLE,
+        ] {
+            assert!(validate_table(bad).is_err(), "{bad}");
+        }
+    }
+}

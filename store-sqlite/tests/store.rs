@@ -1,0 +1,363 @@
+//! The store contract on SQLite, rule by rule, plus the SQLite specifics:
+//! schema, table names, corruption, batching, runtimes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Db, clock, raw, record};
+use session_store_core::{Clock, Error, SessionData, SessionId, SessionStore, Timestamp};
+use session_store_sqlite::{Blocking, SqliteStore, Synchronous};
+
+const MINUTE: u64 = 60_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_load_and_collide() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db.builder(&clock).open().unwrap();
+    let mut r = record(clock.now(), MINUTE, 1);
+    r.version = 77; // ignored
+    store.create(&r).await.unwrap();
+    let loaded = store.load(&r.id).await.unwrap().unwrap();
+    assert_eq!(loaded.version, 1);
+    assert_eq!(loaded.data, r.data);
+    assert_eq!(loaded.created_at, r.created_at);
+    assert_eq!(loaded.expires_at, r.expires_at);
+
+    let mut other = record(clock.now(), MINUTE, 2);
+    other.id = r.id;
+    assert!(matches!(store.create(&other).await, Err(Error::IdCollision { id }) if id == r.id));
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, r.data, "unchanged");
+
+    // An expired record under the id is replaced, at version 1.
+    clock.advance(Duration::from_millis(MINUTE));
+    assert!(store.load(&r.id).await.unwrap().is_none(), "now == expires_at is expired");
+    let mut fresh = record(clock.now(), MINUTE, 3);
+    fresh.id = r.id;
+    store.create(&fresh).await.unwrap();
+    let loaded = store.load(&r.id).await.unwrap().unwrap();
+    assert_eq!((loaded.version, loaded.data), (1, fresh.data));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_and_conditional_saves() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db.builder(&clock).open().unwrap();
+    let mut r = record(clock.now(), MINUTE, 1);
+    assert_eq!(store.save(&r).await.unwrap(), 1, "save of a new record");
+    assert_eq!(store.save(&r).await.unwrap(), 2);
+    r.version = 2;
+    r.data.insert("n", &5).unwrap();
+    assert_eq!(store.save_if_version(&r).await.unwrap(), 3);
+    // Stale.
+    let err = store.save_if_version(&r).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { expected: 2, .. }), "{err}");
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data.get::<i64>("n").unwrap(), Some(5));
+    // Versions SQLite cannot hold are conflicts, not panics.
+    r.version = u64::MAX;
+    assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
+    // Deleted meanwhile: never brought back.
+    r.version = 3;
+    store.delete(&r.id).await.unwrap();
+    store.delete(&r.id).await.unwrap(); // absent: not an error
+    assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
+    assert!(store.load(&r.id).await.unwrap().is_none());
+    // Expired: a conflict, and a plain save restarts at version 1.
+    assert_eq!(store.save(&r).await.unwrap(), 1);
+    r.version = 1;
+    clock.set(r.expires_at);
+    assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
+    r.expires_at = clock.now() + Duration::from_millis(MINUTE);
+    assert_eq!(store.save(&r).await.unwrap(), 1, "no live predecessor");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touch_moves_only_live_deadlines() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db.builder(&clock).open().unwrap();
+    let r = record(clock.now(), MINUTE, 1);
+    store.create(&r).await.unwrap();
+    let later = clock.now() + Duration::from_millis(10 * MINUTE);
+    assert!(store.touch(&r.id, later).await.unwrap());
+    let loaded = store.load(&r.id).await.unwrap().unwrap();
+    assert_eq!((loaded.expires_at, loaded.version), (later, 1));
+    assert!(!store.touch(&SessionId::random(), later).await.unwrap());
+    clock.set(later);
+    assert!(!store.touch(&r.id, later + Duration::from_secs(1)).await.unwrap());
+    assert!(store.load(&r.id).await.unwrap().is_none(), "not revived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_moves_in_one_step() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db.builder(&clock).open().unwrap();
+    let r = record(clock.now(), MINUTE, 1);
+    store.save(&r).await.unwrap();
+    store.save(&r).await.unwrap();
+    let new = SessionId::random();
+    assert!(store.rotate(&r.id, &new).await.unwrap());
+    assert!(store.load(&r.id).await.unwrap().is_none());
+    let moved = store.load(&new).await.unwrap().unwrap();
+    assert_eq!(
+        (moved.version, moved.data, moved.created_at, moved.expires_at),
+        (2, r.data.clone(), r.created_at, r.expires_at)
+    );
+    // Missing old.
+    assert!(!store.rotate(&r.id, &SessionId::random()).await.unwrap());
+    // Live record under the new id, and new == old.
+    let other = record(clock.now(), MINUTE, 2);
+    store.create(&other).await.unwrap();
+    assert!(matches!(store.rotate(&new, &other.id).await, Err(Error::IdCollision { .. })));
+    assert!(matches!(store.rotate(&new, &new).await, Err(Error::IdCollision { .. })));
+    assert!(store.load(&new).await.unwrap().is_some(), "nothing changed");
+    // An expired record under the new id is replaced.
+    let stale = record(clock.now(), 10, 3);
+    store.create(&stale).await.unwrap();
+    clock.advance(Duration::from_millis(10));
+    assert!(store.rotate(&new, &stale.id).await.unwrap());
+    assert_eq!(store.load(&stale.id).await.unwrap().unwrap().data, r.data);
+    assert_eq!(store.count().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_in_batches_counts_and_spares_live() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db.builder(&clock).purge_batch(7).open().unwrap();
+    let mut live = Vec::new();
+    for i in 0..100 {
+        let r = record(clock.now(), if i % 4 == 0 { MINUTE } else { 10 }, i);
+        store.create(&r).await.unwrap();
+        if i % 4 == 0 {
+            live.push(r.id);
+        }
+    }
+    assert_eq!(store.count().await.unwrap(), 100);
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(store.count().await.unwrap(), 25);
+    assert_eq!(store.purge_expired().await.unwrap(), 75);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    let mut ids = store.ids().await.unwrap();
+    ids.sort();
+    live.sort();
+    assert_eq!(ids, live);
+    let rows: i64 = raw(&db.path)
+        .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_are_isolated_namespaces() {
+    let db = Db::new();
+    let clock = clock();
+    let a = db.builder(&clock).table("a").open().unwrap();
+    let b = db.builder(&clock).table("b").open().unwrap();
+    let ra = record(clock.now(), MINUTE, 1);
+    let rb = record(clock.now(), MINUTE, 2);
+    a.create(&ra).await.unwrap();
+    b.create(&rb).await.unwrap();
+    assert!(b.load(&ra.id).await.unwrap().is_none());
+    assert_eq!(a.ids().await.unwrap(), vec![ra.id]);
+    a.clear().await.unwrap();
+    assert_eq!(a.count().await.unwrap(), 0);
+    assert_eq!(b.count().await.unwrap(), 1);
+    // The same record id in both tables are two records.
+    let mut same = rb.clone();
+    same.data = SessionData::new();
+    a.create(&same).await.unwrap();
+    assert_eq!(b.load(&rb.id).await.unwrap().unwrap().data, rb.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_table_names_are_refused() {
+    let db = Db::new();
+    let clock = clock();
+    for bad in ["", "x\"; DROP TABLE sessions; --", "1x", "sqlite_master", "session_store_schema", "a.b"] {
+        let err = db.builder(&clock).table(bad).open().unwrap_err();
+        assert!(err.to_string().contains("table name"), "{bad}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_reopen_and_records_schema_version() {
+    let db = Db::new();
+    let clock = clock();
+    let r = record(clock.now(), MINUTE, 1);
+    {
+        let store = db.builder(&clock).synchronous(Synchronous::Full).open().unwrap();
+        store.create(&r).await.unwrap();
+    }
+    let store = db.builder(&clock).open().unwrap();
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, r.data);
+    let conn = raw(&db.path);
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .query_row(
+            "SELECT version FROM session_store_schema WHERE table_name = 'sessions'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, 1);
+    // A table from a newer library is refused, not misread.
+    conn.execute("UPDATE session_store_schema SET version = 99", []).unwrap();
+    drop(store);
+    let err = db.builder(&clock).open().unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_rows_fail_alone_and_never_panic() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db.builder(&clock).open().unwrap();
+    let good = record(clock.now(), MINUTE, 1);
+    store.create(&good).await.unwrap();
+    let conn = raw(&db.path);
+    let cases: [(&str, rusqlite::types::Value); 6] = [
+        ("data", rusqlite::types::Value::Blob(vec![0xff, 1, 2, 3])),
+        ("data", rusqlite::types::Value::Blob(Vec::new())),
+        ("data", rusqlite::types::Value::Null),
+        ("data", rusqlite::types::Value::Integer(5)),
+        ("expires_at", rusqlite::types::Value::Text("soon".into())),
+        ("version", rusqlite::types::Value::Real(1.5)),
+    ];
+    for (column, value) in cases {
+        let bad = record(clock.now(), MINUTE, 2);
+        store.create(&bad).await.unwrap();
+        let sql = format!("UPDATE sessions SET {column} = ?1 WHERE id = ?2");
+        match conn.execute(&sql, rusqlite::params![value, bad.id.to_string()]) {
+            Ok(1) => {}
+            Ok(n) => panic!("{n} rows"),
+            Err(e) => {
+                // NOT NULL refuses a NULL: nothing to test for that value.
+                assert!(e.to_string().contains("NOT NULL"), "{e}");
+                store.delete(&bad.id).await.unwrap();
+                continue;
+            }
+        }
+        let err = store.load(&bad.id).await.unwrap_err();
+        assert!(err.is_decode(), "{column}: {err}");
+        assert!(err.to_string().contains(&bad.id.to_string()), "names the id: {err}");
+        assert!(store.load(&good.id).await.unwrap().is_some(), "others unaffected");
+        store.delete(&bad.id).await.unwrap();
+    }
+    // A garbage id in the table is a decode error for ids(), never a panic.
+    conn.execute(
+        "INSERT INTO sessions (id, data, expires_at, version) VALUES ('../etc', x'00', 9223372036854775807, 1)",
+        [],
+    )
+    .unwrap();
+    assert!(store.ids().await.unwrap_err().is_decode());
+    assert_eq!(store.count().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_records_are_refused_and_large_ones_round_trip() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db.builder(&clock).max_record_bytes(3 << 20).open().unwrap();
+    let mut r = record(clock.now(), MINUTE, 1);
+    r.data.insert("big", &"x".repeat(2 << 20)).unwrap();
+    store.create(&r).await.unwrap();
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, r.data);
+    r.data.insert("big", &"x".repeat(4 << 20)).unwrap();
+    for result in [
+        store.save(&r).await.map(|_| ()),
+        store.create(&r).await,
+        store.save_if_version(&r).await.map(|_| ()),
+    ] {
+        assert!(matches!(result, Err(Error::TooLarge { .. })));
+    }
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 1, "nothing written");
+}
+
+async fn exactly_one_winner(store: Arc<SqliteStore>, second: Arc<SqliteStore>) {
+    let clock_now = Timestamp::from_millis(i64::MAX / 2);
+    let r = record(clock_now, MINUTE, 0);
+    store.create(&r).await.unwrap();
+    let mut loaded = store.load(&r.id).await.unwrap().unwrap();
+    loaded.data.insert("winner", &true).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = if i % 2 == 0 { store.clone() } else { second.clone() };
+        let rec = loaded.clone();
+        tasks.push(tokio::spawn(async move { s.save_if_version(&rec).await }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(2) => wins += 1,
+            Ok(v) => panic!("version {v}"),
+            Err(e) => assert!(e.is_conflict(), "{e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conditional_saves_have_one_winner_across_store_objects() {
+    let db = Db::new();
+    let clock = common::clock();
+    clock.set(Timestamp::from_millis(i64::MAX / 2));
+    let a = Arc::new(db.builder(&clock).open().unwrap());
+    let b = Arc::new(db.builder(&clock).open().unwrap());
+    for _ in 0..5 {
+        exactly_one_winner(a.clone(), b.clone()).await;
+    }
+}
+
+#[test]
+fn current_thread_runtime_and_spawn_blocking_mode() {
+    let db = Db::new();
+    let clock = clock();
+    for blocking in [Blocking::Auto, Blocking::SpawnBlocking] {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let store = db.builder(&clock).blocking(blocking).open().unwrap();
+        rt.block_on(async {
+            let r = record(clock.now(), MINUTE, 1);
+            store.create(&r).await.unwrap();
+            assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, r.data);
+            assert!(store.rotate(&r.id, &SessionId::random()).await.unwrap());
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_no_lost_or_torn_records() {
+    let db = Db::new();
+    let clock = clock();
+    let store = Arc::new(db.builder(&clock).readers(3).open().unwrap());
+    let mut tasks = Vec::new();
+    for t in 0..8i64 {
+        let store = store.clone();
+        let now = clock.now();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..50 {
+                let mut r = record(now, MINUTE, t * 1000 + i);
+                r.data.insert("copy", &(t * 1000 + i)).unwrap();
+                store.create(&r).await.unwrap();
+                let back = store.load(&r.id).await.unwrap().unwrap();
+                assert_eq!(back.data.get::<i64>("n").unwrap(), back.data.get::<i64>("copy").unwrap());
+                ids.push(r.id);
+            }
+            ids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(store.count().await.unwrap(), 400);
+    for id in all {
+        assert!(store.load(&id).await.unwrap().is_some());
+    }
+}

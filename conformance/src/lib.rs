@@ -1,5 +1,184 @@
-//! The conformance suite every session store runs: property-based, model-checked.
+//! The conformance suite every session store runs: property-based,
+//! model-checked.
+//!
+//! A store author implements [`Harness`] (how to open the store on a fresh
+//! namespace with a given clock, and what it can do) and adds one line to an
+//! integration test; the macro generates one `#[test]` per property plus the
+//! model-based test, on a Tokio runtime the suite owns:
+//!
+//! ```
+//! use session_store_conformance::{Capabilities, Harness, StoreConfig};
+//! use session_store_core::{Result, async_trait};
+//! use session_store_memory::MemoryStore;
+//!
+//! struct MemoryHarness;
+//!
+//! #[async_trait]
+//! impl Harness for MemoryHarness {
+//!     type Store = MemoryStore;
+//!     type Namespace = ();
+//!
+//!     fn capabilities(&self) -> Capabilities {
+//!         Capabilities::none()
+//!     }
+//!     async fn new_namespace(&self) -> Result<()> {
+//!         Ok(()) // every open() builds a new, empty store
+//!     }
+//!     async fn open(&self, _: &(), config: &StoreConfig) -> Result<MemoryStore> {
+//!         Ok(MemoryStore::builder()
+//!             .clock(config.clock.clone())
+//!             .max_record_bytes(config.max_record_bytes)
+//!             .build())
+//!     }
+//! }
+//!
+//! // In tests/conformance.rs: one #[test] per property.
+//! session_store_conformance::conformance_tests!(MemoryHarness);
+//! # fn main() {
+//! #     // The generated tests are plain functions; run one here.
+//! #     data_round_trips_exactly();
+//! # }
+//! ```
+//!
+//! The layers, each built on the one below:
+//!
+//! 1. [`properties`]: one `pub async fn` per rule, named as a sentence,
+//!    returning a [`Verdict`]: [`Pass::Passed`], [`Pass::Skipped`] (the
+//!    store lacks a [`Capabilities`] flag the property needs) or a
+//!    [`Failure`] naming the broken rule.
+//! 2. [`model`]: proptest sequences of operations and clock moves, run on
+//!    the store and on a reference model, compared after every step.
+//! 3. [`conformance_tests!`]: the one-line test generator.
+//!
+//! `PROPTEST_CASES` sets the model test's case count (default 64).
 
+mod env;
 mod harness;
+pub mod model;
+mod outcome;
+pub mod properties;
 
 pub use harness::{Capabilities, Harness, StoreConfig};
+pub use outcome::{Failure, Pass, Verdict};
+pub use properties::PROPERTY_NAMES;
+pub use session_store_core::async_trait;
+
+/// Generates one `#[test]` per property of [`properties`] plus the
+/// model-based test `model_matches_the_reference`, all against the harness
+/// `$harness` (any expression of a type implementing [`Harness`], evaluated
+/// afresh inside each test, within the suite's Tokio runtime).
+///
+/// A property the store cannot run prints `skipped: <property>: <reason>`
+/// to stderr; a failure panics with the broken rule and what happened.
+/// Model-test regressions are saved beside the calling file.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr $(,)?) => {
+        $crate::__conformance_properties!(($harness)
+            data_round_trips_exactly,
+            values_of_several_mebibytes_round_trip,
+            load_returns_none_at_the_exact_deadline,
+            touch_never_revives_an_expired_record,
+            touch_moves_the_deadline_and_keeps_data_and_version,
+            create_never_overwrites_a_live_record,
+            create_replaces_an_expired_record,
+            every_write_of_data_bumps_the_version,
+            save_if_version_with_a_stale_version_is_a_conflict_and_changes_nothing,
+            save_if_version_never_brings_back_a_deleted_record,
+            save_if_version_on_an_expired_record_is_a_conflict,
+            rotate_moves_the_record_and_the_old_id_no_longer_loads,
+            rotate_of_an_absent_or_expired_record_returns_false,
+            rotate_onto_a_live_id_is_a_collision_and_changes_nothing,
+            delete_removes_and_deleting_an_absent_id_is_not_an_error,
+            purge_removes_exactly_the_expired_records_and_counts_them,
+            count_ids_and_clear_see_only_live_records,
+            namespaces_are_isolated,
+            deadlines_round_trip_to_the_millisecond,
+            records_survive_drop_and_reopen,
+            store_objects_on_one_namespace_share_records_and_one_conditional_save_wins,
+            corrupt_bytes_give_a_decode_error_for_that_record_only,
+            oversized_records_are_refused_and_nothing_is_written,
+            concurrent_writes_to_distinct_ids_lose_nothing,
+            racing_saves_on_one_id_leave_exactly_one_whole_record,
+            racing_conditional_saves_have_exactly_one_winner,
+        );
+
+        #[test]
+        fn model_matches_the_reference() {
+            $crate::__private::run_model(file!(), async { $harness });
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_properties {
+    (($harness:expr) $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::__private::run_property(stringify!($name), async {
+                    let harness = $harness;
+                    $crate::properties::$name(&harness).await
+                });
+            }
+        )*
+    };
+}
+
+/// What the macro's expansion needs; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use crate::{Harness, Pass, Verdict};
+
+    /// How long one property may run before it is reported as hung.
+    const PROPERTY_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// The suite's multi-thread runtime, shared by every generated test so
+    /// that connections a harness caches stay on one runtime.
+    pub fn runtime() -> &'static tokio::runtime::Runtime {
+        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RUNTIME.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .thread_name("conformance")
+                .enable_all()
+                .build()
+                .expect("the conformance suite could not start its Tokio runtime")
+        })
+    }
+
+    /// Runs one property to its verdict: returns on pass, prints
+    /// `skipped: <name>: <reason>` on skip, panics with the failure.
+    pub fn run_property(name: &str, property: impl Future<Output = Verdict>) {
+        let verdict = runtime().block_on(async { tokio::time::timeout(PROPERTY_TIMEOUT, property).await });
+        report(
+            name,
+            verdict
+                .unwrap_or_else(|_| panic!("conformance property `{name}` did not finish within {PROPERTY_TIMEOUT:?}")),
+        );
+    }
+
+    /// Runs the model-based test with the suite's defaults, saving
+    /// regressions beside `source_file`.
+    pub fn run_model<H: Harness>(source_file: &'static str, harness: impl Future<Output = H>) {
+        let harness = runtime().block_on(harness);
+        let settings = crate::model::ModelSettings::from_env().regressions_beside(source_file);
+        report(
+            "model_matches_the_reference",
+            crate::model::model_matches_the_reference(&harness, &settings),
+        );
+    }
+
+    fn report(name: &str, verdict: Verdict) {
+        match verdict {
+            Ok(Pass::Passed) => {}
+            Ok(Pass::Skipped { reason }) => eprintln!("skipped: {name}: {reason}"),
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+}

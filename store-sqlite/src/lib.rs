@@ -215,9 +215,11 @@ impl SqliteStoreBuilder {
             timeout: self.busy_timeout,
         };
         let mut writer = retry.run("opening the database", || Ok(self.connect(false)?))?;
-        retry.run("creating the table", || match schema::migrate(&mut writer, &self.table)? {
-            Ok(()) => Ok(()),
-            Err(message) => Err(Failure::Store(Error::backend_msg(message))),
+        retry.run("creating the table", || {
+            match schema::migrate(&mut writer, &self.table)? {
+                Ok(()) => Ok(()),
+                Err(message) => Err(Failure::Store(Error::backend_msg(message))),
+            }
         })?;
         let readers = (0..self.readers)
             .map(|_| retry.run("opening a reader connection", || Ok(self.connect(true)?)))
@@ -600,9 +602,9 @@ impl SessionStore for SqliteStore {
                 }
                 // An expired record under the new id is replaced.
                 tx.prepare_cached(&s.sql.delete)?.execute([new_key.as_str()])?;
-                let moved = tx
-                    .prepare_cached(&s.sql.rename)?
-                    .execute(params![old_key.as_str(), new_key.as_str(), now])?;
+                let moved =
+                    tx.prepare_cached(&s.sql.rename)?
+                        .execute(params![old_key.as_str(), new_key.as_str(), now])?;
                 if moved == 0 {
                     // Dropping the transaction rolls the delete back.
                     return Ok(false);

@@ -72,9 +72,7 @@ impl Sql {
             delete: format!("DELETE FROM {t} WHERE id = ?1"),
             live_exists: format!("SELECT 1 FROM {t} WHERE id = ?1 AND expires_at > ?2"),
             rename: format!("UPDATE {t} SET id = ?2 WHERE id = ?1 AND expires_at > ?3"),
-            purge: format!(
-                "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"
-            ),
+            purge: format!("DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"),
             count: format!("SELECT COUNT(*) FROM {t} WHERE expires_at > ?1"),
             ids: format!("SELECT id FROM {t} WHERE expires_at > ?1"),
             clear: format!("DELETE FROM {t}"),

@@ -33,7 +33,10 @@ async fn create_load_and_collide() {
 
     // An expired record under the id is replaced, at version 1.
     clock.advance(Duration::from_millis(MINUTE));
-    assert!(store.load(&r.id).await.unwrap().is_none(), "now == expires_at is expired");
+    assert!(
+        store.load(&r.id).await.unwrap().is_none(),
+        "now == expires_at is expired"
+    );
     let mut fresh = record(clock.now(), MINUTE, 3);
     fresh.id = r.id;
     store.create(&fresh).await.unwrap();
@@ -55,7 +58,10 @@ async fn versions_and_conditional_saves() {
     // Stale.
     let err = store.save_if_version(&r).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { expected: 2, .. }), "{err}");
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data.get::<i64>("n").unwrap(), Some(5));
+    assert_eq!(
+        store.load(&r.id).await.unwrap().unwrap().data.get::<i64>("n").unwrap(),
+        Some(5)
+    );
     // Versions SQLite cannot hold are conflicts, not panics.
     r.version = u64::MAX;
     assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
@@ -112,7 +118,10 @@ async fn rotate_moves_in_one_step() {
     // Live record under the new id, and new == old.
     let other = record(clock.now(), MINUTE, 2);
     store.create(&other).await.unwrap();
-    assert!(matches!(store.rotate(&new, &other.id).await, Err(Error::IdCollision { .. })));
+    assert!(matches!(
+        store.rotate(&new, &other.id).await,
+        Err(Error::IdCollision { .. })
+    ));
     assert!(matches!(store.rotate(&new, &new).await, Err(Error::IdCollision { .. })));
     assert!(store.load(&new).await.unwrap().is_some(), "nothing changed");
     // An expired record under the new id is replaced.
@@ -178,7 +187,14 @@ async fn tables_are_isolated_namespaces() {
 async fn invalid_table_names_are_refused() {
     let db = Db::new();
     let clock = clock();
-    for bad in ["", "x\"; DROP TABLE sessions; --", "1x", "sqlite_master", "session_store_schema", "a.b"] {
+    for bad in [
+        "",
+        "x\"; DROP TABLE sessions; --",
+        "1x",
+        "sqlite_master",
+        "session_store_schema",
+        "a.b",
+    ] {
         let err = db.builder(&clock).table(bad).open().unwrap_err();
         assert!(err.to_string().contains("table name"), "{bad}: {err}");
     }
@@ -207,7 +223,8 @@ async fn survives_reopen_and_records_schema_version() {
         .unwrap();
     assert_eq!(version, 1);
     // A table from a newer library is refused, not misread.
-    conn.execute("UPDATE session_store_schema SET version = 99", []).unwrap();
+    conn.execute("UPDATE session_store_schema SET version = 99", [])
+        .unwrap();
     drop(store);
     let err = db.builder(&clock).open().unwrap_err();
     assert!(err.to_string().contains("newer"), "{err}");
@@ -346,7 +363,10 @@ async fn many_tasks_no_lost_or_torn_records() {
                 r.data.insert("copy", &(t * 1000 + i)).unwrap();
                 store.create(&r).await.unwrap();
                 let back = store.load(&r.id).await.unwrap().unwrap();
-                assert_eq!(back.data.get::<i64>("n").unwrap(), back.data.get::<i64>("copy").unwrap());
+                assert_eq!(
+                    back.data.get::<i64>("n").unwrap(),
+                    back.data.get::<i64>("copy").unwrap()
+                );
                 ids.push(r.id);
             }
             ids

@@ -1,0 +1,106 @@
+//! What the integration tests share: the servers from the environment, a
+//! raw connection for poking at stored bytes, and the contract tests that run
+//! against both a single server and the cluster.
+
+#![allow(dead_code, missing_docs)]
+
+pub mod suite;
+
+use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue};
+use session_store_core::{SessionId, SharedClock};
+use session_store_redis::{RedisStore, RedisStoreBuilder};
+
+pub const HOW: &str = "run the tests under `store-redis/scripts/with-redis cargo test -p session-store-redis` \
+                       (or the project's ./scripts/test), which starts private Redis servers on free loopback \
+                       ports, installing redis-server when missing, and exports their URLs";
+
+/// The value of `var`, or `None` after saying how to get it; under
+/// `SESSION_STORE_STRICT=1` a missing server fails the test instead.
+pub fn env_or_skip(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            let msg = format!("{var} is not set: {HOW}");
+            assert!(std::env::var("SESSION_STORE_STRICT").as_deref() != Ok("1"), "{msg}");
+            eprintln!("NOT RUN: {msg}");
+            None
+        }
+    }
+}
+
+/// A fresh random prefix: this test's namespace.
+pub fn random_prefix() -> String {
+    format!("sst:{}:", SessionId::random())
+}
+
+/// Which deployment a test runs against.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    pub fn single() -> Option<Self> {
+        env_or_skip("SESSION_STORE_REDIS_URL").map(Self::Single)
+    }
+
+    pub fn cluster() -> Option<Self> {
+        env_or_skip("SESSION_STORE_REDIS_CLUSTER_URLS")
+            .map(|urls| Self::Cluster(urls.split(',').map(str::to_owned).collect()))
+    }
+
+    pub fn builder(&self) -> RedisStoreBuilder {
+        match self {
+            Self::Single(url) => RedisStore::builder(url.clone()),
+            Self::Cluster(urls) => RedisStore::cluster_builder(urls.clone()),
+        }
+    }
+
+    /// A store on `prefix` with `clock`.
+    pub async fn open(&self, prefix: &str, clock: SharedClock) -> RedisStore {
+        self.builder()
+            .prefix(prefix)
+            .clock(clock)
+            .ttl_grace(std::time::Duration::from_secs(600))
+            .build()
+            .await
+            .expect("connect to the test Redis")
+    }
+
+    pub async fn raw(&self) -> Raw {
+        match self {
+            Self::Single(url) => Raw::Single(
+                redis::Client::open(url.as_str())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            ),
+            Self::Cluster(urls) => Raw::Cluster(
+                redis::cluster::ClusterClient::new(urls.clone())
+                    .unwrap()
+                    .get_async_connection()
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+}
+
+/// A plain connection for reading and writing stored bytes.
+pub enum Raw {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Raw {
+    pub async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> redis::RedisResult<T> {
+        match self {
+            Self::Single(c) => cmd.query_async(c).await,
+            Self::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The conformance suite against the SQLite store.
+//!
+//! A namespace is a (database file, table) pair in the harness's temporary
+//! directory: every fourth namespace starts a new file and the others add a
+//! table to it, so the suite checks isolation both between files and
+//! between tables of one file. Stores opened on one namespace are separate
+//! connections to the same file and table, as separate processes would be.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use session_store_conformance::{Capabilities, Harness, StoreConfig};
+use session_store_core::{Error, Result, SessionId, async_trait};
+use session_store_sqlite::SqliteStore;
+
+struct SqliteHarness {
+    dir: tempfile::TempDir,
+    next: AtomicUsize,
+}
+
+impl SqliteHarness {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn connect(ns: &(PathBuf, String)) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(&ns.0).map_err(|e| Error::backend("opening the database", e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| Error::backend("setting the busy timeout", e))?;
+    Ok(conn)
+}
+
+#[async_trait]
+impl Harness for SqliteHarness {
+    type Store = SqliteStore;
+    type Namespace = (PathBuf, String);
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+
+    async fn new_namespace(&self) -> Result<(PathBuf, String)> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        Ok((
+            self.dir.path().join(format!("db{}.sqlite", n / 4)),
+            format!("sessions_{n}"),
+        ))
+    }
+
+    async fn open(&self, ns: &(PathBuf, String), config: &StoreConfig) -> Result<SqliteStore> {
+        SqliteStore::builder(&ns.0)
+            .table(&ns.1)
+            .clock(config.clock.clone())
+            .max_record_bytes(config.max_record_bytes)
+            .open()
+    }
+
+    async fn read_raw(&self, ns: &(PathBuf, String), id: &SessionId) -> Result<Option<Vec<u8>>> {
+        use rusqlite::OptionalExtension;
+        connect(ns)?
+            .query_row(
+                &format!("SELECT data FROM \"{}\" WHERE id = ?1", ns.1),
+                [id.to_string()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| Error::backend("reading raw bytes", e))
+    }
+
+    async fn write_raw(&self, ns: &(PathBuf, String), id: &SessionId, bytes: &[u8]) -> Result<()> {
+        let changed = connect(ns)?
+            .execute(
+                &format!("UPDATE \"{}\" SET data = ?1 WHERE id = ?2", ns.1),
+                rusqlite::params![bytes, id.to_string()],
+            )
+            .map_err(|e| Error::backend("writing raw bytes", e))?;
+        if changed != 1 {
+            return Err(Error::backend_msg(format!("no record {id} to overwrite")));
+        }
+        Ok(())
+    }
+}
+
+session_store_conformance::conformance_tests!(SqliteHarness::new());

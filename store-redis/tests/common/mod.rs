@@ -104,3 +104,77 @@ impl Raw {
         }
     }
 }
+
+/// The conformance suite's view of a deployment: a namespace is a random
+/// key prefix on the shared test server (or cluster).
+pub struct RedisHarness {
+    pub target: Target,
+}
+
+impl RedisHarness {
+    /// The harness for `var`'s deployment. The conformance macro cannot skip
+    /// a test, so a missing server fails it, saying how to get one.
+    pub fn from_env(cluster: bool) -> Self {
+        let var = if cluster {
+            "SESSION_STORE_REDIS_CLUSTER_URLS"
+        } else {
+            "SESSION_STORE_REDIS_URL"
+        };
+        let value = std::env::var(var).unwrap_or_default();
+        assert!(!value.is_empty(), "{var} is not set: {HOW}");
+        let target = if cluster {
+            Target::Cluster(value.split(',').map(str::to_owned).collect())
+        } else {
+            Target::Single(value)
+        };
+        Self { target }
+    }
+
+    fn key(prefix: &str, id: &SessionId) -> String {
+        format!("{prefix}{{{id}}}")
+    }
+}
+
+#[session_store_core::async_trait]
+impl session_store_conformance::Harness for RedisHarness {
+    type Store = RedisStore;
+    type Namespace = String;
+
+    fn capabilities(&self) -> session_store_conformance::Capabilities {
+        session_store_conformance::Capabilities::all()
+    }
+
+    async fn new_namespace(&self) -> session_store_core::Result<String> {
+        Ok(random_prefix())
+    }
+
+    async fn open(
+        &self,
+        prefix: &String,
+        config: &session_store_conformance::StoreConfig,
+    ) -> session_store_core::Result<RedisStore> {
+        self.target
+            .builder()
+            .prefix(prefix.clone())
+            .clock(config.clock.clone())
+            .max_record_bytes(config.max_record_bytes)
+            .ttl_grace(std::time::Duration::from_secs(600))
+            .build()
+            .await
+    }
+
+    async fn read_raw(&self, prefix: &String, id: &SessionId) -> session_store_core::Result<Option<Vec<u8>>> {
+        let mut raw = self.target.raw().await;
+        raw.query(redis::cmd("HGET").arg(Self::key(prefix, id)).arg("d"))
+            .await
+            .map_err(|e| session_store_core::Error::backend("HGET d", e))
+    }
+
+    async fn write_raw(&self, prefix: &String, id: &SessionId, bytes: &[u8]) -> session_store_core::Result<()> {
+        let mut raw = self.target.raw().await;
+        raw.query::<i64>(redis::cmd("HSET").arg(Self::key(prefix, id)).arg("d").arg(bytes))
+            .await
+            .map(drop)
+            .map_err(|e| session_store_core::Error::backend("HSET d", e))
+    }
+}

@@ -1,1 +1,534 @@
 //! A durable file session store: one file per session, atomic writes, crash safe.
+//!
+//! ```
+//! use session_store_core::{Clock, Expiry, Record, SessionData, SessionStore, SystemClock};
+//! use session_store_file::{Durability, FileStore};
+//!
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().join("sessions");
+//! # tokio::runtime::Builder::new_multi_thread().build()?.block_on(async {
+//! let store = FileStore::builder(&dir).durability(Durability::Fsync).open()?;
+//! let mut data = SessionData::new();
+//! data.insert("count", &1)?;
+//! let record = Record::new(data, SystemClock.now(), &Expiry::default());
+//! store.create(&record).await?;
+//!
+//! // Another store on the same directory (another process, a restart) sees it.
+//! let again = FileStore::open(&dir)?;
+//! let loaded = again.load(&record.id).await?.expect("live");
+//! assert_eq!(loaded.data.get::<i32>("count")?, Some(1));
+//! assert_eq!(loaded.version, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout on disk
+//!
+//! The store owns one directory (made 0700 if it does not exist). Each
+//! session is one file (0600) named by the id's 22-character text form,
+//! inside a shard directory (0700) named by the id's first two characters:
+//! `dir/ab/abXXXXXXXXXXXXXXXXXXXX`. File names come from parsed ids only, so
+//! no cookie can name a path outside the directory, and 4,096 shards keep a
+//! million sessions at about 250 files per directory. A file holds the whole
+//! record (created, deadline, version, data) as encoded by
+//! [`session_store_core::codec::encode_record`].
+//!
+//! Each shard directory also holds `.lock`, an empty file used for advisory
+//! locking, and, transiently, temporary files `.tmp-<id>-<pid>-<n>`. Neither
+//! can ever be read as a session (ids hold no `.`).
+//!
+//! # Writes, locks and crashes
+//!
+//! Every write goes to a temporary file, which is synced and renamed over the
+//! session file; then the shard directory is synced. A reader opens either
+//! the old file or the new one, never a torn mix. Create, save,
+//! save-if-version, touch, delete and rotate hold the advisory lock
+//! (`flock`) of the shard (rotate: of both shards, in name order) for their
+//! read-check-write, so they are atomic against other tasks and against other
+//! processes sharing the directory. The kernel releases the lock of a process
+//! that dies, so a crash leaves no deadlock. Loads take no lock.
+//!
+//! A crash (or `SIGKILL`) at any moment leaves every session file either as
+//! it was before the interrupted write or as it is after it; the interrupted
+//! write may leave its temporary file behind. Temporary files are never
+//! loaded, and [`purge_expired`](SessionStore::purge_expired) removes those
+//! older than a minute (younger ones may belong to a write in flight in
+//! another process).
+//!
+//! # Durability
+//!
+//! - [`Durability::Fsync`] (the default): a write has reached the disk when
+//!   the call returns; it survives a process crash, a kernel crash and power
+//!   loss.
+//! - [`Durability::NoSync`]: no `fsync`. A write survives a process crash
+//!   (the kernel holds it), but a kernel crash or power loss may lose the
+//!   writes of the last few seconds, including deletes, so a logged-out
+//!   session may come back. A file is still never torn: it is the old or the
+//!   new record (on filesystems that order a rename after the data it
+//!   renames, such as ext4's default `data=ordered` and `auto_da_alloc`).
+//!
+//! # Undecodable files
+//!
+//! A file whose bytes do not decode gives [`Error::Decode`] naming the id to
+//! every operation that must read it (load, create, save, save-if-version,
+//! touch, rotate), which change nothing. Delete and clear remove it.
+//! Purge, count and ids skip it (purge logs a `tracing` warning naming the
+//! id) and carry on with the other records: an operator can inspect the file
+//! before deleting it.
+//!
+//! # Threads
+//!
+//! File I/O never runs on the async runtime's worker threads. By default
+//! ([`Offload::Auto`]) an operation runs inside
+//! [`tokio::task::block_in_place`] on a multi-threaded runtime (the worker
+//! hands its other tasks to another thread first, and the operation does not
+//! wait for a thread hop) and inside [`tokio::task::spawn_blocking`] on a
+//! current-thread runtime. Outside any tokio runtime it runs on the calling
+//! thread.
+
+mod disk;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use session_store_core::{
+    DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
+    codec::check_size, system_clock,
+};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::disk::{Disk, Entry, Place};
+
+/// When a write counts as done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `fsync` the file before renaming it into place and the directory
+    /// after: a write that returned survives power loss. The default.
+    #[default]
+    Fsync,
+    /// No `fsync`: a write that returned survives a crash of the process but
+    /// not a kernel crash or power loss (the last few seconds of writes,
+    /// deletes included, may be lost). Files are still never torn.
+    NoSync,
+}
+
+/// Where the blocking file I/O of an operation runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Offload {
+    /// [`tokio::task::block_in_place`] on a multi-threaded runtime,
+    /// [`tokio::task::spawn_blocking`] on a current-thread runtime, the
+    /// calling thread outside tokio. The default: cheapest per operation.
+    #[default]
+    Auto,
+    /// Always [`tokio::task::spawn_blocking`] inside a tokio runtime (one
+    /// thread hop there and one back per operation).
+    SpawnBlocking,
+}
+
+/// Builds a [`FileStore`] on a directory.
+#[derive(Debug, Clone)]
+pub struct FileStoreBuilder {
+    dir: PathBuf,
+    clock: SharedClock,
+    durability: Durability,
+    max_record_bytes: usize,
+    offload: Offload,
+}
+
+impl FileStoreBuilder {
+    /// The clock every liveness decision asks (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// When a write counts as done (default [`Durability::Fsync`]).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The largest data size accepted, in bytes (default
+    /// [`DEFAULT_MAX_RECORD_BYTES`]).
+    #[must_use]
+    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+        self.max_record_bytes = limit;
+        self
+    }
+
+    /// Where blocking file I/O runs (default [`Offload::Auto`]).
+    #[must_use]
+    pub fn offload(mut self, offload: Offload) -> Self {
+        self.offload = offload;
+        self
+    }
+
+    /// Opens the store, creating the directory (0700) if it is missing.
+    ///
+    /// This blocks briefly on the file system; call it at start-up.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the directory cannot be created or is not a
+    /// directory.
+    pub fn open(self) -> Result<FileStore> {
+        let disk = Disk::new(self.dir, self.clock, self.durability, self.max_record_bytes);
+        disk.create_root()?;
+        Ok(FileStore {
+            inner: Arc::new(Inner {
+                disk,
+                queues: (0..QUEUES).map(|_| Mutex::new(())).collect(),
+                offload: self.offload,
+            }),
+        })
+    }
+}
+
+/// How many in-process queues the shards map onto.
+const QUEUES: usize = 256;
+
+/// A session store keeping one file per session in a directory.
+///
+/// Cloning it shares the same store. Several stores (in one process or
+/// many) may open the same directory at once. See the crate docs for the
+/// layout, the locking and the durability modes.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    disk: Disk,
+    /// Tasks of this process that change the same shard wait here, without
+    /// holding a thread, before taking the shard's file lock.
+    queues: Box<[Mutex<()>]>,
+    offload: Offload,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.inner.disk.root)
+            .field("durability", &self.inner.disk.durability)
+            .field("max_record_bytes", &self.inner.disk.max_record_bytes)
+            .field("offload", &self.inner.offload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// A builder for a store on `dir`, to set the clock, durability, size
+    /// limit and offload mode.
+    pub fn builder(dir: impl Into<PathBuf>) -> FileStoreBuilder {
+        FileStoreBuilder {
+            dir: dir.into(),
+            clock: system_clock(),
+            durability: Durability::default(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            offload: Offload::default(),
+        }
+    }
+
+    /// Opens a store on `dir` with default settings (system clock,
+    /// [`Durability::Fsync`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`FileStoreBuilder::open`].
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        Self::builder(dir).open()
+    }
+
+    /// The directory this store keeps its files in.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.inner.disk.root
+    }
+
+    /// The file that holds (or would hold) `id`'s record in this store.
+    #[must_use]
+    pub fn path_of(&self, id: &SessionId) -> PathBuf {
+        self.inner.disk.place(*id).file
+    }
+
+    /// The file that holds (or would hold) `id`'s record in a store on
+    /// `dir`: `dir/<first two characters of the id>/<id>`.
+    #[must_use]
+    pub fn path_in(dir: &Path, id: &SessionId) -> PathBuf {
+        disk::file_path(dir, id)
+    }
+
+    fn queue_of(&self, place: &Place) -> usize {
+        let b = place.enc.as_str().as_bytes();
+        (usize::from(b[0]) * 31 + usize::from(b[1])) % QUEUES
+    }
+
+    /// Waits for this process's other writers of `place`'s shard.
+    async fn queue(&self, place: &Place) -> MutexGuard<'_, ()> {
+        self.inner.queues[self.queue_of(place)].lock().await
+    }
+
+    /// Runs blocking file work off the runtime's worker threads.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Disk) -> Result<T> + Send + 'static,
+    {
+        match Handle::try_current() {
+            Ok(handle)
+                if self.inner.offload == Offload::Auto && handle.runtime_flavor() == RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(|| f(&self.inner.disk))
+            }
+            Ok(handle) => {
+                let inner = Arc::clone(&self.inner);
+                handle
+                    .spawn_blocking(move || f(&inner.disk))
+                    .await
+                    .map_err(|e| Error::backend("a blocking file task failed", e))?
+            }
+            Err(_) => f(&self.inner.disk),
+        }
+    }
+
+    /// Runs a change to one session under its shard's locks.
+    async fn change<T, F>(&self, id: SessionId, create_shard: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static + Default,
+        F: FnOnce(&Disk, &Place) -> Result<T> + Send + 'static,
+    {
+        let place = self.inner.disk.place(id);
+        let _queued = self.queue(&place).await;
+        self.run(move |disk| {
+            let Some(_lock) = disk.lock(&place.shard, create_shard)? else {
+                // No shard directory: no record, nothing to change.
+                return Ok(T::default());
+            };
+            f(disk, &place)
+        })
+        .await
+    }
+}
+
+/// What a change found when the shard did not exist (see `change`).
+#[derive(Default)]
+enum Outcome<T> {
+    #[default]
+    Absent,
+    Done(T),
+}
+
+#[async_trait]
+impl SessionStore for FileStore {
+    async fn create(&self, record: &Record) -> Result<()> {
+        check_size(&record.data, self.inner.disk.max_record_bytes)?;
+        let record = record.clone();
+        self.change(record.id, true, move |disk, place| {
+            if disk.read_live(place)?.is_some() {
+                return Err(Error::IdCollision { id: record.id });
+            }
+            disk.write(place, &record, 1)
+        })
+        .await
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        let place = self.inner.disk.place(*id);
+        self.run(move |disk| disk.read_live(&place)).await
+    }
+
+    async fn save(&self, record: &Record) -> Result<u64> {
+        check_size(&record.data, self.inner.disk.max_record_bytes)?;
+        let record = record.clone();
+        self.change(record.id, true, move |disk, place| {
+            let version = disk.read_live(place)?.map_or(1, |r| r.version + 1);
+            disk.write(place, &record, version)?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn save_if_version(&self, record: &Record) -> Result<u64> {
+        check_size(&record.data, self.inner.disk.max_record_bytes)?;
+        let record = record.clone();
+        let conflict = Error::Conflict {
+            id: record.id,
+            expected: record.version,
+        };
+        let outcome = self
+            .change(record.id, false, move |disk, place| match disk.read_live(place)? {
+                Some(stored) if stored.version == record.version => {
+                    let version = record.version + 1;
+                    disk.write(place, &record, version)?;
+                    Ok(Outcome::Done(version))
+                }
+                _ => Ok(Outcome::Absent),
+            })
+            .await?;
+        match outcome {
+            Outcome::Done(version) => Ok(version),
+            Outcome::Absent => Err(conflict),
+        }
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+        self.change(*id, false, move |disk, place| {
+            let Some(mut stored) = disk.read_live(place)? else {
+                return Ok(false);
+            };
+            stored.expires_at = expires_at;
+            let version = stored.version;
+            disk.write(place, &stored, version)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        self.change(*id, false, |disk, place| disk.remove(place).map(drop))
+            .await
+    }
+
+    async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+        let disk = &self.inner.disk;
+        let (from, to) = (disk.place(*old), disk.place(*new));
+        // In-process queues in index order, then file locks in shard-name
+        // order: two rotations never wait on each other in a cycle.
+        let (qa, qb) = (self.queue_of(&from), self.queue_of(&to));
+        let queues = &self.inner.queues;
+        let _first = queues[qa.min(qb)].lock().await;
+        let _second = if qa == qb {
+            None
+        } else {
+            Some(queues[qa.max(qb)].lock().await)
+        };
+        self.run(move |disk| {
+            let (low, high) = if from.shard <= to.shard {
+                (&from.shard, &to.shard)
+            } else {
+                (&to.shard, &from.shard)
+            };
+            let _low = disk.lock(low, true)?;
+            let _high = if high == low { None } else { disk.lock(high, true)? };
+            if disk.read_live(&to)?.is_some() {
+                return Err(Error::IdCollision { id: to.id });
+            }
+            if disk.read_live(&from)?.is_none() {
+                return Ok(false);
+            }
+            disk.rename(&from, &to)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        self.run(|disk| {
+            let mut removed = 0;
+            disk.scan(|_, entry| {
+                match entry {
+                    Entry::Temp(path) => {
+                        disk.remove_stale_tmp(&path)?;
+                    }
+                    Entry::Session(id, path) => match disk.read(id, &path) {
+                        Ok(Some(r)) if !r.is_live_at(disk.now()) => {
+                            // Check again under the lock: a writer may have
+                            // renewed it since.
+                            let place = disk.place(id);
+                            if let Some(_lock) = disk.lock(&place.shard, false)? {
+                                let still_expired =
+                                    matches!(disk.read(id, &place.file), Ok(Some(r)) if !r.is_live_at(disk.now()));
+                                // No directory sync: an expired record that
+                                // comes back after a power loss is still
+                                // expired, and purged again.
+                                if still_expired && disk.remove_unsynced(&place)? {
+                                    removed += 1;
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.is_decode() => {
+                            tracing::warn!(error = %e, "purge skipped an undecodable session file");
+                        }
+                        Err(e) => return Err(e),
+                    },
+                }
+                Ok(())
+            })?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        self.run(|disk| {
+            let mut live = 0;
+            visit_live(disk, |_| live += 1)?;
+            Ok(live)
+        })
+        .await
+    }
+
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        self.run(|disk| {
+            let mut ids = Vec::new();
+            visit_live(disk, |id| ids.push(id))?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.run(|disk| {
+            // Each shard directory is synced once, after its files are gone.
+            let mut dirty: Option<PathBuf> = None;
+            disk.scan(|_, entry| {
+                match entry {
+                    Entry::Temp(path) => {
+                        disk.remove_stale_tmp(&path)?;
+                    }
+                    Entry::Session(id, _) => {
+                        let place = disk.place(id);
+                        if dirty.as_ref().is_some_and(|d| *d != place.shard) {
+                            disk.sync_dir_if_durable(&dirty.take().unwrap_or_default())?;
+                        }
+                        // The lock is held until the end of the `if`.
+                        if let Some(_lock) = disk.lock(&place.shard, false)?
+                            && disk.remove_unsynced(&place)?
+                        {
+                            dirty = Some(place.shard);
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(dir) = dirty {
+                disk.sync_dir_if_durable(&dir)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Calls `f` with the id of every live, decodable session.
+fn visit_live(disk: &Disk, mut f: impl FnMut(SessionId)) -> Result<()> {
+    disk.scan(|_, entry| {
+        if let Entry::Session(id, path) = entry {
+            match disk.read(id, &path) {
+                Ok(Some(r)) if r.is_live_at(disk.now()) => f(id),
+                Ok(_) => {}
+                Err(e) if e.is_decode() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
+}

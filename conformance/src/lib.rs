@@ -63,6 +63,14 @@ pub use outcome::{Failure, Pass, Verdict};
 pub use properties::PROPERTY_NAMES;
 pub use session_store_core::async_trait;
 
+/// Runs `future` to completion on the suite's multi-thread Tokio runtime:
+/// how a plain `#[test]` calls one property of [`properties`] directly.
+///
+/// Must not be called from inside an async context.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    __private::runtime().block_on(future)
+}
+
 /// Generates one `#[test]` per property of [`properties`] plus the
 /// model-based test `model_matches_the_reference`, all against the harness
 /// `$harness` (any expression of a type implementing [`Harness`], evaluated

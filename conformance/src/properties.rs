@@ -1566,8 +1566,9 @@ pub async fn oversized_records_are_refused_and_nothing_is_written<H: Harness>(ha
             other => Err(env.fail(
                 TOO_LARGE,
                 format!(
-                    "{what} with {} bytes of data over a {LIMIT}-byte limit returned {other:?}",
-                    LIMIT + 1
+                    "{what} with {} bytes of data over a {LIMIT}-byte limit returned {}",
+                    LIMIT + 1,
+                    other.unwrap_or_else(|e| format!("Err({})", chain(&e)))
                 ),
             )),
         }

@@ -1,0 +1,446 @@
+//! The suite proves it can fail: deliberately broken stores, each breaking
+//! one rule of the contract, must each be caught by the property that names
+//! that rule (and, where the rule is not about concurrency or namespaces, by
+//! the model-based test too). A control run shows the wrapper without a
+//! flaw passes everything, so it is the flaw that is caught.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use session_store_conformance::model::{ModelSettings, model_matches_the_reference};
+use session_store_conformance::{Capabilities, Failure, Harness, StoreConfig, Verdict, block_on, properties};
+use session_store_core::{
+    Clock, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec::check_size,
+};
+use session_store_memory::MemoryStore;
+
+/// The one rule a broken store breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// No flaw: the control.
+    None,
+    /// Records stay live at `now == expires_at` (the store's clock lags 1ms).
+    OffByOneDeadline,
+    /// Touch of an expired (or deleted) record writes it back.
+    TouchRevives,
+    /// Create overwrites a live record.
+    CreateOverwrites,
+    /// save_if_version checks the version, yields, then writes.
+    NonAtomicConditionalSave,
+    /// Purge also removes live records due within two seconds.
+    PurgeDeletesLive,
+    /// Count includes expired records not yet purged.
+    CountIncludesExpired,
+    /// Every namespace shares one global store.
+    NamespaceLeak,
+    /// Writes drop the data's last key.
+    TruncatedData,
+    /// Rotate copies: the old id keeps loading.
+    RotateKeepsOld,
+    /// save_if_version on a deleted or expired record writes it anyway.
+    ConditionalSaveResurrects,
+    /// save and save_if_version ignore the size limit (create keeps it).
+    SizeLimitOnlyOnCreate,
+}
+
+/// A clock `lag` milliseconds behind another.
+#[derive(Debug)]
+struct LagClock(SharedClock, u64);
+
+impl Clock for LagClock {
+    fn now(&self) -> Timestamp {
+        self.0.now() - Duration::from_millis(self.1)
+    }
+}
+
+/// A clock whose source can be swapped (for the leaking store, shared by
+/// every namespace).
+#[derive(Debug)]
+struct ProxyClock(RwLock<SharedClock>);
+
+impl Clock for ProxyClock {
+    fn now(&self) -> Timestamp {
+        self.0.read().map(|c| c.now()).unwrap_or_default()
+    }
+}
+
+/// `MemoryStore` with one flaw. `written` shadows every record written and
+/// not deleted, expired ones included (what a lazy store physically holds).
+#[derive(Debug, Clone)]
+struct BrokenStore {
+    inner: MemoryStore,
+    flaw: Flaw,
+    clock: SharedClock,
+    limit: usize,
+    written: Arc<Mutex<HashMap<SessionId, Record>>>,
+}
+
+impl BrokenStore {
+    fn remember(&self, record: &Record, version: u64) {
+        let mut r = record.clone();
+        r.version = version;
+        self.written.lock().unwrap().insert(r.id, r);
+    }
+
+    fn forget(&self, id: &SessionId) {
+        self.written.lock().unwrap().remove(id);
+    }
+
+    /// The record as this store writes it (truncated for that flaw).
+    fn mangle(&self, record: &Record) -> Record {
+        let mut r = record.clone();
+        if self.flaw == Flaw::TruncatedData
+            && let Some(last) = r.data.iter().last().map(|(k, _)| k.to_owned())
+        {
+            r.data.remove(&last);
+        }
+        r
+    }
+
+    fn check_size(&self, record: &Record) -> Result<()> {
+        check_size(&record.data, self.limit)
+    }
+}
+
+#[async_trait]
+impl SessionStore for BrokenStore {
+    async fn create(&self, record: &Record) -> Result<()> {
+        self.check_size(record)?;
+        let r = self.mangle(record);
+        if self.flaw == Flaw::CreateOverwrites {
+            let v = self.inner.save(&r).await?;
+            self.remember(&r, v);
+            return Ok(());
+        }
+        self.inner.create(&r).await?;
+        self.remember(&r, 1);
+        Ok(())
+    }
+
+    async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+        self.inner.load(id).await
+    }
+
+    async fn save(&self, record: &Record) -> Result<u64> {
+        if self.flaw != Flaw::SizeLimitOnlyOnCreate {
+            self.check_size(record)?;
+        }
+        let r = self.mangle(record);
+        let v = self.inner.save(&r).await?;
+        self.remember(&r, v);
+        Ok(v)
+    }
+
+    async fn save_if_version(&self, record: &Record) -> Result<u64> {
+        if self.flaw != Flaw::SizeLimitOnlyOnCreate {
+            self.check_size(record)?;
+        }
+        let r = self.mangle(record);
+        match self.flaw {
+            Flaw::NonAtomicConditionalSave => {
+                let current = self.inner.load(&r.id).await?;
+                if current.is_none_or(|c| c.version != r.version) {
+                    return Err(Error::Conflict {
+                        id: r.id,
+                        expected: r.version,
+                    });
+                }
+                tokio::task::yield_now().await;
+                let v = self.inner.save(&r).await?;
+                self.remember(&r, v);
+                Ok(v)
+            }
+            Flaw::ConditionalSaveResurrects if self.inner.load(&r.id).await?.is_none() => {
+                let v = self.inner.save(&r).await?;
+                self.remember(&r, v);
+                Ok(r.version.wrapping_add(1))
+            }
+            _ => {
+                let v = self.inner.save_if_version(&r).await?;
+                self.remember(&r, v);
+                Ok(v)
+            }
+        }
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+        if self.inner.touch(id, expires_at).await? {
+            if let Some(r) = self.written.lock().unwrap().get_mut(id) {
+                r.expires_at = expires_at;
+            }
+            return Ok(true);
+        }
+        if self.flaw == Flaw::TouchRevives {
+            let old = self.written.lock().unwrap().get(id).cloned();
+            if let Some(mut old) = old {
+                old.expires_at = expires_at;
+                let v = self.inner.save(&old).await?;
+                self.remember(&old, v);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<()> {
+        self.inner.delete(id).await?;
+        self.forget(id);
+        Ok(())
+    }
+
+    async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+        let before = self.inner.load(old).await?;
+        let moved = self.inner.rotate(old, new).await?;
+        if moved && let Some(record) = before {
+            self.forget(old);
+            let mut r = record.clone();
+            r.id = *new;
+            self.remember(&r, r.version);
+            if self.flaw == Flaw::RotateKeepsOld {
+                self.inner.save(&record).await?;
+                self.remember(&record, record.version);
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn purge_expired(&self) -> Result<u64> {
+        let mut purged = self.inner.purge_expired().await?;
+        let now = self.clock.now();
+        self.written.lock().unwrap().retain(|_, r| r.is_live_at(now));
+        if self.flaw == Flaw::PurgeDeletesLive {
+            for id in self.inner.ids().await? {
+                if let Some(r) = self.inner.load(&id).await?
+                    && r.expires_at <= now + Duration::from_secs(2)
+                {
+                    self.delete(&id).await?;
+                    purged += 1;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    async fn count(&self) -> Result<u64> {
+        if self.flaw == Flaw::CountIncludesExpired {
+            return Ok(self.written.lock().unwrap().len() as u64);
+        }
+        self.inner.count().await
+    }
+
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        self.inner.ids().await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.inner.clear().await?;
+        self.written.lock().unwrap().clear();
+        Ok(())
+    }
+}
+
+/// Builds broken stores: one fresh `MemoryStore` per open (one global store
+/// for the namespace leak).
+struct BrokenHarness {
+    flaw: Flaw,
+    leak_clock: Arc<ProxyClock>,
+    leaked: OnceLock<BrokenStore>,
+}
+
+impl BrokenHarness {
+    fn new(flaw: Flaw) -> Self {
+        Self {
+            flaw,
+            leak_clock: Arc::new(ProxyClock(RwLock::new(session_store_core::system_clock()))),
+            leaked: OnceLock::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for BrokenHarness {
+    type Store = BrokenStore;
+    type Namespace = ();
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+    }
+
+    async fn new_namespace(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn open(&self, _: &(), config: &StoreConfig) -> Result<BrokenStore> {
+        let limit = config.max_record_bytes;
+        if self.flaw == Flaw::NamespaceLeak {
+            *self.leak_clock.0.write().unwrap() = config.clock.clone();
+            let clock: SharedClock = self.leak_clock.clone();
+            return Ok(self
+                .leaked
+                .get_or_init(|| BrokenStore {
+                    inner: MemoryStore::builder().clock(clock.clone()).build(),
+                    flaw: self.flaw,
+                    clock,
+                    limit,
+                    written: Arc::default(),
+                })
+                .clone());
+        }
+        let store_clock: SharedClock = if self.flaw == Flaw::OffByOneDeadline {
+            Arc::new(LagClock(config.clock.clone(), 1))
+        } else {
+            config.clock.clone()
+        };
+        Ok(BrokenStore {
+            inner: MemoryStore::builder()
+                .clock(store_clock.clone())
+                .max_record_bytes(usize::MAX)
+                .build(),
+            flaw: self.flaw,
+            clock: store_clock,
+            limit,
+            written: Arc::default(),
+        })
+    }
+}
+
+/// Runs `property` against the store with `flaw` and demands it fails,
+/// naming itself; prints the failure so the message can be read.
+fn expect_caught(flaw: Flaw, expected_property: &str, verdict: Verdict) -> Failure {
+    match verdict {
+        Err(failure) => {
+            eprintln!("{flaw:?} caught:\n{failure}");
+            assert_eq!(
+                failure.property, expected_property,
+                "{flaw:?} was caught by the wrong property: {failure}"
+            );
+            failure
+        }
+        Ok(pass) => panic!("{expected_property} did not catch the store with the flaw {flaw:?} ({pass:?})"),
+    }
+}
+
+/// The model-based test must catch `flaw` too.
+fn expect_model_catches(flaw: Flaw) {
+    let harness = BrokenHarness::new(flaw);
+    let verdict = model_matches_the_reference(&harness, &ModelSettings::default().cases(256));
+    let failure = expect_caught(flaw, "model_matches_the_reference", verdict);
+    assert!(failure.detail.contains("shortest failing sequence"), "{failure}");
+}
+
+macro_rules! caught_by {
+    ($test:ident, $flaw:expr, $property:ident, model: $model:expr) => {
+        #[test]
+        fn $test() {
+            let harness = BrokenHarness::new($flaw);
+            let verdict = block_on(properties::$property(&harness));
+            expect_caught($flaw, stringify!($property), verdict);
+            if $model {
+                expect_model_catches($flaw);
+            }
+        }
+    };
+}
+
+caught_by!(off_by_one_deadline, Flaw::OffByOneDeadline, load_returns_none_at_the_exact_deadline, model: true);
+caught_by!(touch_that_revives, Flaw::TouchRevives, touch_never_revives_an_expired_record, model: true);
+caught_by!(create_that_overwrites, Flaw::CreateOverwrites, create_never_overwrites_a_live_record, model: true);
+caught_by!(
+    non_atomic_conditional_save,
+    Flaw::NonAtomicConditionalSave,
+    racing_conditional_saves_have_exactly_one_winner,
+    model: false
+);
+caught_by!(
+    purge_that_deletes_live_records,
+    Flaw::PurgeDeletesLive,
+    purge_removes_exactly_the_expired_records_and_counts_them,
+    model: true
+);
+caught_by!(
+    count_that_includes_expired_records,
+    Flaw::CountIncludesExpired,
+    count_ids_and_clear_see_only_live_records,
+    model: true
+);
+caught_by!(namespace_leak, Flaw::NamespaceLeak, namespaces_are_isolated, model: false);
+caught_by!(truncated_data, Flaw::TruncatedData, data_round_trips_exactly, model: true);
+caught_by!(
+    rotate_that_keeps_the_old_id,
+    Flaw::RotateKeepsOld,
+    rotate_moves_the_record_and_the_old_id_no_longer_loads,
+    model: true
+);
+caught_by!(
+    conditional_save_that_resurrects,
+    Flaw::ConditionalSaveResurrects,
+    save_if_version_never_brings_back_a_deleted_record,
+    model: true
+);
+caught_by!(
+    size_limit_only_on_create,
+    Flaw::SizeLimitOnlyOnCreate,
+    oversized_records_are_refused_and_nothing_is_written,
+    model: true
+);
+
+/// The control: without a flaw the wrapper passes every property and the
+/// model test, so what the tests above catch is the flaw alone.
+#[test]
+fn the_wrapper_without_a_flaw_passes_everything() {
+    let harness = BrokenHarness::new(Flaw::None);
+    let verdicts: Vec<(&str, Verdict)> = block_on(async {
+        vec![
+            ("data", properties::data_round_trips_exactly(&harness).await),
+            (
+                "deadline",
+                properties::load_returns_none_at_the_exact_deadline(&harness).await,
+            ),
+            (
+                "touch",
+                properties::touch_never_revives_an_expired_record(&harness).await,
+            ),
+            (
+                "create",
+                properties::create_never_overwrites_a_live_record(&harness).await,
+            ),
+            (
+                "race",
+                properties::racing_conditional_saves_have_exactly_one_winner(&harness).await,
+            ),
+            (
+                "purge",
+                properties::purge_removes_exactly_the_expired_records_and_counts_them(&harness).await,
+            ),
+            (
+                "count",
+                properties::count_ids_and_clear_see_only_live_records(&harness).await,
+            ),
+            ("namespaces", properties::namespaces_are_isolated(&harness).await),
+            (
+                "rotate",
+                properties::rotate_moves_the_record_and_the_old_id_no_longer_loads(&harness).await,
+            ),
+            (
+                "deleted",
+                properties::save_if_version_never_brings_back_a_deleted_record(&harness).await,
+            ),
+            (
+                "size",
+                properties::oversized_records_are_refused_and_nothing_is_written(&harness).await,
+            ),
+        ]
+    });
+    for (what, verdict) in verdicts {
+        assert!(verdict.is_ok(), "control ({what}) failed: {verdict:?}");
+    }
+    let model = model_matches_the_reference(&harness, &ModelSettings::default());
+    assert!(model.is_ok(), "control (model) failed: {model:?}");
+}
+
+/// Every property the macro generates runs against the control too.
+mod control {
+    use super::{BrokenHarness, Flaw};
+    session_store_conformance::conformance_tests!(BrokenHarness::new(Flaw::None));
+}

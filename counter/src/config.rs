@@ -1,0 +1,157 @@
+//! Command line and environment.
+
+use std::path::PathBuf;
+
+/// The help text.
+pub const USAGE: &str = "\
+usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P] [--port PORT]
+
+  --store      session backend (env SESSION_STORE; default: file)
+  --dir        directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
+  --redis-url  Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
+  --redis-prefix  key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
+  --port       port on 127.0.0.1 (env PORT; default: 3000; 0 picks a free one)
+
+GET / counts visits in the session; POST /login rotates the session id; POST /logout deletes the session.
+";
+
+/// Which backend keeps the sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In process memory: gone when the app stops.
+    Memory,
+    /// One file per session in a directory.
+    File,
+    /// A SQLite database file in a directory.
+    Sqlite,
+    /// A Redis server.
+    Redis,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "memory" => Ok(Self::Memory),
+            "file" => Ok(Self::File),
+            "sqlite" => Ok(Self::Sqlite),
+            "redis" => Ok(Self::Redis),
+            other => Err(format!("unknown store {other:?}: use memory, file, sqlite or redis")),
+        }
+    }
+}
+
+/// Everything the app is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The backend.
+    pub backend: Backend,
+    /// Directory of the file and SQLite stores.
+    pub dir: PathBuf,
+    /// Redis URL of the Redis store.
+    pub redis_url: String,
+    /// Key prefix of the Redis store.
+    pub redis_prefix: String,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Config {
+    /// Reads flags (which win) and environment variables; `Ok(None)` for
+    /// `--help`.
+    pub fn from_args_and_env(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, String> {
+        let mut store = env("SESSION_STORE").filter(|s| !s.is_empty());
+        let mut dir = env("SESSION_DIR").filter(|s| !s.is_empty()).map(PathBuf::from);
+        let mut redis_url = env("REDIS_URL").filter(|s| !s.is_empty());
+        let mut redis_prefix = env("REDIS_PREFIX").filter(|s| !s.is_empty());
+        let mut port = env("PORT").filter(|s| !s.is_empty());
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+                _ => (arg.clone(), None),
+            };
+            if flag == "--help" || flag == "-h" {
+                return Ok(None);
+            }
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next())
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match flag.as_str() {
+                "--store" => store = Some(value()?),
+                "--dir" => dir = Some(PathBuf::from(value()?)),
+                "--redis-url" => redis_url = Some(value()?),
+                "--redis-prefix" => redis_prefix = Some(value()?),
+                "--port" => port = Some(value()?),
+                _ => return Err(format!("unknown argument {arg:?}")),
+            }
+        }
+        let backend = store.as_deref().unwrap_or("file").parse()?;
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| format!("invalid port {p:?}"))?,
+            None => 3000,
+        };
+        Ok(Some(Self {
+            backend,
+            dir: dir.unwrap_or_else(super::default_dir),
+            redis_url: redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            redis_prefix: redis_prefix.unwrap_or_else(|| "counter:session:".to_owned()),
+            port,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Option<Config>, String> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_args_and_env(args.iter().map(|s| (*s).to_owned()), move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse(&[], &[]).unwrap().unwrap();
+        assert_eq!(config.backend, Backend::File);
+        assert_eq!(config.dir, PathBuf::from("counter-sessions"));
+        assert_eq!(config.port, 3000);
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let env = [
+            ("SESSION_STORE", "redis"),
+            ("PORT", "8080"),
+            ("REDIS_URL", "redis://env"),
+        ];
+        let config = parse(&[], &env).unwrap().unwrap();
+        assert_eq!(
+            (config.backend, config.port, config.redis_url.as_str()),
+            (Backend::Redis, 8080, "redis://env")
+        );
+        let config = parse(&["--store", "sqlite", "--port=0", "--dir", "/tmp/x"], &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.backend, Backend::Sqlite);
+        assert_eq!(config.port, 0);
+        assert_eq!(config.dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        assert!(parse(&["--store", "mongo"], &[]).unwrap_err().contains("mongo"));
+        assert!(parse(&["--port", "99999"], &[]).is_err());
+        assert!(parse(&["--store"], &[]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--frobnicate"], &[]).is_err());
+        assert_eq!(parse(&["--help"], &[]).unwrap(), None);
+    }
+}

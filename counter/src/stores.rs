@@ -1,0 +1,56 @@
+//! Opens the chosen backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use session_store_core::SessionStore;
+use session_store_memory::MemoryStore;
+use session_store_redis::RedisStore;
+use session_store_sqlite::SqliteStore;
+
+use crate::config::{Backend, Config};
+
+/// The SQLite database file inside the store directory.
+const SQLITE_FILE: &str = "sessions.db";
+
+/// The store and a line saying what it is.
+pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), String> {
+    match config.backend {
+        Backend::Memory => Ok((
+            Arc::new(MemoryStore::new()),
+            "memory (sessions end when the app stops)".to_owned(),
+        )),
+        Backend::File => Err("the file store is not available in this build yet".to_owned()),
+        Backend::Sqlite => {
+            create_dir(config)?;
+            let path = config.dir.join(SQLITE_FILE);
+            let store = SqliteStore::builder(&path)
+                .open()
+                .map_err(|e| format!("cannot open the SQLite database {}: {e}", path.display()))?;
+            Ok((Arc::new(store), format!("sqlite, database {}", path.display())))
+        }
+        Backend::Redis => {
+            let store = RedisStore::builder(config.redis_url.clone())
+                .prefix(config.redis_prefix.clone())
+                .timeout(Duration::from_secs(2))
+                .build()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot use Redis at {}: {e}\n(start one with `redis-server`, pass --redis-url, \
+                         or use --store file)",
+                        config.redis_url
+                    )
+                })?;
+            Ok((
+                Arc::new(store),
+                format!("redis at {}, keys {}{{id}}", config.redis_url, config.redis_prefix),
+            ))
+        }
+    }
+}
+
+fn create_dir(config: &Config) -> Result<(), String> {
+    std::fs::create_dir_all(&config.dir)
+        .map_err(|e| format!("cannot create the store directory {}: {e}", config.dir.display()))
+}

@@ -1,0 +1,256 @@
+//! End to end: the real `counter` binary on a free port, driven over HTTP by
+//! a client with a cookie jar, once per backend.
+//!
+//! Redis needs a server: `store-redis/scripts/with-redis cargo test -p counter`
+//! starts a private one and sets `SESSION_STORE_REDIS_URL`. Without it the
+//! Redis test says so and skips, unless `SESSION_STORE_STRICT=1`, where it
+//! fails.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::COOKIE;
+
+/// A running `counter` process.
+struct App {
+    child: Child,
+    base: reqwest::Url,
+    args: Vec<String>,
+}
+
+impl App {
+    /// Starts the binary with `--port 0` and waits until it says where it listens.
+    fn start(args: &[String]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_counter"))
+            .args(args)
+            .args(["--port", "0"])
+            .env_remove("SESSION_STORE")
+            .env_remove("PORT")
+            .env_remove("REDIS_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the counter binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("[counter] {line}");
+                if let Some(rest) = line.strip_prefix("counter: listening on ") {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => Self {
+                child,
+                base: url.parse().expect("the printed address is a URL"),
+                args: args.to_vec(),
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let mut stderr = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = err.read_to_string(&mut stderr);
+                }
+                panic!("counter {args:?} did not say where it listens; stderr:\n{stderr}");
+            }
+        }
+    }
+
+    /// Kills the process (no graceful shutdown: what was answered must be stored).
+    fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.args)
+    }
+
+    fn url(&self, path: &str) -> reqwest::Url {
+        self.base.join(path).expect("a valid path")
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A browser: a client with its own cookie jar.
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Jar>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(Arc::clone(&jar))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("a client");
+        Self { client, jar }
+    }
+
+    /// The `Cookie` header this browser would send to `app`.
+    fn cookie(&self, app: &App) -> Option<String> {
+        self.jar
+            .cookies(&app.url("/"))
+            .map(|v| v.to_str().expect("ASCII cookie").to_owned())
+    }
+
+    async fn get(&self, app: &App) -> String {
+        text(self.client.get(app.url("/")).send().await).await
+    }
+
+    async fn post(&self, app: &App, path: &str) -> String {
+        text(self.client.post(app.url(path)).send().await).await
+    }
+}
+
+async fn text(response: reqwest::Result<reqwest::Response>) -> String {
+    let response = response.expect("the app answers");
+    let status = response.status();
+    let body = response.text().await.expect("a text body");
+    assert!(status.is_success(), "status {status}: {body}");
+    body.trim().to_owned()
+}
+
+/// A request that replays a saved `Cookie` header by hand, outside any jar.
+async fn replay(app: &App, cookie: &str) -> String {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a client");
+    text(client.get(app.url("/")).header(COOKIE, cookie).send().await).await
+}
+
+/// The whole story against one backend.
+async fn scenario(args: Vec<String>, durable: bool) {
+    let mut app = App::start(&args);
+    let alice = Browser::new();
+
+    // 1, 2, 3; the first response sets the cookie.
+    assert_eq!(alice.get(&app).await, "1");
+    let first_cookie = alice.cookie(&app).expect("the first response sets the session cookie");
+    assert_eq!(alice.get(&app).await, "2");
+    assert_eq!(alice.get(&app).await, "3");
+    assert_eq!(
+        alice.cookie(&app).as_deref(),
+        Some(first_cookie.as_str()),
+        "same session"
+    );
+
+    // A second client has its own session.
+    let bob = Browser::new();
+    assert_eq!(bob.get(&app).await, "1");
+    assert_ne!(bob.cookie(&app), alice.cookie(&app));
+
+    // Durable backends: stop the app, start it again; the count carries on.
+    if durable {
+        let args = app.stop();
+        app = App::start(&args);
+        assert_eq!(alice.get(&app).await, "4", "the session survived the restart");
+        assert_eq!(bob.get(&app).await, "2");
+    } else {
+        assert_eq!(alice.get(&app).await, "4");
+    }
+
+    // Login: a new id, the same data; the old id no longer loads.
+    let before_login = alice.cookie(&app).expect("a session");
+    alice.post(&app, "/login").await;
+    let after_login = alice.cookie(&app).expect("still a session");
+    assert_ne!(after_login, before_login, "login rotates the session id");
+    assert_eq!(alice.get(&app).await, "5", "the data moved to the new id");
+    assert_eq!(
+        replay(&app, &before_login).await,
+        "1",
+        "the pre-login id starts a new session"
+    );
+    assert_eq!(
+        alice.get(&app).await,
+        "6",
+        "and the replay did not touch the live session"
+    );
+
+    // Logout: the session is deleted; the old cookie starts again at 1.
+    let before_logout = alice.cookie(&app).expect("a session");
+    alice.post(&app, "/logout").await;
+    assert_eq!(alice.cookie(&app), None, "logout removes the cookie");
+    assert_eq!(
+        replay(&app, &before_logout).await,
+        "1",
+        "the logged-out session is gone"
+    );
+    assert_eq!(alice.get(&app).await, "1", "a new session after logout");
+
+    // A malformed cookie is just "no session".
+    assert_eq!(replay(&app, "id=../../etc/passwd").await, "1");
+    assert_eq!(replay(&app, "id=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await, "1");
+    drop(app);
+}
+
+fn dir_args(backend: &str, dir: &Path) -> Vec<String> {
+    vec![
+        "--store".into(),
+        backend.into(),
+        "--dir".into(),
+        dir.to_str().expect("UTF-8 temp path").into(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_backend() {
+    scenario(vec!["--store".into(), "memory".into()], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_backend() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    scenario(dir_args("sqlite", dir.path()), true).await;
+    assert!(dir.path().join("sessions.db").exists(), "the database is in --dir");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_backend() {
+    let Some(url) = std::env::var("SESSION_STORE_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+        let how = "SESSION_STORE_REDIS_URL is not set: run `store-redis/scripts/with-redis cargo test -p counter` \
+                   (it starts a private redis-server; apt-get install redis-server if missing)";
+        if std::env::var("SESSION_STORE_STRICT").is_ok_and(|v| !v.is_empty() && v != "0") {
+            panic!("{how}");
+        }
+        eprintln!("SKIPPED counter redis_backend: {how}");
+        return;
+    };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let prefix = format!("counter-e2e:{}-{nanos}:", std::process::id());
+    let args = vec![
+        "--store".into(),
+        "redis".into(),
+        "--redis-url".into(),
+        url,
+        "--redis-prefix".into(),
+        prefix,
+    ];
+    scenario(args, true).await;
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_counter"))
+        .args(["--store", "mongo"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown store \"mongo\""), "{stderr}");
+}

@@ -209,7 +209,7 @@ impl RedisStoreBuilder {
                     .set_response_timeout(Some(timeout))
                     .set_min_delay(Duration::from_millis(10))
                     .set_max_delay(Duration::from_millis(500))
-                    .set_number_of_retries(8);
+                    .set_number_of_retries(1);
                 let manager = run(
                     timeout,
                     "connecting",

@@ -1,0 +1,239 @@
+//! The server dies in the middle of a workload: calls fail with a clear
+//! error within the timeout (no hang, no panic), and once the server is back
+//! on the same port the same store object works again.
+//!
+//! Starts its own redis-server (`SESSION_STORE_REDIS_SERVER`, set by
+//! `store-redis/scripts/with-redis`) on a free loopback port.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use std::sync::Mutex;
+
+use session_store_core::{Clock, Error, Record, SessionData, SessionId, SessionStore, SystemClock};
+use session_store_redis::RedisStore;
+
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+fn start_server(binary: &str, port: u16, dir: &std::path::Path) -> Child {
+    Command::new(binary)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--daemonize", "no", "--logfile", ""])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server")
+}
+
+async fn wait_until_up(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("redis-server did not come up on port {port}");
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    assert_ne!(port, 6379);
+    port
+}
+
+#[derive(Default)]
+struct Tally {
+    ok_before: u64,
+    failures: Vec<Duration>,
+    ok_after_recovery: u64,
+    other_errors: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
+    let Some(binary) = common::env_or_skip("SESSION_STORE_REDIS_SERVER") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start_server(&binary, port, dir.path());
+    wait_until_up(port).await;
+
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{port}/"))
+        .prefix(common::random_prefix())
+        .timeout(TIMEOUT)
+        .build()
+        .await
+        .unwrap();
+
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 up, 1 down, 2 recovered
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (store, phase, stop, tally) = (store.clone(), phase.clone(), stop.clone(), tally.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut data = SessionData::new();
+                data.insert("n", &1).unwrap();
+                let r = Record::with_deadline(
+                    SessionId::random(),
+                    data,
+                    SystemClock.now(),
+                    SystemClock.now() + Duration::from_secs(60),
+                );
+                let seen = phase.load(Ordering::Relaxed);
+                let start = Instant::now();
+                // The outer bound only catches a hang; the store's own timeout must fire first.
+                let result = tokio::time::timeout(TIMEOUT * 6, async {
+                    store.create(&r).await?;
+                    let loaded = store.load(&r.id).await?;
+                    assert!(loaded.is_some(), "a record just created loads");
+                    store.save(&r).await
+                })
+                .await
+                .unwrap_or_else(|_| panic!("a store call hung past {:?}", TIMEOUT * 6));
+                let took = start.elapsed();
+                {
+                    let mut t = tally.lock().unwrap();
+                    match result {
+                        Ok(_) if seen == 0 => t.ok_before += 1,
+                        Ok(_) if seen == 2 => t.ok_after_recovery += 1,
+                        Ok(_) => {}
+                        Err(e @ (Error::Backend { .. } | Error::Timeout(_))) => {
+                            assert!(!e.to_string().is_empty());
+                            t.failures.push(took);
+                        }
+                        Err(e) => t.other_errors.push(e.to_string()),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGKILL, mid-workload.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    phase.store(1, Ordering::Relaxed);
+    let killed = Instant::now();
+
+    // While it is down: every call fails, each within the timeout.
+    let mut down_calls = Vec::new();
+    let mut first_error_after_kill = None;
+    while killed.elapsed() < Duration::from_millis(1_500) {
+        let start = Instant::now();
+        let result = store.load(&SessionId::random()).await;
+        let took = start.elapsed();
+        let err = result.expect_err("a load against a dead server fails");
+        assert!(err.is_transient(), "{err}");
+        first_error_after_kill.get_or_insert(killed.elapsed());
+        assert!(
+            took <= TIMEOUT + Duration::from_millis(300),
+            "a call took {took:?}, over the timeout"
+        );
+        down_calls.push((took, err.to_string()));
+    }
+
+    // Back on the same port: the same store object works again.
+    let mut server = start_server(&binary, port, dir.path());
+    let restarted = Instant::now();
+    wait_until_up(port).await;
+    let listening = restarted.elapsed();
+    let recovered = loop {
+        if store.load(&SessionId::random()).await.is_ok() {
+            break restarted.elapsed();
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(15),
+            "the store did not recover within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    phase.store(2, Ordering::Relaxed);
+    let r = Record::with_deadline(
+        SessionId::random(),
+        SessionData::new(),
+        SystemClock.now(),
+        SystemClock.now() + Duration::from_secs(60),
+    );
+    store.create(&r).await.unwrap();
+    assert!(store.load(&r.id).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("no worker panicked");
+    }
+
+    // A server that stops answering (SIGSTOP) without closing the socket:
+    // the call gives up at the timeout; after SIGCONT the store works again.
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let start = Instant::now();
+    let err = store.load(&r.id).await.unwrap_err();
+    let stalled = start.elapsed();
+    assert!(matches!(err, Error::Timeout(t) if t == TIMEOUT), "{err}");
+    assert!(stalled <= TIMEOUT + Duration::from_millis(300), "{stalled:?}");
+    signal("-CONT");
+    let resumed = Instant::now();
+    let back = loop {
+        match store.load(&r.id).await {
+            Ok(Some(_)) => break resumed.elapsed(),
+            Ok(None) => panic!("the record vanished"),
+            Err(_) => assert!(resumed.elapsed() < Duration::from_secs(15), "no recovery after SIGCONT"),
+        }
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let t = tally.lock().unwrap();
+    let mut fails: Vec<Duration> = down_calls
+        .iter()
+        .map(|(d, _)| *d)
+        .chain(t.failures.iter().copied())
+        .collect();
+    fails.sort();
+    let median = fails[fails.len() / 2];
+    let max = *fails.last().unwrap();
+    eprintln!(
+        "FAULT FIGURES: timeout {TIMEOUT:?}; first error {:?} after SIGKILL; {} failed calls, time to fail median {median:?}, max {max:?}; \
+         after restart: listening in {listening:?}, store working again {recovered:?} after the restart (same store object); \
+         workload ops ok before {} / after recovery {}; sample error: {}; \
+         SIGSTOP: a call timed out after {stalled:?}, working again {back:?} after SIGCONT",
+        first_error_after_kill.unwrap(),
+        fails.len(),
+        t.ok_before,
+        t.ok_after_recovery,
+        down_calls.first().map_or("", |(_, e)| e.as_str()),
+    );
+    assert!(t.other_errors.is_empty(), "{:?}", t.other_errors);
+    assert!(
+        t.ok_before > 0 && t.ok_after_recovery > 0,
+        "the workload ran before and after"
+    );
+    assert!(max <= TIMEOUT + Duration::from_millis(300), "{max:?}");
+}

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_store_core::SessionStore;
+use session_store_file::FileStore;
 use session_store_memory::MemoryStore;
 use session_store_redis::RedisStore;
 use session_store_sqlite::SqliteStore;
@@ -20,7 +21,11 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
             Arc::new(MemoryStore::new()),
             "memory (sessions end when the app stops)".to_owned(),
         )),
-        Backend::File => Err("the file store is not available in this build yet".to_owned()),
+        Backend::File => {
+            let store = FileStore::open(&config.dir)
+                .map_err(|e| format!("cannot open the file store in {}: {e}", config.dir.display()))?;
+            Ok((Arc::new(store), format!("file, directory {}", config.dir.display())))
+        }
         Backend::Sqlite => {
             create_dir(config)?;
             let path = config.dir.join(SQLITE_FILE);

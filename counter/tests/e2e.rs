@@ -26,12 +26,19 @@ struct App {
 impl App {
     /// Starts the binary with `--port 0` and waits until it says where it listens.
     fn start(args: &[String]) -> Self {
+        Self::start_in(args, Path::new("."))
+    }
+
+    /// As [`start`](Self::start), in the working directory `cwd`.
+    fn start_in(args: &[String], cwd: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_counter"))
+            .current_dir(cwd)
             .args(args)
             .args(["--port", "0"])
             .env_remove("SESSION_STORE")
             .env_remove("PORT")
             .env_remove("REDIS_URL")
+            .env_remove("SESSION_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -211,6 +218,41 @@ fn dir_args(backend: &str, dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_backend() {
     scenario(vec!["--store".into(), "memory".into()], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_backend() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sessions = dir.path().join("sessions");
+    scenario(dir_args("file", &sessions), true).await;
+    assert!(sessions.is_dir(), "the store made --dir");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_backend_is_the_file_store_in_counter_sessions() {
+    let cwd = tempfile::tempdir().expect("a temp dir");
+    let app = App::start_in(&[], cwd.path());
+    let browser = Browser::new();
+    assert_eq!(browser.get(&app).await, "1");
+    assert_eq!(browser.get(&app).await, "2");
+    drop(app);
+    let dir = cwd.path().join("counter-sessions");
+    let files = walk(&dir);
+    assert_eq!(files, 1, "one session file under {}", dir.display());
+}
+
+/// The number of session files under `dir` (names without a dot).
+fn walk(dir: &Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).expect("a readable directory").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            count += walk(&path);
+        } else if !entry.file_name().to_string_lossy().contains('.') {
+            count += 1;
+        }
+    }
+    count
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -202,6 +202,7 @@ fn parent() {
             kills_with_temp += 1;
         }
         temp_left = found.temp_files;
+        let decodable = found.files - found.undecodable.len();
         undecodable.extend(found.undecodable);
         let store = FileStore::open(&dir).expect("reopen");
         runtime.block_on(async {
@@ -220,13 +221,13 @@ fn parent() {
             }
             // Temporary files never count as sessions. (A save may have
             // completed without its acknowledgement being printed, so there
-            // may be more sessions than acknowledged ones.)
+            // may be more sessions than acknowledged ones; those missing are
+            // counted as losses above.)
             let count = store.count().await.expect("count");
             assert_eq!(
-                count, found.files as u64,
-                "round {round}: count differs from the session files"
+                count, decodable as u64,
+                "round {round}: count differs from the decodable session files"
             );
-            assert!(count >= acked.len() as u64);
         });
     }
 

@@ -32,11 +32,14 @@
 //!     }
 //! }
 //!
-//! // In tests/conformance.rs: one #[test] per property.
+//! // In tests/conformance.rs: one #[test] per property, plus the model test.
 //! session_store_conformance::conformance_tests!(MemoryHarness);
+//!
+//! // Or call one property directly, from a plain #[test]:
 //! # fn main() {
-//! #     // The generated tests are plain functions; run one here.
-//! #     data_round_trips_exactly();
+//! use session_store_conformance::{Pass, block_on, properties};
+//! let verdict = block_on(properties::load_returns_none_at_the_exact_deadline(&MemoryHarness));
+//! assert_eq!(verdict, Ok(Pass::Passed));
 //! # }
 //! ```
 //!

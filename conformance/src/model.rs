@@ -37,9 +37,9 @@ pub struct ModelSettings {
     pub cases: u32,
     /// Longest sequence of operations (default 40).
     pub max_ops: usize,
-    /// The test file beside which regressions are saved (in
-    /// `<file stem>.proptest-regressions` or a `proptest-regressions/`
-    /// directory next to the crate's `src`), or `None` to save nothing.
+    /// The test file beside which regressions are saved, as
+    /// `<file stem>.proptest-regressions` (commit it: failing sequences are
+    /// replayed first on every later run), or `None` to save nothing.
     pub source_file: Option<&'static str>,
 }
 
@@ -600,7 +600,7 @@ pub fn model_matches_the_reference<H: Harness>(harness: &H, settings: &ModelSett
         cases: settings.cases,
         source_file: settings.source_file,
         failure_persistence: settings.source_file.map(|_| {
-            Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))
+            Box::new(FileFailurePersistence::WithSource("proptest-regressions"))
                 as Box<dyn proptest::test_runner::FailurePersistence>
         }),
         max_shrink_iters: 4_096,

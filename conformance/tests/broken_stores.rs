@@ -385,6 +385,21 @@ caught_by!(
     model: true
 );
 
+/// A failing sequence is saved beside the source file named in the
+/// settings (the macro passes the caller's `file!()`).
+#[test]
+fn failing_sequences_are_saved_beside_the_calling_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("conformance.rs");
+    std::fs::write(&source, "// a caller's test file\n").unwrap();
+    let source: &'static str = Box::leak(source.to_str().unwrap().to_owned().into_boxed_str());
+    let settings = ModelSettings::default().regressions_beside(source);
+    let harness = BrokenHarness::new(Flaw::CreateOverwrites);
+    assert!(model_matches_the_reference(&harness, &settings).is_err());
+    let saved = std::fs::read_to_string(dir.path().join("conformance.proptest-regressions")).unwrap();
+    assert!(saved.lines().any(|l| l.starts_with("cc ")), "no seed saved: {saved}");
+}
+
 /// The control: without a flaw the wrapper passes every property and the
 /// model test, so what the tests above catch is the flaw alone.
 #[test]

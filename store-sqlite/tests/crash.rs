@@ -138,7 +138,7 @@ fn child(db: &str) {
         let mut i = 0u64;
         loop {
             i += 1;
-            if working.len() < WORKING_SET || i % 8 == 0 {
+            if working.len() < WORKING_SET || i.is_multiple_of(8) {
                 let mut data = SessionData::new();
                 data.insert("v", &1u64).unwrap();
                 let mut r = Record::new(data, SystemClock.now(), &expiry);
@@ -155,7 +155,7 @@ fn child(db: &str) {
                 let slot = (i as usize) % working.len();
                 let r = &mut working[slot];
                 r.data.insert("v", &(r.version + 1)).unwrap();
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     // Now and then a larger record, so kills land mid-write too.
                     r.data.insert("pad", &"x".repeat(64 * 1024)).unwrap();
                 } else {

@@ -18,6 +18,7 @@ const TEST: &str = "two_processes_share_one_file";
 const ENV_DB: &str = "SESSION_STORE_SQLITE_CHILD_DB";
 const ENV_TAG: &str = "SESSION_STORE_SQLITE_CHILD_TAG";
 const ENV_COUNTERS: &str = "SESSION_STORE_SQLITE_CHILD_COUNTERS";
+const ENV_START: &str = "SESSION_STORE_SQLITE_CHILD_START";
 const CHILDREN: usize = 2;
 const TASKS: usize = 4;
 const INCREMENTS: usize = 200;
@@ -47,6 +48,8 @@ fn two_processes_share_one_file() {
     }
 
     let started = Instant::now();
+    // Both children start writing at this instant, whatever their start-up time.
+    let start_at = SystemClock.now().as_millis() + 500;
     let children: Vec<_> = (0..CHILDREN)
         .map(|tag| {
             Command::new(std::env::current_exe().unwrap())
@@ -54,6 +57,7 @@ fn two_processes_share_one_file() {
                 .env(ENV_DB, &db.path)
                 .env(ENV_TAG, tag.to_string())
                 .env(ENV_COUNTERS, counters.join(","))
+                .env(ENV_START, start_at.to_string())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -75,6 +79,8 @@ fn two_processes_share_one_file() {
             if let Some(rest) = line.strip_prefix("CREATED ") {
                 let (id, marker) = rest.split_once(' ').unwrap();
                 created.insert(id.parse::<SessionId>().unwrap(), marker.to_owned());
+            } else if let Some(t) = line.strip_prefix("WRITING ") {
+                println!("child {tag} wrote for {t}");
             } else if let Some(n) = line.strip_prefix("CONFLICTS ") {
                 conflicts += n.parse::<u64>().unwrap();
             }
@@ -105,7 +111,7 @@ fn two_processes_share_one_file() {
     let writes = CHILDREN * TASKS * (INCREMENTS + CREATES);
     println!(
         "two processes: {writes} acknowledged writes ({} increments, {conflicts} conflicts retried) in {elapsed:?} \
-         including process start",
+         including process start and a 500 ms start barrier",
         CHILDREN * TASKS * INCREMENTS
     );
 }
@@ -126,6 +132,10 @@ fn child(db: &str) {
         .build()
         .unwrap();
     let store = Arc::new(SqliteStore::builder(db).open().unwrap());
+    let start_at: i64 = std::env::var(ENV_START).unwrap().parse().unwrap();
+    let wait = start_at - SystemClock.now().as_millis();
+    std::thread::sleep(Duration::from_millis(wait.max(0) as u64));
+    let began = Instant::now();
     let conflicts: u64 = rt.block_on(async {
         let mut tasks = Vec::new();
         for task in 0..TASKS {
@@ -174,4 +184,5 @@ fn child(db: &str) {
         total
     });
     println!("CONFLICTS {conflicts}");
+    println!("WRITING {:?}", began.elapsed());
 }

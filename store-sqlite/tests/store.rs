@@ -381,3 +381,37 @@ async fn many_tasks_no_lost_or_torn_records() {
         assert!(store.load(&id).await.unwrap().is_some());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_run_beside_a_held_write_lock_and_writes_time_out_cleanly() {
+    let db = Db::new();
+    let clock = clock();
+    let store = db
+        .builder(&clock)
+        .busy_timeout(Duration::from_millis(300))
+        .open()
+        .unwrap();
+    let r = record(clock.now(), MINUTE, 1);
+    store.create(&r).await.unwrap();
+    // Another process holds the write lock.
+    let mut other = raw(&db.path);
+    let tx = other
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    tx.execute("UPDATE sessions SET version = version", []).unwrap();
+    // WAL readers do not wait for it.
+    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 1);
+    assert_eq!(store.count().await.unwrap(), 1);
+    // A write waits for the busy timeout, then reports a timeout, not "database is locked".
+    let started = std::time::Instant::now();
+    let err = store.save(&r).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert!(err.is_transient());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    drop(tx);
+    assert_eq!(
+        store.save(&r).await.unwrap(),
+        2,
+        "works again once the lock is released"
+    );
+}

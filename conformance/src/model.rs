@@ -6,9 +6,11 @@
 //! [`SessionStore`]: liveness `now < expires_at`, versions, `IdCollision`,
 //! `Conflict`, `TooLarge`, rotate and purge. Operations use a pool of four
 //! ids so they collide, and the clock moves by random steps, onto a known
-//! deadline exactly, and onto one millisecond before it. proptest shrinks a
-//! failure to the shortest failing sequence and saves it beside the calling
-//! test file, so it is replayed first on the next run.
+//! deadline exactly, and onto one millisecond before it. A `durable` store
+//! is also dropped and reopened at random points, and a `shared` store is
+//! driven through two store objects on one namespace (alternating steps).
+//! proptest shrinks a failure to the shortest failing sequence and saves it
+//! beside the calling test file, so it is replayed first on the next run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -170,6 +172,9 @@ pub enum Op {
         /// Milliseconds.
         ms: u64,
     },
+    /// Drops every store object and opens them again on the same namespace
+    /// (only for `durable` stores; a no-op otherwise).
+    Reopen,
     /// Moves the clock onto the deadline the model knows for `slot` (minus
     /// one millisecond when `minus_one`), if that is in the future.
     ToDeadline {
@@ -214,6 +219,7 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         1 => prop_oneof![20 => Just(false), 1 => Just(true)].prop_filter_map("rare clear", |c| c.then_some(Op::Clear)),
         2 => prop_oneof![Just(0_u64), Just(1), 1_u64..1_500].prop_map(|ms| Op::Advance { ms }),
         3 => (slot, any::<bool>()).prop_map(|(slot, minus_one)| Op::ToDeadline { slot, minus_one }),
+        1 => Just(Op::Reopen),
     ]
 }
 
@@ -464,23 +470,63 @@ async fn run_case<H: Harness>(harness: &H, ops: &[Op]) -> Result<(), String> {
         .new_namespace()
         .await
         .map_err(|e| format!("harness.new_namespace() failed: {}", chain(&e)))?;
-    let store = harness
-        .open(&ns, &config)
-        .await
-        .map_err(|e| format!("harness.open() failed: {}", chain(&e)))?;
-    let result = run_ops(&store, &clock, ops).await;
-    let _ = store.clear().await;
+    let mut stores = Stores {
+        harness,
+        ns,
+        config,
+        open: Vec::new(),
+    };
+    stores.open_all().await?;
+    let result = run_ops(&mut stores, &clock, ops).await;
+    if let Some(store) = stores.open.first() {
+        let _ = store.clear().await;
+    }
     result
 }
 
-async fn run_ops<S: SessionStore>(store: &S, clock: &ManualClock, ops: &[Op]) -> Result<(), String> {
+/// The store objects a case drives: one, or two on one namespace when the
+/// harness declares `shared` (odd steps then go to the second).
+struct Stores<'h, H: Harness> {
+    harness: &'h H,
+    ns: H::Namespace,
+    config: StoreConfig,
+    open: Vec<H::Store>,
+}
+
+impl<H: Harness> Stores<'_, H> {
+    async fn open_all(&mut self) -> Result<(), String> {
+        self.open.clear();
+        let objects = if self.harness.capabilities().shared { 2 } else { 1 };
+        for _ in 0..objects {
+            let store = self
+                .harness
+                .open(&self.ns, &self.config)
+                .await
+                .map_err(|e| format!("harness.open() failed: {}", chain(&e)))?;
+            self.open.push(store);
+        }
+        Ok(())
+    }
+
+    /// The store object for `step`, and its name for messages.
+    fn for_step(&self, step: usize) -> (&H::Store, &'static str) {
+        if self.open.len() > 1 && step % 2 == 1 {
+            (&self.open[1], " via the second store object")
+        } else {
+            (&self.open[0], "")
+        }
+    }
+}
+
+async fn run_ops<H: Harness>(stores: &mut Stores<'_, H>, clock: &ManualClock, ops: &[Op]) -> Result<(), String> {
     use session_store_core::Clock as _;
+    let durable = stores.harness.capabilities().durable;
     let start = clock.now();
     let ids: Vec<SessionId> = (0..ID_POOL).map(|_| SessionId::random()).collect();
     let slot_of = |id: &SessionId| ids.iter().position(|i| i == id).unwrap_or(usize::MAX);
     let mut model = Reference::new(start, MODEL_MAX_RECORD_BYTES);
-    // The id each slot's record was last rotated to is the slot's id: rotate
-    // moves records between slots of the pool.
+    // Rotate moves records between slots of the pool, so the record in a
+    // slot always has that slot's id.
     let record = |slot: usize, data: &[(String, i64)], pad: usize, ttl: u64, now: Timestamp| {
         Record::with_deadline(ids[slot], build_data(data, pad), now, now + Duration::from_millis(ttl))
     };
@@ -491,6 +537,12 @@ async fn run_ops<S: SessionStore>(store: &S, clock: &ManualClock, ops: &[Op]) ->
             Op::Advance { ms } => {
                 clock.advance(Duration::from_millis(*ms));
                 model.now = clock.now();
+                continue;
+            }
+            Op::Reopen => {
+                if durable {
+                    stores.open_all().await?;
+                }
                 continue;
             }
             Op::ToDeadline { slot, minus_one } => {
@@ -529,6 +581,7 @@ async fn run_ops<S: SessionStore>(store: &S, clock: &ManualClock, ops: &[Op]) ->
             Op::Ids => ModelOp::Ids,
             Op::Clear => ModelOp::Clear,
         };
+        let (store, via) = stores.for_step(step);
         let got = match &resolved {
             ModelOp::Create(_, r) => answer(store.create(r).await, |()| Answer::Done),
             ModelOp::Load(slot) => answer(store.load(&ids[*slot]).await, Answer::Loaded),
@@ -560,12 +613,13 @@ async fn run_ops<S: SessionStore>(store: &S, clock: &ManualClock, ops: &[Op]) ->
                 Expect::IdSet(s) => format!("Ok(slots {s:?} in any order)"),
             };
             return Err(format!(
-                "step {step} ({op:?}) at clock +{}ms: the store answered {got:?}, the rules say {expected}",
+                "step {step} ({op:?}{via}) at clock +{}ms: the store answered {got:?}, the rules say {expected}",
                 rel(now)
             ));
         }
     }
     // Final sweep: every slot and the count agree.
+    let store = &stores.open[0];
     for (slot, id) in ids.iter().enumerate() {
         let got = answer(store.load(id).await, Answer::Loaded);
         let want = Answer::Loaded(model.live(slot).cloned());

@@ -1,8 +1,15 @@
 //! The counter scenario through actix-web: `SessionMiddleware` with the
-//! adapter over the in-memory store, driven request by request with the
-//! cookies a browser would send.
+//! adapter over every backend, driven request by request with the cookies a
+//! browser would send.
+//!
+//! Redis needs a server: `store-redis/scripts/with-redis cargo test -p
+//! session-store-actix-session` starts a private one and sets
+//! `SESSION_STORE_REDIS_URL`. Without it the Redis test says so and skips,
+//! unless `SESSION_STORE_STRICT=1`, where it fails.
 
+use std::io::Write as _;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_session::storage::{SessionKey, SessionStore as _};
 use actix_session::{Session, SessionMiddleware};
@@ -10,8 +17,11 @@ use actix_web::cookie::{Cookie, Key};
 use actix_web::dev::ServiceResponse;
 use actix_web::{App, HttpResponse, test, web};
 use session_store_actix_session::Adapter;
-use session_store_core::SessionStore as _;
+use session_store_core::SessionStore;
+use session_store_file::FileStore;
 use session_store_memory::MemoryStore;
+use session_store_redis::RedisStore;
+use session_store_sqlite::SqliteStore;
 
 const COOKIE: &str = "id";
 
@@ -71,24 +81,32 @@ macro_rules! call {
     }};
 }
 
-#[actix_web::test]
-async fn counter_scenario_through_actix_session() {
-    let store = Arc::new(MemoryStore::new());
-    let adapter = Adapter::from_arc(Arc::clone(&store));
+/// The app under test: the counter routes behind `SessionMiddleware` with
+/// the adapter over `store`.
+macro_rules! app {
+    ($store:expr, $key:expr) => {
+        test::init_service(
+            App::new()
+                .wrap(
+                    SessionMiddleware::builder(Adapter::from_arc($store), $key.clone())
+                        .cookie_name(COOKIE.to_owned())
+                        .cookie_secure(false)
+                        .build(),
+                )
+                .route("/", web::get().to(visit))
+                .route("/login", web::post().to(login))
+                .route("/logout", web::post().to(logout)),
+        )
+        .await
+    };
+}
+
+/// The whole story against the store `open` gives; for a durable store
+/// `open` is called again to "restart" the app on the same data.
+async fn scenario(open: impl AsyncFn() -> Arc<dyn SessionStore>, durable: bool) {
     let key = Key::generate();
-    let app = test::init_service(
-        App::new()
-            .wrap(
-                SessionMiddleware::builder(adapter.clone(), key.clone())
-                    .cookie_name(COOKIE.to_owned())
-                    .cookie_secure(false)
-                    .build(),
-            )
-            .route("/", web::get().to(visit))
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout)),
-    )
-    .await;
+    let store = open().await;
+    let app = app!(Arc::clone(&store), key);
 
     // The count goes 1, 2, 3; the first response sets the cookie.
     let (body, first) = call!(&app, "GET", "/", None);
@@ -108,6 +126,19 @@ async fn counter_scenario_through_actix_session() {
     assert_ne!(other.as_ref().map(Cookie::value), jar.as_ref().map(Cookie::value));
     assert_eq!(store.count().await.unwrap(), 2);
 
+    // A durable store: a new app on a newly opened store; the count carries on.
+    let (store, app) = if durable {
+        drop(app);
+        drop(store);
+        let store = open().await;
+        (Arc::clone(&store), app!(store, key))
+    } else {
+        (store, app)
+    };
+    let (body, next) = call!(&app, "GET", "/", jar.as_ref());
+    assert_eq!(body, "4");
+    jar = next;
+
     // Login renews the key and keeps the data; the old key no longer loads.
     let before_login = jar.clone();
     let (_, after_login) = call!(&app, "POST", "/login", jar.as_ref());
@@ -116,18 +147,23 @@ async fn counter_scenario_through_actix_session() {
         before_login.as_ref().map(Cookie::value),
         "login sets a new cookie"
     );
+    assert_eq!(
+        store.count().await.unwrap(),
+        2,
+        "the old key was deleted, the new one stored"
+    );
     let (body, next) = call!(&app, "GET", "/", after_login.as_ref());
-    assert_eq!(body, "4", "the data moved to the new key");
+    assert_eq!(body, "5", "the data moved to the new key");
     jar = next;
     let (body, _) = call!(&app, "GET", "/", before_login.as_ref());
     assert_eq!(body, "1", "the pre-login cookie starts a new session");
+    assert_eq!(store.count().await.unwrap(), 3);
 
     // Logout deletes the session; the old cookie starts again at 1.
     let before_logout = jar.clone();
-    let sessions = store.count().await.unwrap();
     let (_, after_logout) = call!(&app, "POST", "/logout", jar.as_ref());
     assert!(after_logout.is_none(), "logout removes the cookie");
-    assert_eq!(store.count().await.unwrap(), sessions - 1, "the session was deleted");
+    assert_eq!(store.count().await.unwrap(), 2, "the session was deleted");
     let (body, _) = call!(&app, "GET", "/", before_logout.as_ref());
     assert_eq!(body, "1");
 
@@ -135,6 +171,56 @@ async fn counter_scenario_through_actix_session() {
     let garbage = Cookie::new(COOKIE, "../../etc/passwd");
     let (body, _) = call!(&app, "GET", "/", Some(&garbage));
     assert_eq!(body, "1");
+}
+
+#[actix_web::test]
+async fn memory_backend() {
+    scenario(async || Arc::new(MemoryStore::new()) as Arc<dyn SessionStore>, false).await;
+}
+
+#[actix_web::test]
+async fn file_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions");
+    scenario(
+        async || Arc::new(FileStore::open(&path).unwrap()) as Arc<dyn SessionStore>,
+        true,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn sqlite_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions.db");
+    scenario(
+        async || Arc::new(SqliteStore::open(&path).unwrap()) as Arc<dyn SessionStore>,
+        true,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn redis_backend() {
+    let Some(url) = std::env::var("SESSION_STORE_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+        let how = "SESSION_STORE_REDIS_URL is not set: run `store-redis/scripts/with-redis cargo test -p \
+                   session-store-actix-session` (it starts a private redis-server; apt-get install redis-server \
+                   if missing)";
+        if std::env::var("SESSION_STORE_STRICT").is_ok_and(|v| !v.is_empty() && v != "0") {
+            panic!("{how}");
+        }
+        // Straight to the stderr stream, past the test harness capture, so the skip shows.
+        let _ = writeln!(std::io::stderr(), "SKIPPED actix redis_backend: {how}");
+        return;
+    };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let prefix = format!("actix-e2e:{}-{nanos}:", std::process::id());
+    let open = async || {
+        let store = RedisStore::builder(url.clone()).prefix(prefix.clone()).build().await;
+        Arc::new(store.expect("Redis at SESSION_STORE_REDIS_URL answers")) as Arc<dyn SessionStore>
+    };
+    scenario(open, true).await;
+    open().await.clear().await.unwrap();
 }
 
 #[actix_web::test]

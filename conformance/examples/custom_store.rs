@@ -18,7 +18,7 @@ use session_store_conformance::{Capabilities, Harness, StoreConfig};
 use session_store_core::{Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec};
 
 /// The "server": id to encoded record (`codec::encode_record`).
-type Table = Arc<Mutex<HashMap<SessionId, Vec<u8>>>>;
+pub type Table = Arc<Mutex<HashMap<SessionId, Vec<u8>>>>;
 
 /// A small store: every operation locks the table, so each is atomic.
 #[derive(Debug, Clone)]
@@ -177,7 +177,8 @@ pub struct TinyHarness {
 }
 
 impl TinyHarness {
-    fn table(&self, namespace: u64) -> Result<Table> {
+    /// The table of `namespace`.
+    pub fn table(&self, namespace: u64) -> Result<Table> {
         let tables = self
             .tables
             .lock()

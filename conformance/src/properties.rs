@@ -1747,19 +1747,35 @@ pub async fn racing_saves_on_one_id_leave_exactly_one_whole_record<H: Harness>(h
 }
 
 /// 16 racing save_if_version from one loaded version: exactly one returns
-/// `Ok(version + 1)`, the others `Conflict`, and the winner's data is stored.
+/// `Ok(version + 1)`, the others `Conflict`, and the winner's data is
+/// stored; four races in a row.
 pub async fn racing_conditional_saves_have_exactly_one_winner<H: Harness>(harness: &H) -> Verdict {
     let env = Env::new(harness, "racing_conditional_saves_have_exactly_one_winner").await?;
     let store = Arc::new(env.open().await?);
     let base = env.record(data_of(&[("writer", -1)]), 60_000);
     store.create(&base).await.map_err(env.op("create"))?;
-    let v = store.save(&base).await.map_err(env.op("save"))?;
-    let winners = race_conditional_saves(&env, std::slice::from_ref(&store), &stored(&base, v)).await?;
-    ensure!(
-        env,
-        winners == 1,
-        ONE_WINNER,
-        "{winners} of 16 racing save_if_version from version {v} succeeded"
-    );
+    let mut v = store.save(&base).await.map_err(env.op("save"))?;
+    for round in 1..=4 {
+        let current = store
+            .load(&base.id)
+            .await
+            .map_err(env.op("load"))?
+            .ok_or_else(|| env.fail(ONE_WINNER, format!("the record vanished before race {round}")))?;
+        ensure!(
+            env,
+            current.version == v,
+            ONE_WINNER,
+            "before race {round}: stored version {}, expected {v}",
+            current.version
+        );
+        let winners = race_conditional_saves(&env, std::slice::from_ref(&store), &current).await?;
+        ensure!(
+            env,
+            winners == 1,
+            ONE_WINNER,
+            "race {round}: {winners} of 16 racing save_if_version from version {v} succeeded"
+        );
+        v += 1;
+    }
     Ok(Pass::Passed)
 }

@@ -26,7 +26,7 @@ enum Flaw {
     TouchRevives,
     /// Create overwrites a live record.
     CreateOverwrites,
-    /// save_if_version checks the version, yields, then writes.
+    /// save_if_version checks the version, waits a round trip, then writes.
     NonAtomicConditionalSave,
     /// Purge also removes live records due within two seconds.
     PurgeDeletesLive,
@@ -42,6 +42,32 @@ enum Flaw {
     ConditionalSaveResurrects,
     /// save and save_if_version ignore the size limit (create keeps it).
     SizeLimitOnlyOnCreate,
+    /// Touch rewrites the record through save, bumping its version.
+    TouchBumpsVersion,
+    /// Deadlines are stored in whole seconds (rounded down).
+    DeadlineInSeconds,
+    /// Save writes half the keys, yields, then the whole record.
+    TornSave,
+    /// Values over 1 MiB are cut to 1 MiB.
+    HugeValuesCut,
+    /// Create refuses an id whose record expired but was not purged yet.
+    ExpiredRecordBlocksCreate,
+    /// Deleting an id that is not stored is an error.
+    DeleteOfAbsentFails,
+    /// Rotate onto a live id overwrites it.
+    RotateOverwritesLive,
+    /// save_if_version accepts an older version than the stored one.
+    StaleVersionAccepted,
+    /// save_if_version with the right version writes over an expired record.
+    ConditionalSaveOnExpired,
+    /// Save deletes and creates, so versions restart at 1.
+    SaveRestartsVersions,
+    /// ids lists expired records not yet purged.
+    IdsIncludeExpired,
+    /// A capacity of 32 records: more are silently evicted.
+    EvictsUnderLoad,
+    /// Rotate of an expired record moves it (alive again) to the new id.
+    RotateRevivesExpired,
 }
 
 /// A clock `lag` milliseconds behind another.
@@ -87,13 +113,28 @@ impl BrokenStore {
         self.written.lock().unwrap().remove(id);
     }
 
-    /// The record as this store writes it (truncated for that flaw).
+    /// The record as this store writes it (mangled for some flaws).
     fn mangle(&self, record: &Record) -> Record {
         let mut r = record.clone();
-        if self.flaw == Flaw::TruncatedData
-            && let Some(last) = r.data.iter().last().map(|(k, _)| k.to_owned())
-        {
-            r.data.remove(&last);
+        match self.flaw {
+            Flaw::TruncatedData => {
+                if let Some(last) = r.data.iter().last().map(|(k, _)| k.to_owned()) {
+                    r.data.remove(&last);
+                }
+            }
+            Flaw::DeadlineInSeconds => r.expires_at = seconds(r.expires_at),
+            Flaw::HugeValuesCut => {
+                let huge: Vec<(String, String)> = r
+                    .data
+                    .iter()
+                    .filter(|(_, v)| v.len() > 1 << 20)
+                    .map(|(k, v)| (k.to_owned(), format!("{}\"", &v[..(1 << 20) - 1])))
+                    .collect();
+                for (k, v) in huge {
+                    r.data.insert_raw(k, v);
+                }
+            }
+            _ => {}
         }
         r
     }
@@ -101,6 +142,15 @@ impl BrokenStore {
     fn check_size(&self, record: &Record) -> Result<()> {
         check_size(&record.data, self.limit)
     }
+
+    fn shadow(&self, id: &SessionId) -> Option<Record> {
+        self.written.lock().unwrap().get(id).cloned()
+    }
+}
+
+/// `t` rounded down to a whole second.
+fn seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_millis(t.as_millis().div_euclid(1_000) * 1_000)
 }
 
 #[async_trait]
@@ -108,10 +158,16 @@ impl SessionStore for BrokenStore {
     async fn create(&self, record: &Record) -> Result<()> {
         self.check_size(record)?;
         let r = self.mangle(record);
-        if self.flaw == Flaw::CreateOverwrites {
-            let v = self.inner.save(&r).await?;
-            self.remember(&r, v);
-            return Ok(());
+        match self.flaw {
+            Flaw::CreateOverwrites => {
+                let v = self.inner.save(&r).await?;
+                self.remember(&r, v);
+                return Ok(());
+            }
+            Flaw::ExpiredRecordBlocksCreate if self.shadow(&r.id).is_some() => {
+                return Err(Error::IdCollision { id: r.id });
+            }
+            _ => {}
         }
         self.inner.create(&r).await?;
         self.remember(&r, 1);
@@ -127,6 +183,24 @@ impl SessionStore for BrokenStore {
             self.check_size(record)?;
         }
         let r = self.mangle(record);
+        match self.flaw {
+            Flaw::TornSave => {
+                let mut half = r.clone();
+                let keys: Vec<String> = half.data.iter().map(|(k, _)| k.to_owned()).collect();
+                for k in &keys[keys.len() / 2..] {
+                    half.data.remove(k);
+                }
+                self.inner.save(&half).await?;
+                tokio::task::yield_now().await;
+            }
+            Flaw::SaveRestartsVersions => {
+                self.inner.delete(&r.id).await?;
+                self.inner.create(&r).await?;
+                self.remember(&r, 1);
+                return Ok(1);
+            }
+            _ => {}
+        }
         let v = self.inner.save(&r).await?;
         self.remember(&r, v);
         Ok(v)
@@ -137,53 +211,73 @@ impl SessionStore for BrokenStore {
             self.check_size(record)?;
         }
         let r = self.mangle(record);
-        match self.flaw {
+        let current = self.inner.load(&r.id).await?;
+        let write_anyway = match self.flaw {
             Flaw::NonAtomicConditionalSave => {
-                let current = self.inner.load(&r.id).await?;
                 if current.is_none_or(|c| c.version != r.version) {
                     return Err(Error::Conflict {
                         id: r.id,
                         expected: r.version,
                     });
                 }
-                tokio::task::yield_now().await;
-                let v = self.inner.save(&r).await?;
-                self.remember(&r, v);
-                Ok(v)
+                // The round trip between the check and the write of a
+                // backend that does them as two commands.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                true
             }
-            Flaw::ConditionalSaveResurrects if self.inner.load(&r.id).await?.is_none() => {
-                let v = self.inner.save(&r).await?;
-                self.remember(&r, v);
-                Ok(r.version.wrapping_add(1))
+            Flaw::ConditionalSaveResurrects => current.is_none(),
+            Flaw::StaleVersionAccepted => current.is_some_and(|c| r.version < c.version),
+            Flaw::ConditionalSaveOnExpired => {
+                current.is_none() && self.shadow(&r.id).is_some_and(|s| s.version == r.version)
             }
-            _ => {
-                let v = self.inner.save_if_version(&r).await?;
-                self.remember(&r, v);
-                Ok(v)
-            }
+            _ => false,
+        };
+        if write_anyway {
+            self.inner.save(&r).await?;
+            let v = r.version.wrapping_add(1);
+            self.remember(&r, v);
+            return Ok(v);
         }
+        let v = self.inner.save_if_version(&r).await?;
+        self.remember(&r, v);
+        Ok(v)
     }
 
     async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+        let expires_at = if self.flaw == Flaw::DeadlineInSeconds {
+            seconds(expires_at)
+        } else {
+            expires_at
+        };
+        if self.flaw == Flaw::TouchBumpsVersion
+            && let Some(mut live) = self.inner.load(id).await?
+        {
+            live.expires_at = expires_at;
+            let v = self.inner.save(&live).await?;
+            self.remember(&live, v);
+            return Ok(true);
+        }
         if self.inner.touch(id, expires_at).await? {
             if let Some(r) = self.written.lock().unwrap().get_mut(id) {
                 r.expires_at = expires_at;
             }
             return Ok(true);
         }
-        if self.flaw == Flaw::TouchRevives {
-            let old = self.written.lock().unwrap().get(id).cloned();
-            if let Some(mut old) = old {
-                old.expires_at = expires_at;
-                let v = self.inner.save(&old).await?;
-                self.remember(&old, v);
-                return Ok(true);
-            }
+        if self.flaw == Flaw::TouchRevives
+            && let Some(mut old) = self.shadow(id)
+        {
+            old.expires_at = expires_at;
+            let v = self.inner.save(&old).await?;
+            self.remember(&old, v);
+            return Ok(true);
         }
         Ok(false)
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
+        if self.flaw == Flaw::DeleteOfAbsentFails && self.shadow(id).is_none() {
+            return Err(Error::backend_msg("no such session"));
+        }
         self.inner.delete(id).await?;
         self.forget(id);
         Ok(())
@@ -191,7 +285,21 @@ impl SessionStore for BrokenStore {
 
     async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
         let before = self.inner.load(old).await?;
+        if self.flaw == Flaw::RotateOverwritesLive && before.is_some() && old != new {
+            self.inner.delete(new).await?;
+            self.forget(new);
+        }
         let moved = self.inner.rotate(old, new).await?;
+        if !moved
+            && self.flaw == Flaw::RotateRevivesExpired
+            && let Some(mut expired) = self.shadow(old)
+        {
+            self.delete(old).await?;
+            expired.id = *new;
+            let v = self.inner.save(&expired).await?;
+            self.remember(&expired, v);
+            return Ok(true);
+        }
         if moved && let Some(record) = before {
             self.forget(old);
             let mut r = record.clone();
@@ -230,6 +338,9 @@ impl SessionStore for BrokenStore {
     }
 
     async fn ids(&self) -> Result<Vec<SessionId>> {
+        if self.flaw == Flaw::IdsIncludeExpired {
+            return Ok(self.written.lock().unwrap().keys().copied().collect());
+        }
         self.inner.ids().await
     }
 
@@ -292,11 +403,14 @@ impl Harness for BrokenHarness {
         } else {
             config.clock.clone()
         };
+        let mut inner = MemoryStore::builder()
+            .clock(store_clock.clone())
+            .max_record_bytes(usize::MAX);
+        if self.flaw == Flaw::EvictsUnderLoad {
+            inner = inner.shards(1).capacity(32);
+        }
         Ok(BrokenStore {
-            inner: MemoryStore::builder()
-                .clock(store_clock.clone())
-                .max_record_bytes(usize::MAX)
-                .build(),
+            inner: inner.build(),
             flaw: self.flaw,
             clock: store_clock,
             limit,
@@ -384,6 +498,267 @@ caught_by!(
     oversized_records_are_refused_and_nothing_is_written,
     model: true
 );
+
+caught_by!(
+    touch_that_bumps_the_version,
+    Flaw::TouchBumpsVersion,
+    touch_moves_the_deadline_and_keeps_data_and_version,
+    model: true
+);
+caught_by!(
+    deadlines_in_whole_seconds,
+    Flaw::DeadlineInSeconds,
+    deadlines_round_trip_to_the_millisecond,
+    model: true
+);
+caught_by!(
+    torn_save,
+    Flaw::TornSave,
+    racing_saves_on_one_id_leave_exactly_one_whole_record,
+    model: true
+);
+caught_by!(
+    huge_values_cut,
+    Flaw::HugeValuesCut,
+    values_of_several_mebibytes_round_trip,
+    model: false
+);
+caught_by!(
+    expired_record_blocks_create,
+    Flaw::ExpiredRecordBlocksCreate,
+    create_replaces_an_expired_record,
+    model: true
+);
+caught_by!(
+    delete_of_an_absent_id_fails,
+    Flaw::DeleteOfAbsentFails,
+    delete_removes_and_deleting_an_absent_id_is_not_an_error,
+    model: true
+);
+caught_by!(
+    rotate_that_overwrites_a_live_id,
+    Flaw::RotateOverwritesLive,
+    rotate_onto_a_live_id_is_a_collision_and_changes_nothing,
+    model: true
+);
+caught_by!(
+    stale_version_accepted,
+    Flaw::StaleVersionAccepted,
+    save_if_version_with_a_stale_version_is_a_conflict_and_changes_nothing,
+    model: true
+);
+caught_by!(
+    conditional_save_over_an_expired_record,
+    Flaw::ConditionalSaveOnExpired,
+    save_if_version_on_an_expired_record_is_a_conflict,
+    model: true
+);
+caught_by!(
+    save_that_restarts_versions,
+    Flaw::SaveRestartsVersions,
+    every_write_of_data_bumps_the_version,
+    model: true
+);
+caught_by!(
+    ids_that_include_expired_records,
+    Flaw::IdsIncludeExpired,
+    count_ids_and_clear_see_only_live_records,
+    model: true
+);
+caught_by!(
+    evicts_under_load,
+    Flaw::EvictsUnderLoad,
+    concurrent_writes_to_distinct_ids_lose_nothing,
+    model: false
+);
+
+caught_by!(
+    rotate_that_revives_an_expired_record,
+    Flaw::RotateRevivesExpired,
+    rotate_of_an_absent_or_expired_record_returns_false,
+    model: true
+);
+
+/// Broken stores that claim a capability they do not have, built on the
+/// example third-party store (`examples/custom_store.rs`).
+#[allow(dead_code)]
+#[path = "../examples/custom_store.rs"]
+mod custom_store;
+
+mod capability_flaws {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use session_store_conformance::{Capabilities, Harness, StoreConfig, block_on, properties};
+    use session_store_core::{Error, Record, Result, SessionId, SessionStore, Timestamp, async_trait};
+
+    use super::custom_store::{TinyHarness, TinyStore};
+    use super::expect_caught;
+
+    /// The capability a store claims but does not keep.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum CapabilityFlaw {
+        /// No flaw: the control.
+        None,
+        /// Reopening a namespace gives an empty store ("durable" is a lie).
+        ForgetsOnReopen,
+        /// Each store object works on its own copy ("shared" is a lie).
+        PrivateCopies,
+        /// Corrupt bytes load as "no record" instead of a decode error.
+        CorruptLoadsAsAbsent,
+    }
+
+    /// `TinyStore` with one capability flaw.
+    #[derive(Debug, Clone)]
+    pub(super) struct Flawed {
+        inner: TinyStore,
+        flaw: CapabilityFlaw,
+    }
+
+    #[async_trait]
+    impl SessionStore for Flawed {
+        async fn create(&self, record: &Record) -> Result<()> {
+            self.inner.create(record).await
+        }
+        async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+            match self.inner.load(id).await {
+                Err(Error::Decode { .. }) if self.flaw == CapabilityFlaw::CorruptLoadsAsAbsent => Ok(None),
+                other => other,
+            }
+        }
+        async fn save(&self, record: &Record) -> Result<u64> {
+            self.inner.save(record).await
+        }
+        async fn save_if_version(&self, record: &Record) -> Result<u64> {
+            self.inner.save_if_version(record).await
+        }
+        async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+            self.inner.touch(id, expires_at).await
+        }
+        async fn delete(&self, id: &SessionId) -> Result<()> {
+            self.inner.delete(id).await
+        }
+        async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+            self.inner.rotate(old, new).await
+        }
+        async fn purge_expired(&self) -> Result<u64> {
+            self.inner.purge_expired().await
+        }
+        async fn ids(&self) -> Result<Vec<SessionId>> {
+            self.inner.ids().await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.inner.clear().await
+        }
+    }
+
+    /// Claims every capability; `TinyHarness` underneath.
+    pub(super) struct FlawedHarness {
+        inner: TinyHarness,
+        flaw: CapabilityFlaw,
+        opened: Mutex<HashMap<u64, usize>>,
+    }
+
+    impl FlawedHarness {
+        pub(super) fn new(flaw: CapabilityFlaw) -> Self {
+            Self {
+                inner: TinyHarness::default(),
+                flaw,
+                opened: Mutex::default(),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Harness for FlawedHarness {
+        type Store = Flawed;
+        type Namespace = u64;
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::all()
+        }
+
+        async fn new_namespace(&self) -> Result<u64> {
+            self.inner.new_namespace().await
+        }
+
+        async fn open(&self, namespace: &u64, config: &StoreConfig) -> Result<Flawed> {
+            let times = {
+                let mut opened = self.opened.lock().unwrap();
+                let n = opened.entry(*namespace).or_default();
+                *n += 1;
+                *n
+            };
+            let inner = match self.flaw {
+                CapabilityFlaw::ForgetsOnReopen if times > 1 => {
+                    let fresh = self.inner.new_namespace().await?;
+                    self.inner.open(&fresh, config).await?
+                }
+                CapabilityFlaw::PrivateCopies => {
+                    let table = self.inner.table(*namespace)?;
+                    let copy = table.lock().unwrap().clone();
+                    TinyStore::new(
+                        Arc::new(Mutex::new(copy)),
+                        config.clock.clone(),
+                        config.max_record_bytes,
+                    )
+                }
+                _ => self.inner.open(namespace, config).await?,
+            };
+            Ok(Flawed { inner, flaw: self.flaw })
+        }
+
+        async fn read_raw(&self, namespace: &u64, id: &SessionId) -> Result<Option<Vec<u8>>> {
+            self.inner.read_raw(namespace, id).await
+        }
+
+        async fn write_raw(&self, namespace: &u64, id: &SessionId, bytes: &[u8]) -> Result<()> {
+            self.inner.write_raw(namespace, id, bytes).await
+        }
+    }
+
+    macro_rules! capability_caught_by {
+        ($test:ident, $flaw:expr, $property:ident) => {
+            #[test]
+            fn $test() {
+                let verdict = block_on(properties::$property(&FlawedHarness::new($flaw)));
+                expect_caught(super::Flaw::None, stringify!($property), verdict);
+            }
+        };
+    }
+
+    capability_caught_by!(
+        durable_store_that_forgets_on_reopen,
+        CapabilityFlaw::ForgetsOnReopen,
+        records_survive_drop_and_reopen
+    );
+    capability_caught_by!(
+        shared_store_with_private_copies,
+        CapabilityFlaw::PrivateCopies,
+        store_objects_on_one_namespace_share_records_and_one_conditional_save_wins
+    );
+    capability_caught_by!(
+        corrupt_bytes_that_load_as_absent,
+        CapabilityFlaw::CorruptLoadsAsAbsent,
+        corrupt_bytes_give_a_decode_error_for_that_record_only
+    );
+
+    /// The flawed harness without a flaw passes these three properties.
+    #[test]
+    fn the_capability_control_passes() {
+        let harness = FlawedHarness::new(CapabilityFlaw::None);
+        let verdicts = block_on(async {
+            vec![
+                properties::records_survive_drop_and_reopen(&harness).await,
+                properties::store_objects_on_one_namespace_share_records_and_one_conditional_save_wins(&harness).await,
+                properties::corrupt_bytes_give_a_decode_error_for_that_record_only(&harness).await,
+            ]
+        });
+        for verdict in verdicts {
+            assert_eq!(verdict, Ok(session_store_conformance::Pass::Passed));
+        }
+    }
+}
 
 /// A failing sequence is saved beside the source file named in the
 /// settings (the macro passes the caller's `file!()`).

@@ -267,7 +267,7 @@ pub async fn namespaces_are_isolated(target: &Target) {
     let prefixes = [
         format!("{base}*"),
         format!("{base}?["),
-        format!("{base}"),
+        base.clone(),
         format!("{base}a"),
     ];
     let mut stores = Vec::new();

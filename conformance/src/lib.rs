@@ -85,7 +85,21 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 #[macro_export]
 macro_rules! conformance_tests {
     ($harness:expr $(,)?) => {
-        $crate::__conformance_properties!(($harness)
+        $crate::__property_list!(__conformance_properties!($harness));
+
+        #[test]
+        fn model_matches_the_reference() {
+            $crate::__private::run_model(file!(), async { $harness });
+        }
+    };
+}
+
+/// The one list of property names: calls `$crate::$callback!((args) names…)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __property_list {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! { ($($args)*)
             data_round_trips_exactly,
             values_of_several_mebibytes_round_trip,
             load_returns_none_at_the_exact_deadline,
@@ -112,12 +126,15 @@ macro_rules! conformance_tests {
             concurrent_writes_to_distinct_ids_lose_nothing,
             racing_saves_on_one_id_leave_exactly_one_whole_record,
             racing_conditional_saves_have_exactly_one_winner,
-        );
-
-        #[test]
-        fn model_matches_the_reference() {
-            $crate::__private::run_model(file!(), async { $harness });
         }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __property_names {
+    (() $($name:ident),* $(,)?) => {
+        &[$(stringify!($name)),*]
     };
 }
 
@@ -191,5 +208,16 @@ pub mod __private {
             Ok(Pass::Skipped { reason }) => eprintln!("skipped: {name}: {reason}"),
             Err(failure) => panic!("{failure}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn property_names_are_distinct_sentences() {
+        let names: std::collections::BTreeSet<_> = crate::PROPERTY_NAMES.iter().collect();
+        assert_eq!(names.len(), crate::PROPERTY_NAMES.len());
+        assert!(crate::PROPERTY_NAMES.len() >= 26);
+        assert!(names.iter().all(|n| n.split('_').count() >= 3), "{names:?}");
     }
 }

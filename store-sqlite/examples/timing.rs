@@ -4,12 +4,12 @@
 //! running the blocking calls ([`Blocking::Auto`], i.e. `block_in_place`,
 //! against [`Blocking::SpawnBlocking`]).
 //!
-//! `cargo run --release -p session-store-sqlite --example timing`
+//! `cargo run --release -p session-store-sqlite --example timing [-- --purge]`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_store_core::{Clock, Record, SessionData, SessionId, SessionStore, SystemClock};
+use session_store_core::{Clock, ManualClock, Record, SessionData, SessionId, SessionStore, SystemClock};
 use session_store_sqlite::{Blocking, SqliteStore};
 
 const N: usize = 20_000;
@@ -90,8 +90,45 @@ async fn run(store: Arc<SqliteStore>) -> String {
     format!("load hit {hit} | load miss {miss} | save {save} | create {create} | 32-task mix {mix:>8.0} ops/s")
 }
 
+/// Purging 50,000 expired records of 100,000.
+async fn purge(path: &std::path::Path) -> String {
+    let clock = ManualClock::at_system_time();
+    let batch: usize = std::env::var("PURGE_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1_000);
+    let store = SqliteStore::builder(path)
+        .clock(clock.shared())
+        .purge_batch(batch)
+        .open()
+        .unwrap();
+    let proto = record();
+    for i in 0..100_000u64 {
+        let mut r = proto.clone();
+        r.id = SessionId::random();
+        r.expires_at = clock.now() + Duration::from_millis(if i % 2 == 0 { 10 } else { 3_600_000 });
+        store.create(&r).await.unwrap();
+    }
+    clock.advance(Duration::from_millis(10));
+    let start = Instant::now();
+    let removed = store.purge_expired().await.unwrap();
+    assert_eq!(removed, 50_000);
+    format!(
+        "purge of {removed} expired among 100,000 in batches of {batch}: {:?}",
+        start.elapsed()
+    )
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
+    if std::env::args().any(|a| a == "--purge") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        println!("{}", rt.block_on(purge(&dir.path().join("purge.db"))));
+        return;
+    }
     for round in 0..3 {
         for (name, blocking) in [
             ("block_in_place", Blocking::Auto),

@@ -68,6 +68,15 @@ fn killed_writer_loses_no_acknowledged_write() {
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "round {round}: the child died of SIGKILL, not an error"
+            );
+        }
         assert!(!status.success(), "round {round}: the child was killed, not finished");
         reader.join().unwrap();
         lines.extend(rx.try_iter());

@@ -415,3 +415,13 @@ async fn reads_run_beside_a_held_write_lock_and_writes_time_out_cleanly() {
         "works again once the lock is released"
     );
 }
+
+#[test]
+fn a_file_that_is_not_a_database_is_an_error() {
+    let db = Db::new();
+    std::fs::write(&db.path, vec![0x5a; 8192]).unwrap();
+    let err = SqliteStore::open(&db.path).unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    let missing_dir = db.dir.path().join("no/such/dir/sessions.db");
+    assert!(matches!(SqliteStore::open(missing_dir), Err(Error::Backend { .. })));
+}

@@ -26,7 +26,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         RedisStore::builder(std::env::var("SESSION_STORE_REDIS_URL")?)
     };
-    let store = builder.prefix(format!("latency:{}:", SessionId::random())).build().await?;
+    let store = builder
+        .prefix(format!("latency:{}:", SessionId::random()))
+        .build()
+        .await?;
     // About 198 bytes in 5 keys, like the peers in shared/PERF-NOTES.md.
     let mut data = SessionData::new();
     data.insert("user_id", &123_456_789u64)?;
@@ -91,7 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for t in tasks {
         t.await?;
     }
-    println!("32-task mix (90% load, 10% save): {:.0} ops/s", 32_000.0 / start.elapsed().as_secs_f64());
+    println!(
+        "32-task mix (90% load, 10% save): {:.0} ops/s",
+        32_000.0 / start.elapsed().as_secs_f64()
+    );
     store.clear().await?;
     Ok(())
 }

@@ -116,6 +116,8 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     ttl_grace: Duration,
     scan_count: usize,
+    #[cfg(feature = "tls")]
+    root_ca: Option<Vec<u8>>,
 }
 
 impl RedisStoreBuilder {
@@ -128,7 +130,57 @@ impl RedisStoreBuilder {
             timeout: DEFAULT_TIMEOUT,
             ttl_grace: DEFAULT_TTL_GRACE,
             scan_count: 1000,
+            #[cfg(feature = "tls")]
+            root_ca: None,
         }
+    }
+
+    /// Trusts this CA certificate (PEM) for `rediss://` connections instead
+    /// of the platform's roots: for a Redis with a self-signed or private CA.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls_root_ca(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_ca = Some(pem.into());
+        self
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls_certificates(&self) -> Option<redis::TlsCertificates> {
+        // rustls needs a process-wide crypto provider; install ring's
+        // unless the application installed one.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        self.root_ca.clone().map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        })
+    }
+
+    fn client(&self, url: &str) -> Result<redis::Client> {
+        let invalid = |e| Error::backend("invalid Redis URL (redis://[user:password@]host:port/db)", e);
+        #[cfg(feature = "tls")]
+        if let Some(certs) = self.tls_certificates() {
+            return redis::Client::build_with_tls(url, certs).map_err(invalid);
+        }
+        redis::Client::open(url).map_err(invalid)
+    }
+
+    fn cluster_client(&self, urls: &[String]) -> Result<redis::cluster::ClusterClient> {
+        let builder = ClusterClientBuilder::new(urls.iter().map(String::as_str))
+            .connection_timeout(self.timeout)
+            .response_timeout(self.timeout)
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(500);
+        #[cfg(feature = "tls")]
+        let builder = match self.tls_certificates() {
+            Some(certs) => builder.certs(certs),
+            None => builder,
+        };
+        builder
+            .build()
+            .map_err(|e| Error::backend("invalid Redis Cluster URLs", e))
     }
 
     /// The clock every liveness decision asks (default: the system clock).
@@ -202,8 +254,7 @@ impl RedisStoreBuilder {
         }
         let conn = match &self.target {
             Target::Single(url) => {
-                let client = redis::Client::open(url.as_str())
-                    .map_err(|e| Error::backend("invalid Redis URL (redis://[user:password@]host:port/db)", e))?;
+                let client = self.client(url)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
@@ -219,14 +270,7 @@ impl RedisStoreBuilder {
                 Conn::Single(manager)
             }
             Target::Cluster(urls) => {
-                let client = ClusterClientBuilder::new(urls.iter().map(String::as_str))
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .retries(3)
-                    .min_retry_wait(10)
-                    .max_retry_wait(500)
-                    .build()
-                    .map_err(|e| Error::backend("invalid Redis Cluster URLs", e))?;
+                let client = self.cluster_client(urls)?;
                 let conn = run(timeout, "connecting to the cluster", client.get_async_connection()).await?;
                 Conn::Cluster(conn)
             }

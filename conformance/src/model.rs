@@ -31,6 +31,9 @@ pub const ID_POOL: usize = 4;
 
 const PROPERTY: &str = "model_matches_the_reference";
 
+/// How long one sequence may take before the store is reported as hung.
+const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How the model test runs: cases, sequence length, where regressions go.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -662,7 +665,12 @@ pub fn model_matches_the_reference<H: Harness>(harness: &H, settings: &ModelSett
     };
     let mut runner = TestRunner::new(config);
     let result = runner.run(&ops_strategy(settings.max_ops), |ops| {
-        rt.block_on(run_case(harness, &ops)).map_err(TestCaseError::fail)
+        rt.block_on(async {
+            tokio::time::timeout(CASE_TIMEOUT, run_case(harness, &ops))
+                .await
+                .unwrap_or_else(|_| Err(format!("one sequence did not finish within {CASE_TIMEOUT:?}")))
+        })
+        .map_err(TestCaseError::fail)
     });
     match result {
         Ok(()) => Ok(Pass::Passed),

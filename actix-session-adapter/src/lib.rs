@@ -64,7 +64,9 @@
 //!   [`save_if_version`](session_store_core::SessionStore::save_if_version),
 //!   retrying when another request wrote in between, so the request that
 //!   finishes last is kept whole and an earlier one's change is lost; nobody
-//!   sees a mix. What the version check buys: **a session deleted meanwhile
+//!   sees a mix. Each retry means another request's write landed, so it
+//!   gives up (with a conflict error) only when more than 31 other requests
+//!   write the same session during one update. What the version check buys: **a session deleted meanwhile
 //!   (a logout, `purge`, `renew`) or expired is never brought back by a late
 //!   write**. Such an `update` writes nothing and returns the old key, which
 //!   loads nothing, so the next request starts a new session.
@@ -80,8 +82,10 @@ use actix_web::cookie::time::Duration;
 use session_store_core::{Error, Record, SessionData, SessionId, SharedClock, Timestamp, system_clock};
 
 /// How many times `update` re-reads the record after a concurrent write
-/// before giving up with a conflict.
-const UPDATE_ATTEMPTS: usize = 8;
+/// before giving up with a conflict. Each failed attempt means another
+/// update of the same session succeeded in between, so this many attempts
+/// always suffice while fewer requests than this update one session at once.
+const UPDATE_ATTEMPTS: usize = 32;
 
 /// Any [`session_store_core::SessionStore`] as an
 /// [`actix_session::storage::SessionStore`].

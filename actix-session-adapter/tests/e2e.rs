@@ -261,3 +261,148 @@ async fn a_late_update_never_revives_a_deleted_session() {
     assert_eq!(adapter.load(&returned).await.unwrap(), None, "nothing was written");
     assert_eq!(store.count().await.unwrap(), 0);
 }
+
+/// A real store that lets "another request" write the record right after
+/// this request loaded it, once: the race `update` must handle.
+#[derive(Debug)]
+struct RacingWriter {
+    inner: MemoryStore,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[session_store_core::async_trait]
+impl SessionStore for RacingWriter {
+    async fn create(&self, record: &session_store_core::Record) -> session_store_core::Result<()> {
+        self.inner.create(record).await
+    }
+    async fn load(
+        &self,
+        id: &session_store_core::SessionId,
+    ) -> session_store_core::Result<Option<session_store_core::Record>> {
+        let loaded = self.inner.load(id).await?;
+        if let Some(record) = &loaded
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            let mut other = record.clone();
+            other.data.insert("count", &100).unwrap();
+            self.inner.save(&other).await?;
+        }
+        Ok(loaded)
+    }
+    async fn save(&self, record: &session_store_core::Record) -> session_store_core::Result<u64> {
+        self.inner.save(record).await
+    }
+    async fn save_if_version(&self, record: &session_store_core::Record) -> session_store_core::Result<u64> {
+        self.inner.save_if_version(record).await
+    }
+    async fn touch(
+        &self,
+        id: &session_store_core::SessionId,
+        expires_at: session_store_core::Timestamp,
+    ) -> session_store_core::Result<bool> {
+        self.inner.touch(id, expires_at).await
+    }
+    async fn delete(&self, id: &session_store_core::SessionId) -> session_store_core::Result<()> {
+        self.inner.delete(id).await
+    }
+    async fn rotate(
+        &self,
+        old: &session_store_core::SessionId,
+        new: &session_store_core::SessionId,
+    ) -> session_store_core::Result<bool> {
+        self.inner.rotate(old, new).await
+    }
+    async fn purge_expired(&self) -> session_store_core::Result<u64> {
+        self.inner.purge_expired().await
+    }
+    async fn ids(&self) -> session_store_core::Result<Vec<session_store_core::SessionId>> {
+        self.inner.ids().await
+    }
+    async fn clear(&self) -> session_store_core::Result<()> {
+        self.inner.clear().await
+    }
+}
+
+#[actix_web::test]
+async fn an_update_racing_another_write_is_last_writer_wins() {
+    let store = Arc::new(RacingWriter {
+        inner: MemoryStore::new(),
+        armed: false.into(),
+    });
+    let adapter = Adapter::from_arc(Arc::clone(&store));
+    let ttl = actix_web::cookie::time::Duration::hours(1);
+    let key = adapter
+        .save([("count".to_owned(), "1".to_owned())].into(), &ttl)
+        .await
+        .unwrap();
+    let id: session_store_core::SessionId = key.as_ref().parse().unwrap();
+
+    // Another request writes between this update's load and its write: the
+    // conditional write fails once, the adapter re-reads and writes again.
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let key = adapter
+        .update(key, [("count".to_owned(), "2".to_owned())].into(), &ttl)
+        .await
+        .unwrap();
+    assert_eq!(key.as_ref(), id.to_string(), "same session key");
+    assert!(
+        !store.armed.load(std::sync::atomic::Ordering::SeqCst),
+        "the race happened"
+    );
+    let record = store.inner.load(&id).await.unwrap().expect("live");
+    assert_eq!(
+        record.data.get::<u32>("count").unwrap(),
+        Some(2),
+        "the last writer wins"
+    );
+    assert_eq!(record.version, 3, "create, the racing save, then this update");
+}
+
+#[actix_web::test]
+async fn concurrent_updates_of_one_session_all_land_whole() {
+    // SQLite on this single-threaded runtime runs each call on the blocking
+    // pool, so the updates really interleave between their loads and writes.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("race.db")).unwrap());
+    let adapter = Adapter::from_arc(Arc::clone(&store));
+    let ttl = actix_web::cookie::time::Duration::hours(1);
+    let key = adapter
+        .save([("n".to_owned(), "0".to_owned())].into(), &ttl)
+        .await
+        .unwrap();
+    let id: session_store_core::SessionId = key.as_ref().parse().unwrap();
+    let updates = (1..=16).map(|n| {
+        let adapter = adapter.clone();
+        let key = SessionKey::try_from(id.to_string()).unwrap();
+        async move {
+            let state = [("n".to_owned(), n.to_string()), ("m".to_owned(), n.to_string())].into();
+            adapter.update(key, state, &ttl).await.map(|_| ())
+        }
+    });
+    for result in futures_join_all(updates).await {
+        result.unwrap_or_else(|e| panic!("update failed: {e:?}"));
+    }
+    let record = store.load(&id).await.unwrap().expect("live");
+    let n: u32 = record.data.get("n").unwrap().unwrap();
+    assert!((1..=16).contains(&n));
+    assert_eq!(
+        record.data.get::<u32>("m").unwrap(),
+        Some(n),
+        "never a mix of two writes"
+    );
+    assert_eq!(record.version, 17, "every update was written");
+}
+
+/// Runs the futures concurrently on this task and collects their outputs.
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(actix_web::rt::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.expect("the task finished"));
+    }
+    out
+}

@@ -401,21 +401,23 @@ impl Inner {
         self.clock.now().as_millis()
     }
 
-    /// Runs `op` on a reader connection: a free one if any, else waits for
-    /// one.
-    fn read<T>(&self, what: &str, mut op: impl FnMut(&Connection) -> Op<T>) -> Result<T> {
+    /// Runs `op` on a reader connection (a free one if any, else waits for
+    /// one), with the clock's time read once the connection is held.
+    fn read<T>(&self, what: &str, mut op: impl FnMut(&Connection, i64) -> Op<T>) -> Result<T> {
         let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
         let conn = (0..n)
             .find_map(|k| self.readers[(start + k) % n].try_lock())
             .unwrap_or_else(|| self.readers[start].lock());
-        self.retry.run(what, || op(&conn))
+        self.retry.run(what, || op(&conn, self.now()))
     }
 
-    /// Runs `op` on the writer connection.
-    fn write<T>(&self, what: &str, mut op: impl FnMut(&mut Connection) -> Op<T>) -> Result<T> {
+    /// Runs `op` on the writer connection, with the clock's time read once
+    /// the connection is held (so waiting for the lock never makes a
+    /// liveness decision stale).
+    fn write<T>(&self, what: &str, mut op: impl FnMut(&mut Connection, i64) -> Op<T>) -> Result<T> {
         let mut conn = self.writer.lock();
-        self.retry.run(what, || op(&mut conn))
+        self.retry.run(what, || op(&mut conn, self.now()))
     }
 }
 
@@ -478,9 +480,8 @@ impl SessionStore for SqliteStore {
         let (id, expires_at) = (record.id, record.expires_at.as_millis());
         let created = self
             .run(move |s| {
-                let now = s.now();
                 let key = id.encode();
-                s.write("create", |c| {
+                s.write("create", |c, now| {
                     Ok(c.prepare_cached(&s.sql.create)?
                         .execute(params![key.as_str(), body, expires_at, now])?)
                 })
@@ -495,9 +496,8 @@ impl SessionStore for SqliteStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let id = *id;
         self.run(move |s| {
-            let now = s.now();
             let key = id.encode();
-            s.read("load", |c| {
+            s.read("load", |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.load)?;
                 let mut rows = stmt.query(params![key.as_str(), now])?;
                 match rows.next()? {
@@ -514,9 +514,8 @@ impl SessionStore for SqliteStore {
         let body = codec::encode_body(record)?;
         let (id, expires_at) = (record.id, record.expires_at.as_millis());
         self.run(move |s| {
-            let now = s.now();
             let key = id.encode();
-            s.write("save", |c| {
+            s.write("save", |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.save)?;
                 let mut rows = stmt.query(params![key.as_str(), body, expires_at, now])?;
                 let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
@@ -540,9 +539,8 @@ impl SessionStore for SqliteStore {
         let (id, expires_at) = (record.id, record.expires_at.as_millis());
         let written = self
             .run(move |s| {
-                let now = s.now();
                 let key = id.encode();
-                s.write("save_if_version", |c| {
+                s.write("save_if_version", |c, now| {
                     Ok(c.prepare_cached(&s.sql.save_if_version)?.execute(params![
                         key.as_str(),
                         body,
@@ -564,9 +562,8 @@ impl SessionStore for SqliteStore {
         let expires_at = expires_at.as_millis();
         let touched = self
             .run(move |s| {
-                let now = s.now();
                 let key = id.encode();
-                s.write("touch", |c| {
+                s.write("touch", |c, now| {
                     Ok(c.prepare_cached(&s.sql.touch)?
                         .execute(params![key.as_str(), expires_at, now])?)
                 })
@@ -579,7 +576,7 @@ impl SessionStore for SqliteStore {
         let id = *id;
         self.run(move |s| {
             let key = id.encode();
-            s.write("delete", |c| {
+            s.write("delete", |c, _| {
                 c.prepare_cached(&s.sql.delete)?.execute([key.as_str()])?;
                 Ok(())
             })
@@ -590,10 +587,11 @@ impl SessionStore for SqliteStore {
     async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
         let (old, new) = (*old, *new);
         self.run(move |s| {
-            let now = s.now();
             let (old_key, new_key) = (old.encode(), new.encode());
-            s.write("rotate", |c| {
+            s.write("rotate", |c, _| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // Read once the write lock is held, however long that took.
+                let now = s.now();
                 let collides = tx
                     .prepare_cached(&s.sql.live_exists)?
                     .exists(params![new_key.as_str(), now])?;
@@ -624,7 +622,7 @@ impl SessionStore for SqliteStore {
             loop {
                 // One autocommit statement per batch: the write lock (and the
                 // writer mutex) are released between batches.
-                let removed = s.write("purge_expired", |c| {
+                let removed = s.write("purge_expired", |c, _| {
                     Ok(c.prepare_cached(&s.sql.purge)?.execute(params![now, batch])?)
                 })?;
                 total += removed as u64;
@@ -638,8 +636,7 @@ impl SessionStore for SqliteStore {
 
     async fn count(&self) -> Result<u64> {
         self.run(move |s| {
-            let now = s.now();
-            s.read("count", |c| {
+            s.read("count", |c, now| {
                 let n: i64 = c.prepare_cached(&s.sql.count)?.query_row([now], |row| row.get(0))?;
                 Ok(n.max(0) as u64)
             })
@@ -649,8 +646,7 @@ impl SessionStore for SqliteStore {
 
     async fn ids(&self) -> Result<Vec<SessionId>> {
         self.run(move |s| {
-            let now = s.now();
-            s.read("ids", |c| {
+            s.read("ids", |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.ids)?;
                 let mut rows = stmt.query([now])?;
                 let mut ids = Vec::new();
@@ -679,7 +675,7 @@ impl SessionStore for SqliteStore {
 
     async fn clear(&self) -> Result<()> {
         self.run(move |s| {
-            s.write("clear", |c| {
+            s.write("clear", |c, _| {
                 c.prepare_cached(&s.sql.clear)?.execute([])?;
                 Ok(())
             })

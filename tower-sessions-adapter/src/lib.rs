@@ -279,6 +279,21 @@ where
     }
 }
 
+/// Expired sessions are removed by the store's
+/// [`purge_expired`](session_store_core::SessionStore::purge_expired), so
+/// tower-sessions' deletion task works too. (`session_store_core::Purger`
+/// does the same without tower-sessions' `deletion-task` feature.)
+#[session_store_core::async_trait]
+impl<S> tower_sessions_core::ExpiredDeletion for Adapter<S>
+where
+    S: session_store_core::SessionStore + ?Sized + 'static,
+{
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        self.store.purge_expired().await.map_err(tower_err)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use session_store_tower_sessions::{Adapter, to_offset_date_time, to_session_id, 
 use tower_sessions::Session;
 use tower_sessions_core::session::{Id, Record as TowerRecord};
 use tower_sessions_core::session_store::Error as TowerError;
-use tower_sessions_core::{SessionStore, session_store};
+use tower_sessions_core::{ExpiredDeletion as _, SessionStore, session_store};
 
 fn setup() -> (ManualClock, Arc<MemoryStore>, Adapter<MemoryStore>) {
     let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
@@ -86,13 +86,24 @@ async fn create_never_overwrites_a_live_session() -> session_store::Result<()> {
 
 #[tokio::test]
 async fn liveness_follows_the_store_clock() -> session_store::Result<()> {
-    let (clock, _store, adapter) = setup();
+    let (clock, store, adapter) = setup();
     let mut record = tower_record(&clock, Duration::from_millis(500));
     adapter.create(&mut record).await?;
     clock.advance(Duration::from_millis(499));
     assert!(adapter.load(&record.id).await?.is_some());
     clock.advance(Duration::from_millis(1));
     assert_eq!(adapter.load(&record.id).await?, None, "expired at now == deadline");
+    assert_eq!(store.count().await.unwrap(), 0);
+    // tower-sessions' deletion hook purges the store.
+    let mut live = tower_record(&clock, Duration::from_secs(60));
+    adapter.create(&mut live).await?;
+    adapter.delete_expired().await?;
+    assert_eq!(
+        store.purge_expired().await.unwrap(),
+        0,
+        "the expired record was purged already"
+    );
+    assert!(adapter.load(&live.id).await?.is_some(), "live records stay");
     Ok(())
 }
 

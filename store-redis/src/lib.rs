@@ -71,8 +71,8 @@
 mod scripts;
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
@@ -252,6 +252,7 @@ impl RedisStoreBuilder {
                 "a rediss:// URL needs the `tls` feature of session-store-redis",
             ));
         }
+        let mut single = None;
         let conn = match &self.target {
             Target::Single(url) => {
                 let client = self.client(url)?;
@@ -261,6 +262,7 @@ impl RedisStoreBuilder {
                     .set_min_delay(Duration::from_millis(10))
                     .set_max_delay(Duration::from_millis(500))
                     .set_number_of_retries(1);
+                single = Some((client.clone(), config.clone()));
                 let manager = run(
                     timeout,
                     "connecting",
@@ -281,7 +283,11 @@ impl RedisStoreBuilder {
         pattern.push('}');
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                conn,
+                conn: RwLock::new(ConnSlot {
+                    conn,
+                    since: Instant::now(),
+                }),
+                single,
                 scripts: Scripts::new(),
                 clock: self.clock,
                 max_record_bytes: self.max_record_bytes,
@@ -311,6 +317,8 @@ fn escape_glob(s: &str) -> String {
 async fn run<T>(timeout: Duration, what: &str, f: impl Future<Output = RedisResult<T>>) -> Result<T> {
     match tokio::time::timeout(timeout, f).await {
         Ok(Ok(v)) => Ok(v),
+        // redis-rs's own response or connect timeout (set to the same bound).
+        Ok(Err(e)) if e.is_timeout() => Err(Error::Timeout(timeout)),
         Ok(Err(e)) => Err(Error::backend(format!("Redis failed while {what}"), e)),
         Err(_) => Err(Error::Timeout(timeout)),
     }
@@ -374,8 +382,16 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// The current connection, and since when.
+struct ConnSlot {
     conn: Conn,
+    since: Instant,
+}
+
+struct Inner {
+    conn: RwLock<ConnSlot>,
+    /// How to make a fresh single-server connection (see `on_timeout`).
+    single: Option<(redis::Client, ConnectionManagerConfig)>,
     scripts: Scripts,
     clock: SharedClock,
     max_record_bytes: usize,
@@ -391,7 +407,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field(
                 "mode",
-                &match self.inner.conn {
+                &match self.conn() {
                     Conn::Single(_) => "single",
                     Conn::Cluster(_) => "cluster",
                 },
@@ -451,7 +467,7 @@ impl RedisStore {
     /// Whether this store runs against a Redis Cluster.
     #[must_use]
     pub fn is_cluster(&self) -> bool {
-        matches!(self.inner.conn, Conn::Cluster(_))
+        matches!(self.conn(), Conn::Cluster(_))
     }
 
     /// The id of a key of this store, or `None` for a foreign key.
@@ -462,7 +478,32 @@ impl RedisStore {
     }
 
     fn conn(&self) -> Conn {
-        self.inner.conn.clone()
+        self.inner
+            .conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .conn
+            .clone()
+    }
+
+    /// After a call timed out: the server may be gone without closing the
+    /// socket (a half-open connection), which redis-rs does not treat as a
+    /// reason to reconnect. Replace the single-server connection with a
+    /// fresh one that connects on first use, at most once per timeout period.
+    fn on_timeout(&self) {
+        let Some((client, config)) = &self.inner.single else {
+            return;
+        };
+        let mut slot = self.inner.conn.write().unwrap_or_else(PoisonError::into_inner);
+        if slot.since.elapsed() < self.inner.timeout {
+            return;
+        }
+        if let Ok(manager) = ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+            *slot = ConnSlot {
+                conn: Conn::Single(manager),
+                since: Instant::now(),
+            };
+        }
     }
 
     fn now(&self) -> Timestamp {
@@ -477,7 +518,11 @@ impl RedisStore {
     }
 
     async fn run<T>(&self, what: &str, f: impl Future<Output = RedisResult<T>>) -> Result<T> {
-        run(self.inner.timeout, what, f).await
+        let result = run(self.inner.timeout, what, f).await;
+        if matches!(result, Err(Error::Timeout(_))) {
+            self.on_timeout();
+        }
+        result
     }
 
     fn encode(&self, record: &Record) -> Result<Vec<u8>> {

@@ -18,6 +18,8 @@ use session_store_core::{Clock, Error, Record, SessionData, SessionId, SessionSt
 use session_store_redis::RedisStore;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
+/// Scheduling slack on a loaded 2-core machine, over the timeout.
+const SLACK: Duration = Duration::from_millis(1_000);
 
 fn start_server(binary: &str, port: u16, dir: &std::path::Path) -> Child {
     Command::new(binary)
@@ -146,10 +148,7 @@ async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
         let err = result.expect_err("a load against a dead server fails");
         assert!(err.is_transient(), "{err}");
         first_error_after_kill.get_or_insert(killed.elapsed());
-        assert!(
-            took <= TIMEOUT + Duration::from_millis(300),
-            "a call took {took:?}, over the timeout"
-        );
+        assert!(took <= TIMEOUT + SLACK, "a call took {took:?}, over the timeout");
         down_calls.push((took, err.to_string()));
     }
 
@@ -177,7 +176,7 @@ async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
     );
     store.create(&r).await.unwrap();
     assert!(store.load(&r.id).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(SLACK).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.expect("no worker panicked");
@@ -197,7 +196,14 @@ async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
     let err = store.load(&r.id).await.unwrap_err();
     let stalled = start.elapsed();
     assert!(matches!(err, Error::Timeout(t) if t == TIMEOUT), "{err}");
-    assert!(stalled <= TIMEOUT + Duration::from_millis(300), "{stalled:?}");
+    assert!(stalled <= TIMEOUT + SLACK, "{stalled:?}");
+    // Still stopped: the next calls (on a fresh connection) fail within the bound too.
+    for _ in 0..3 {
+        let start = Instant::now();
+        let err = store.load(&r.id).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(start.elapsed() <= TIMEOUT + SLACK, "{:?}", start.elapsed());
+    }
     signal("-CONT");
     let resumed = Instant::now();
     let back = loop {
@@ -235,5 +241,5 @@ async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
         t.ok_before > 0 && t.ok_after_recovery > 0,
         "the workload ran before and after"
     );
-    assert!(max <= TIMEOUT + Duration::from_millis(300), "{max:?}");
+    assert!(max <= TIMEOUT + SLACK, "{max:?}");
 }

@@ -65,8 +65,10 @@
 //!
 //! Every round trip is bounded by [`RedisStoreBuilder::timeout`]: an
 //! operation fails with [`Error::Timeout`] or [`Error::Backend`], never
-//! hangs. The connection reconnects by itself in the background, so the same
-//! store object works again once the server is back.
+//! hangs. The connection reconnects by itself in the background (and after a
+//! timeout the store swaps in a fresh connection, so a half-open socket
+//! cannot stall it), so the same store object works again once the server
+//! is back.
 
 mod scripts;
 

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P] [--port PORT]
 
-  --store      session backend (env SESSION_STORE; default: file)
-  --dir        directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
-  --redis-url  Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
+  --store         session backend (env SESSION_STORE; default: file)
+  --dir           directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
+  --redis-url     Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
   --redis-prefix  key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
-  --port       port on 127.0.0.1 (env PORT; default: 3000; 0 picks a free one)
+  --port          port on 127.0.0.1 (env PORT; default: 3000; 0 picks a free one)
 
 GET / counts visits in the session; POST /login rotates the session id; POST /logout deletes the session.
 ";

@@ -297,3 +297,15 @@ fn bad_arguments_fail_with_a_message() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown store \"mongo\""), "{stderr}");
 }
+
+#[test]
+fn an_unreachable_redis_fails_with_a_message() {
+    // Port 1 on the loopback interface: nothing listens, the connection is refused at once.
+    let output = Command::new(env!("CARGO_BIN_EXE_counter"))
+        .args(["--store", "redis", "--redis-url", "redis://127.0.0.1:1/", "--port", "0"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot use Redis at redis://127.0.0.1:1/"), "{stderr}");
+}

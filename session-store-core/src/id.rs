@@ -41,7 +41,7 @@ impl SessionId {
     pub fn random() -> Self {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
-        Self(u128::from_be_bytes(bytes))
+        Self(u128::from_le_bytes(bytes))
     }
 
     /// The id with these 128 bits (lossless; for adapters to other session
@@ -57,10 +57,15 @@ impl SessionId {
         self.0
     }
 
-    /// The id as 16 big-endian bytes.
+    /// The id as 16 little-endian bytes, the order its text form encodes.
+    ///
+    /// Little-endian matches tower-sessions, whose ids are 128-bit integers
+    /// written the same way, so a cookie set through the tower-sessions
+    /// adapter reads exactly like the id in the store (the file name, the
+    /// SQLite key, the Redis key).
     #[must_use]
     pub const fn to_bytes(self) -> [u8; 16] {
-        self.0.to_be_bytes()
+        self.0.to_le_bytes()
     }
 
     /// Writes the text form into a stack buffer, without allocating.
@@ -150,7 +155,7 @@ impl FromStr for SessionId {
         }
         let mut out = [0u8; 16];
         match URL_SAFE_NO_PAD.decode_slice(bytes, &mut out) {
-            Ok(16) => Ok(Self(u128::from_be_bytes(out))),
+            Ok(16) => Ok(Self(u128::from_le_bytes(out))),
             // The alphabet and length were checked, so the only way left to
             // fail is trailing bits in the last character.
             _ => Err(InvalidId::NonCanonical),

@@ -310,6 +310,14 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_text_is_the_store_id_text() {
+        for _ in 0..100 {
+            let id = SessionId::random();
+            assert_eq!(to_tower_id(id).to_string(), id.to_string());
+        }
+    }
+
+    #[test]
     fn expiry_round_trips_to_the_millisecond() {
         for millis in [0i64, 1, -1, 1_700_000_000_123, -62_000_000_000_000] {
             let t = Timestamp::from_millis(millis);

@@ -33,9 +33,9 @@
 //!
 //! - **Ids** are the same 128 bits: tower-sessions' `Id(i128)` and the
 //!   store's [`SessionId`] convert by a bit cast ([`to_session_id`],
-//!   [`to_tower_id`]). tower-sessions writes the cookie text itself (its own
-//!   base64 of the bits, little-endian), so the cookie string is not the
-//!   store's 22-character text form, but it names the same 128-bit id.
+//!   [`to_tower_id`]). tower-sessions writes the cookie as base64 of the
+//!   bits in little-endian order, which is exactly the store's 22-character
+//!   text form, so the cookie reads like the file name or key in the store.
 //! - **Expiry**: tower-sessions' `expiry_date` becomes the record's absolute
 //!   deadline, truncated to the millisecond ([`to_timestamp`]); a loaded
 //!   deadline converts back ([`to_offset_date_time`]), clamped to the years

@@ -50,7 +50,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         records.push(r);
     }
     let (mut loads, mut misses, mut saves, mut cas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let floor_url = std::env::var("SESSION_STORE_REDIS_URL")?;
+    let mut floor = redis::Client::open(floor_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let blob = session_store_core::codec::encode_record(&records[0])?;
+    let (mut gets, mut sets) = (Vec::new(), Vec::new());
     for r in &records {
+        if !cluster {
+            // The floor, interleaved: plain GET / SET … PX of the same bytes
+            // on one multiplexed connection.
+            let key = format!("latency-floor:{}", r.id);
+            let t = Instant::now();
+            let () = redis::cmd("SET")
+                .arg(&key)
+                .arg(&blob)
+                .arg("PX")
+                .arg(600_000)
+                .query_async(&mut floor)
+                .await?;
+            sets.push(t.elapsed());
+            let t = Instant::now();
+            let _: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut floor).await?;
+            gets.push(t.elapsed());
+            let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut floor).await?;
+        }
         let t = Instant::now();
         let loaded = store.load(&r.id).await?.expect("live");
         loads.push(t.elapsed());
@@ -75,6 +99,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         median(cas),
         median(creates)
     );
+    if !cluster {
+        println!(
+            "floor (redis-rs GET / SET PX, interleaved): get {:?}, set {:?}",
+            median(gets),
+            median(sets)
+        );
+    }
     // 32 tasks, 90% loads / 10% saves.
     let start = Instant::now();
     let mut tasks = Vec::new();

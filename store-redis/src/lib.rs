@@ -61,6 +61,11 @@
 //! hash tag, such as `app{sessions}:`) rotate is one atomic script there too.
 //! `count`, `ids`, `clear` and `purge_expired` SCAN every master.
 //!
+//! # TLS
+//!
+//! With the `tls` feature, `rediss://` URLs connect over rustls, trusting
+//! the platform's roots or the CA given to `RedisStoreBuilder::tls_root_ca`.
+//!
 //! # When Redis goes away
 //!
 //! Every round trip is bounded by [`RedisStoreBuilder::timeout`]: an

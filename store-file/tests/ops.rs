@@ -577,3 +577,81 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     }
     panic!("the future did not complete outside a runtime");
 }
+
+/// While an operation waits on the file system (here: on a shard lock held
+/// by "another process"), the runtime's worker keeps running other tasks.
+fn a_blocked_operation_does_not_stall_the_runtime(runtime: tokio::runtime::Runtime, offload: Offload) {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let store = FileStore::builder(tmp.path())
+        .clock(clock.shared())
+        .offload(offload)
+        .open()
+        .unwrap();
+    let r = record(&clock, Duration::from_secs(60), 1);
+    runtime.block_on(store.create(&r)).unwrap();
+    // Hold the shard's lock as another process would.
+    let lock = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(store.path_of(&r.id).with_file_name(".lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    // The watchdog plays the other process: it releases the lock once the
+    // runtime has shown it still runs tasks, or after 10 s if it does not.
+    let (ran, ticked) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let stalled = ticked.recv_timeout(Duration::from_secs(10)).is_err();
+        lock.unlock().unwrap();
+        stalled
+    });
+    let version = runtime.block_on(async {
+        let saving = tokio::spawn({
+            let store = store.clone();
+            let r = r.clone();
+            async move { store.save(&r).await }
+        });
+        // Let the save start and block on the lock.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!saving.is_finished(), "the save waits for the lock");
+        // Another task on the same (single) worker thread must still run.
+        // No tokio timer here: a stalled worker would not drive it.
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            let _ = ran.send(());
+        });
+        saving.await.unwrap().unwrap()
+    });
+    let stalled = watchdog.join().unwrap();
+    assert!(!stalled, "the runtime stalled behind a blocked file operation");
+    assert_eq!(version, 2);
+}
+
+#[test]
+fn block_in_place_does_not_stall_a_one_worker_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    a_blocked_operation_does_not_stall_the_runtime(rt, Offload::Auto);
+}
+
+#[test]
+fn spawn_blocking_does_not_stall_a_one_worker_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    a_blocked_operation_does_not_stall_the_runtime(rt, Offload::SpawnBlocking);
+}
+
+#[test]
+fn a_current_thread_runtime_is_not_stalled() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    a_blocked_operation_does_not_stall_the_runtime(rt, Offload::Auto);
+}

@@ -32,7 +32,9 @@
 //! no cookie can name a path outside the directory, and 4,096 shards keep a
 //! million sessions at about 250 files per directory. A file holds the whole
 //! record (created, deadline, version, data) as encoded by
-//! [`session_store_core::codec::encode_record`].
+//! [`session_store_core::codec::encode_record`]. The names are case
+//! sensitive: keep the directory on a case-sensitive file system (see the
+//! README).
 //!
 //! Each shard directory also holds `.lock`, an empty file used for advisory
 //! locking, and, transiently, temporary files `.tmp-<id>-<pid>-<n>`. Neither

@@ -12,6 +12,7 @@ use crate::subject::{BenchResult, Op, Subject};
 #[derive(Debug)]
 pub struct Ours<S: SessionStore + ?Sized> {
     store: Arc<S>,
+    seeder: Option<Arc<S>>,
     purge_population: usize,
 }
 
@@ -20,8 +21,18 @@ impl<S: SessionStore + ?Sized> Ours<S> {
     pub fn new(store: Arc<S>) -> Self {
         Self {
             store,
+            seeder: None,
             purge_population: 100_000,
         }
+    }
+
+    /// Sets another store on the same namespace that writes the records a
+    /// workload sets up (untimed), for example a file store that does not
+    /// fsync; the measured operations still use the main store.
+    #[must_use]
+    pub fn with_seeder(mut self, seeder: Arc<S>) -> Self {
+        self.seeder = Some(seeder);
+        self
     }
 
     /// Sets how many records the purge workload stores (default 100,000),
@@ -65,6 +76,12 @@ impl<S: SessionStore + ?Sized + 'static> Subject for Ours<S> {
 
     async fn create(&self, rec: &mut Record) -> BenchResult<()> {
         self.store.create(rec).await?;
+        rec.version = 1;
+        Ok(())
+    }
+
+    async fn seed_create(&self, rec: &mut Record) -> BenchResult<()> {
+        self.seeder.as_ref().unwrap_or(&self.store).create(rec).await?;
         rec.version = 1;
         Ok(())
     }

@@ -66,6 +66,14 @@ pub trait Subject: Send + Sync + 'static {
     /// Inserts a new record.
     fn create(&self, rec: &mut Self::Rec) -> impl Future<Output = BenchResult<()>> + Send;
 
+    /// Creates a record while setting up a workload (untimed). The default
+    /// is [`create`](Self::create); durable subjects may write without
+    /// syncing here, so that storing 100,000 records takes seconds rather
+    /// than minutes. What is timed always goes through `create`.
+    fn seed_create(&self, rec: &mut Self::Rec) -> impl Future<Output = BenchResult<()>> + Send {
+        self.create(rec)
+    }
+
     /// The live record under `id`, if any.
     fn load(&self, id: Self::Id) -> impl Future<Output = BenchResult<Option<Self::Rec>>> + Send;
 

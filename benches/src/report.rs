@@ -301,9 +301,7 @@ pub fn checks(results: &Results) -> Vec<Check> {
     );
     let (small, large) = (STORED_COUNTS[0], STORED_COUNTS[1]);
     for (ours, _, _) in MEDIA {
-        let a = results.get(ours, "load, 1k stored");
-        let b = results.get(ours, "load, 100k stored");
-        let ratio = a.zip(b).and_then(|(a, b)| (a.ns > 0.0).then(|| b.ns / a.ns));
+        let ratio = growth(results, ours);
         check(
             format!(
                 "{ours} load flat: {}k stored ≤ 1.5 × {}k stored",
@@ -318,7 +316,19 @@ pub fn checks(results: &Results) -> Vec<Check> {
 }
 
 fn ratio_text(r: Option<f64>) -> String {
-    r.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}"))
+    match r {
+        None => "—".to_owned(),
+        Some(r) if r >= 0.1 => format!("{r:.2}"),
+        Some(r) if r >= 0.001 => format!("{r:.3}"),
+        Some(_) => "<0.001".to_owned(),
+    }
+}
+
+/// Load time with 100k records stored over load time with 1k stored.
+fn growth(results: &Results, subject: &str) -> Option<f64> {
+    let a = results.get(subject, "load, 1k stored")?;
+    let b = results.get(subject, "load, 100k stored")?;
+    (a.ns > 0.0).then(|| b.ns / a.ns)
 }
 
 /// The whole report as Markdown; `heading` goes first (run date, mode).
@@ -375,6 +385,20 @@ pub fn render(results: &Results, heading: &str) -> String {
                 let _ = write!(out, " {} |", ratio_text(results.ratio(ours, other, c.title)));
             }
             out.push('\n');
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\n## Growth\n\nLoad with {}k records stored over load with {}k stored, for every subject \
+         (the floors show what the medium itself adds: CPU caches, B-tree depth).\n",
+        STORED_COUNTS[1] / 1000,
+        STORED_COUNTS[0] / 1000
+    );
+    let _ = writeln!(out, "| store | growth |\n|---|---:|");
+    for s in &subjects {
+        if let Some(g) = growth(results, s) {
+            let _ = writeln!(out, "| {s} | {g:.2} |");
         }
     }
 
@@ -442,6 +466,9 @@ mod tests {
         assert!(text.contains("| memory load flat: 100k stored ≤ 1.5 × 1k stored | 3.00 | 1.50 | **missed** |"));
         assert!(text.contains("| memory ≤ memory-peer: load hit | 0.25 | 1.00 | met |"));
         assert!(text.contains("| memory load hit ≤ 2 × locked HashMap | 1.33 | 2.00 | met |"));
+        assert!(text.contains("| memory | 3.00 |"), "{text}");
+        assert_eq!(ratio_text(Some(0.0024)), "0.002");
+        assert_eq!(ratio_text(Some(0.00001)), "<0.001");
     }
 
     #[test]

@@ -188,8 +188,16 @@ impl Hasher for IdHasher {
 
 struct Shard {
     map: HashMap<u128, Record, IdHash>,
-    /// (deadline, id) of every record, ordered by deadline.
+    /// (deadline, id) of every record, ordered by deadline. The index is
+    /// lazy: a delete or a moved deadline leaves the old entry behind as
+    /// *stale* (it no longer matches the record in `map`), which saves a
+    /// B-tree removal on the hot path. Stale entries are dropped when purge
+    /// or eviction reaches them, and the index is rebuilt once they
+    /// outnumber the records, so it never holds more than about twice as
+    /// many entries as there are records.
     by_deadline: BTreeSet<(Timestamp, u128)>,
+    /// How many entries of `by_deadline` are stale.
+    stale: usize,
 }
 
 impl Shard {
@@ -197,6 +205,7 @@ impl Shard {
         Self {
             map: HashMap::with_hasher(hash),
             by_deadline: BTreeSet::new(),
+            stale: 0,
         }
     }
 
@@ -204,31 +213,64 @@ impl Shard {
         self.map.get(&key).filter(|r| r.is_live_at(now))
     }
 
+    /// Whether an index entry still describes the record stored under its id.
+    fn is_current(&self, (deadline, key): (Timestamp, u128)) -> bool {
+        self.map.get(&key).is_some_and(|r| r.expires_at == deadline)
+    }
+
+    fn note_stale(&mut self) {
+        self.stale += 1;
+        if self.stale > 1024 && self.stale > self.map.len() {
+            self.by_deadline = self.map.values().map(|r| (r.expires_at, r.id.as_u128())).collect();
+            self.stale = 0;
+        }
+    }
+
     fn remove(&mut self, key: u128) -> Option<Record> {
         let old = self.map.remove(&key)?;
-        self.by_deadline.remove(&(old.expires_at, key));
+        self.note_stale();
         Some(old)
     }
 
     fn put(&mut self, record: Record) {
         let key = record.id.as_u128();
-        self.by_deadline.insert((record.expires_at, key));
-        if let Some(old) = self.map.insert(key, record) {
-            let new_deadline = self.map.get(&key).map(|r| r.expires_at);
-            if Some(old.expires_at) != new_deadline {
-                self.by_deadline.remove(&(old.expires_at, key));
+        let deadline = record.expires_at;
+        match self.map.insert(key, record) {
+            Some(old) if old.expires_at == deadline => {}
+            Some(_) => {
+                // The old entry goes stale; the new one may have been stale
+                // already and is current again.
+                if !self.by_deadline.insert((deadline, key)) {
+                    self.stale = self.stale.saturating_sub(1);
+                }
+                self.note_stale();
+            }
+            None => {
+                // A stale entry with the same deadline may still be indexed
+                // (deleted, then written again): it becomes current again.
+                if !self.by_deadline.insert((deadline, key)) {
+                    self.stale = self.stale.saturating_sub(1);
+                }
             }
         }
     }
 
     fn set_deadline(&mut self, key: u128, expires_at: Timestamp) {
-        if let Some(r) = self.map.get_mut(&key) {
-            self.by_deadline.remove(&(r.expires_at, key));
-            r.expires_at = expires_at;
-            self.by_deadline.insert((expires_at, key));
+        let Some(r) = self.map.get_mut(&key) else {
+            return;
+        };
+        if r.expires_at == expires_at {
+            return;
+        }
+        r.expires_at = expires_at;
+        // The old entry goes stale; when the new one was already indexed (a
+        // stale entry that is current again) the two cancel out.
+        if self.by_deadline.insert((expires_at, key)) {
+            self.note_stale();
         }
     }
 
+    /// Pops index entries due at `now`, removing the records they describe.
     fn purge(&mut self, now: Timestamp) -> u64 {
         let mut removed = 0;
         while let Some(&(deadline, key)) = self.by_deadline.first() {
@@ -236,14 +278,21 @@ impl Shard {
                 break;
             }
             self.by_deadline.pop_first();
-            self.map.remove(&key);
-            removed += 1;
+            if self.is_current((deadline, key)) {
+                self.map.remove(&key);
+                removed += 1;
+            } else {
+                self.stale = self.stale.saturating_sub(1);
+            }
         }
         removed
     }
 
     fn expired_count(&self, now: Timestamp) -> usize {
-        self.by_deadline.range(..=(now, u128::MAX)).count()
+        self.by_deadline
+            .range(..=(now, u128::MAX))
+            .filter(|&&entry| self.is_current(entry))
+            .count()
     }
 
     /// Makes room for one new key when the shard is at `cap`.
@@ -253,11 +302,21 @@ impl Shard {
         }
         self.purge(now);
         while self.map.len() >= cap {
-            let Some((_, key)) = self.by_deadline.pop_first() else {
+            let Some(entry) = self.by_deadline.pop_first() else {
                 break;
             };
-            self.map.remove(&key);
+            if self.is_current(entry) {
+                self.map.remove(&entry.1);
+            } else {
+                self.stale = self.stale.saturating_sub(1);
+            }
         }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.by_deadline.clear();
+        self.stale = 0;
     }
 }
 
@@ -442,9 +501,7 @@ impl SessionStore for MemoryStore {
 
     async fn clear(&self) -> Result<()> {
         for shard in &self.inner.shards {
-            let mut shard = shard.write();
-            shard.map.clear();
-            shard.by_deadline.clear();
+            shard.write().clear();
         }
         Ok(())
     }
@@ -545,6 +602,55 @@ mod tests {
         assert_eq!(store.purge_expired().await.unwrap(), 50);
         assert_eq!(store.purge_expired().await.unwrap(), 0);
         assert_eq!(store.count().await.unwrap(), 51);
+    }
+
+    /// The lazy index stays bounded and purge stays exact through churn:
+    /// deletes, re-creates, moved deadlines and saves.
+    #[tokio::test]
+    async fn lazy_index_stays_exact_and_bounded_under_churn() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let store = MemoryStore::builder().clock(clock.shared()).shards(1).build();
+        let now = clock.now();
+        let keep: Vec<Record> = (0..10).map(|_| record(now, 1_000_000)).collect();
+        for r in &keep {
+            store.create(r).await.unwrap();
+        }
+        for round in 0..5_000u64 {
+            let r = record(now, 10 + round % 7);
+            store.create(&r).await.unwrap();
+            store
+                .touch(&r.id, now + Duration::from_millis(20 + round % 5))
+                .await
+                .unwrap();
+            store.save(&r).await.unwrap();
+            store.delete(&r.id).await.unwrap();
+            // Re-create one kept record's twin deadline to exercise stale entries that become current.
+            let k = &keep[(round % 10) as usize];
+            store
+                .touch(&k.id, k.expires_at + Duration::from_millis(round % 3))
+                .await
+                .unwrap();
+        }
+        {
+            let shard = store.inner.shards[0].read();
+            assert!(
+                shard.by_deadline.len() <= 2 * shard.map.len() + 1_100,
+                "index grew to {}",
+                shard.by_deadline.len()
+            );
+            let current = shard.by_deadline.iter().filter(|&&e| shard.is_current(e)).count();
+            assert_eq!(current, shard.map.len(), "every record is indexed exactly once");
+            assert_eq!(shard.by_deadline.len() - current, shard.stale);
+        }
+        let doomed = record(now, 5);
+        store.create(&doomed).await.unwrap();
+        clock.advance(Duration::from_millis(5));
+        assert_eq!(store.count().await.unwrap(), 10);
+        assert_eq!(store.purge_expired().await.unwrap(), 1);
+        assert_eq!(store.count().await.unwrap(), 10);
+        for k in &keep {
+            assert!(store.load(&k.id).await.unwrap().is_some());
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use session_store_core::{
     DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
     codec, system_clock,
@@ -59,9 +59,29 @@ use schema::Sql;
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "sessions";
 
-/// How many expired rows one purge statement deletes before releasing the
-/// write lock (default of [`SqliteStoreBuilder::purge_batch`]).
+/// The size of a purge's first batch, and the smallest batch (default of
+/// [`SqliteStoreBuilder::purge_batch`]).
 pub const DEFAULT_PURGE_BATCH: usize = 1_000;
+
+/// How long one purge batch should hold the write lock (default of
+/// [`SqliteStoreBuilder::purge_batch_time`]).
+pub const DEFAULT_PURGE_BATCH_TIME: Duration = Duration::from_millis(50);
+
+/// The largest purge batch, however fast batches run.
+const MAX_PURGE_BATCH: usize = 1 << 20;
+
+/// SQLite's default `wal_autocheckpoint`, in pages: the WAL is copied back
+/// into the database file at the first commit that leaves it this long.
+const WAL_AUTOCHECKPOINT: i64 = 1_000;
+
+/// `wal_autocheckpoint` while a purge runs batches (32 MiB of 4 KiB pages).
+const PURGE_WAL_AUTOCHECKPOINT: i64 = 8_192;
+
+/// The default of [`SqliteStoreBuilder::mmap_size`]: 256 MiB.
+pub const DEFAULT_MMAP_SIZE: u64 = 256 << 20;
+
+/// The default of [`SqliteStoreBuilder::cache_size`]: 32 MiB.
+pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
 
 /// SQLite's `synchronous` setting: what a commit waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,6 +134,9 @@ pub struct SqliteStoreBuilder {
     synchronous: Synchronous,
     readers: usize,
     purge_batch: usize,
+    purge_batch_time: Duration,
+    mmap_size: u64,
+    cache_size: u64,
     blocking: Blocking,
 }
 
@@ -129,6 +152,9 @@ impl SqliteStoreBuilder {
             synchronous: Synchronous::Normal,
             readers: cpus.clamp(2, 8),
             purge_batch: DEFAULT_PURGE_BATCH,
+            purge_batch_time: DEFAULT_PURGE_BATCH_TIME,
+            mmap_size: DEFAULT_MMAP_SIZE,
+            cache_size: DEFAULT_CACHE_SIZE,
             blocking: Blocking::Auto,
         }
     }
@@ -184,11 +210,50 @@ impl SqliteStoreBuilder {
         self
     }
 
-    /// How many expired rows one purge statement deletes before it releases
-    /// the write lock (default [`DEFAULT_PURGE_BATCH`]).
+    /// How many expired rows the first statement of a purge deletes, and
+    /// the fewest any later one deletes (default [`DEFAULT_PURGE_BATCH`]).
+    /// Later batches grow while they finish well within
+    /// [`purge_batch_time`](Self::purge_batch_time) and shrink when one
+    /// overruns it.
     #[must_use]
     pub fn purge_batch(mut self, rows: usize) -> Self {
         self.purge_batch = rows.max(1);
+        self
+    }
+
+    /// How long one purge statement should hold the write lock (default
+    /// [`DEFAULT_PURGE_BATCH_TIME`], 50 ms): the batch size adapts so that
+    /// each batch takes about this long, so other writers (in this process
+    /// and in others) wait at most about this long for a purge.
+    /// `Duration::ZERO` keeps every batch at
+    /// [`purge_batch`](Self::purge_batch) rows.
+    #[must_use]
+    pub fn purge_batch_time(mut self, time: Duration) -> Self {
+        self.purge_batch_time = time;
+        self
+    }
+
+    /// The most bytes of the database file each connection maps into
+    /// memory (`PRAGMA mmap_size`; default [`DEFAULT_MMAP_SIZE`], 256 MiB;
+    /// 0 turns memory mapping off). Mapped pages are read without a system
+    /// call or a copy, and all connections share them through the
+    /// operating system's cache, so loads stay fast as the table grows.
+    /// The risk: an I/O error on a mapped page (a failing disk, a file
+    /// truncated behind SQLite's back) kills the process with `SIGBUS`
+    /// instead of returning an error. It only reserves address space.
+    #[must_use]
+    pub fn mmap_size(mut self, bytes: u64) -> Self {
+        self.mmap_size = bytes;
+        self
+    }
+
+    /// The page cache of each connection, in bytes (`PRAGMA cache_size`;
+    /// default [`DEFAULT_CACHE_SIZE`], 32 MiB; SQLite's own default is
+    /// 2 MiB). Memory is taken as pages are used, up to this bound per
+    /// connection (the writer and every reader).
+    #[must_use]
+    pub fn cache_size(mut self, bytes: u64) -> Self {
+        self.cache_size = bytes;
         self
     }
 
@@ -235,6 +300,7 @@ impl SqliteStoreBuilder {
                 clock: self.clock,
                 max_record_bytes: self.max_record_bytes,
                 purge_batch: self.purge_batch,
+                purge_batch_time: self.purge_batch_time,
                 blocking: self.blocking,
                 path: self.path,
                 table: self.table,
@@ -261,6 +327,14 @@ impl SqliteStoreBuilder {
             }
         }
         conn.pragma_update(None, "synchronous", self.synchronous.pragma())?;
+        // Negative: a size in KiB rather than in pages.
+        let cache_kib = -i64::try_from(self.cache_size / 1024).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "cache_size", cache_kib)?;
+        let mmap = i64::try_from(self.mmap_size).unwrap_or(i64::MAX);
+        // SQLite answers with the size it granted (capped at compile time),
+        // or nothing where memory mapping is unavailable.
+        conn.query_row(&format!("PRAGMA mmap_size = {mmap}"), [], |_| Ok(()))
+            .optional()?;
         if reader {
             conn.pragma_update(None, "query_only", true)?;
         }
@@ -284,6 +358,7 @@ struct Inner {
     clock: SharedClock,
     max_record_bytes: usize,
     purge_batch: usize,
+    purge_batch_time: Duration,
     blocking: Blocking,
     path: PathBuf,
     table: String,
@@ -394,6 +469,26 @@ fn decode_row(id: &SessionId, row: &rusqlite::Row<'_>) -> Op<Record> {
     let expires_at = millis_of(id, row.get_ref(1)?)?;
     let version = version_of(id, row.get_ref(2)?)?;
     Ok(codec::decode_body(*id, bytes, expires_at, version)?)
+}
+
+/// The size of the purge batch after one of `batch` rows that took `took`:
+/// scaled toward `target` time (at most 16 times larger per step, as a
+/// batch's cost grows less than linearly with its rows; halved
+/// when it overran), never below `min` nor above [`MAX_PURGE_BATCH`].
+fn next_purge_batch(batch: usize, took: Duration, min: usize, target: Duration) -> usize {
+    if target.is_zero() {
+        return min;
+    }
+    let next = if took > target {
+        batch / 2
+    } else if took < target / 2 {
+        // Aim a little under the target: batches of one size vary.
+        let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-6) * 0.8).min(16.0);
+        (batch as f64 * factor) as usize
+    } else {
+        batch
+    };
+    next.clamp(min, MAX_PURGE_BATCH.max(min))
 }
 
 impl Inner {
@@ -617,19 +712,49 @@ impl SessionStore for SqliteStore {
     async fn purge_expired(&self) -> Result<u64> {
         self.run(move |s| {
             let now = s.now();
-            let batch = i64::try_from(s.purge_batch).unwrap_or(i64::MAX);
+            let mut batch = s.purge_batch;
             let mut total = 0u64;
-            loop {
+            let mut checkpoint_deferred = false;
+            let purged = loop {
                 // One autocommit statement per batch: the write lock (and the
                 // writer mutex) are released between batches.
-                let removed = s.write("purge_expired", |c, _| {
-                    Ok(c.prepare_cached(&s.sql.purge)?.execute(params![now, batch])?)
-                })?;
-                total += removed as u64;
-                if removed < s.purge_batch {
-                    return Ok(total);
+                let limit = i64::try_from(batch).unwrap_or(i64::MAX);
+                let defer = total > 0 && !checkpoint_deferred;
+                let step = s.write("purge_expired", |c, _| {
+                    if defer {
+                        // Batches rewrite the same index pages (ids are
+                        // random); checkpointing after each one would copy
+                        // them to the database file (with an fsync) every
+                        // time. Copy them once, after the last batch.
+                        c.pragma_update(None, "wal_autocheckpoint", PURGE_WAL_AUTOCHECKPOINT)?;
+                    }
+                    let start = Instant::now();
+                    let removed = c.prepare_cached(&s.sql.purge)?.execute(params![now, limit])?;
+                    Ok((removed, start.elapsed()))
+                });
+                checkpoint_deferred |= defer;
+                match step {
+                    Ok((removed, took)) => {
+                        total += removed as u64;
+                        if removed < batch {
+                            break Ok(total);
+                        }
+                        batch = next_purge_batch(batch, took, s.purge_batch, s.purge_batch_time);
+                    }
+                    Err(e) => break Err(e),
                 }
+            };
+            if checkpoint_deferred {
+                let conn = s.writer.lock();
+                // Cannot fail on an open connection; were it to, the
+                // connection would merely checkpoint less often.
+                let _ = conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT);
+                // PASSIVE: waits for no reader or writer. If another
+                // connection is checkpointing, it or a later commit finishes
+                // the job, so a failure here is no failure of the purge.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
             }
+            purged
         })
         .await
     }
@@ -681,5 +806,34 @@ impl SessionStore for SqliteStore {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn purge_batch_grows_toward_the_target_time_and_shrinks_on_overrun() {
+        let target = 50 * MS;
+        // Fast batches grow, at most sixteenfold per step.
+        assert_eq!(next_purge_batch(1_000, MS, 1_000, target), 16_000);
+        // 10 ms of 50: scaled toward 80% of the target.
+        assert_eq!(next_purge_batch(1_000, 10 * MS, 1_000, target), 4_000);
+        assert_eq!(next_purge_batch(10_000, 20 * MS, 1_000, target), 20_000);
+        // Within [target/2, target]: kept.
+        assert_eq!(next_purge_batch(10_000, 40 * MS, 1_000, target), 10_000);
+        // Overran: halved, never below the minimum.
+        assert_eq!(next_purge_batch(10_000, 80 * MS, 1_000, target), 5_000);
+        assert_eq!(next_purge_batch(1_500, 900 * MS, 1_000, target), 1_000);
+        // Never above the cap, even for a zero-time batch.
+        assert_eq!(
+            next_purge_batch(MAX_PURGE_BATCH, Duration::ZERO, 1, target),
+            MAX_PURGE_BATCH
+        );
+        // A zero target keeps fixed batches.
+        assert_eq!(next_purge_batch(1_000, MS, 1_000, Duration::ZERO), 1_000);
     }
 }

@@ -135,9 +135,21 @@ async fn rotate_moves_in_one_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_in_batches_counts_and_spares_live() {
+    // Batches growing with time (the default) and fixed batches of 7.
+    for batch_time in [Duration::from_millis(50), Duration::ZERO] {
+        purge_counts_and_spares_live(batch_time).await;
+    }
+}
+
+async fn purge_counts_and_spares_live(batch_time: Duration) {
     let db = Db::new();
     let clock = clock();
-    let store = db.builder(&clock).purge_batch(7).open().unwrap();
+    let store = db
+        .builder(&clock)
+        .purge_batch(7)
+        .purge_batch_time(batch_time)
+        .open()
+        .unwrap();
     let mut live = Vec::new();
     for i in 0..100 {
         let r = record(clock.now(), if i % 4 == 0 { MINUTE } else { 10 }, i);

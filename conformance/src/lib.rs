@@ -205,7 +205,12 @@ pub mod __private {
     fn report(name: &str, verdict: Verdict) {
         match verdict {
             Ok(Pass::Passed) => {}
-            Ok(Pass::Skipped { reason }) => eprintln!("skipped: {name}: {reason}"),
+            Ok(Pass::Skipped { reason }) => {
+                use std::io::Write as _;
+                // Straight to the process's stderr, past the test harness's
+                // output capture, so a skip shows in every run.
+                let _ = writeln!(std::io::stderr().lock(), "skipped: {name}: {reason}");
+            }
             Err(failure) => panic!("{failure}"),
         }
     }

@@ -184,6 +184,9 @@ fn parent() {
     let mut undecodable = Vec::new();
     // The highest acknowledged counter value, and how many increments were acknowledged.
     let (mut inc_acked, mut incs, mut counter_faults) = (0u64, 0usize, 0usize);
+    // The counter value found after the previous kill: the next child starts
+    // from it, even when no child acknowledged it.
+    let mut inc_found = 0u64;
     let started = Instant::now();
 
     for round in 0..kills {
@@ -263,16 +266,24 @@ fn parent() {
                     }
                 }
             }
-            // The counter holds its last acknowledged value, or one more (an
-            // increment that completed but was not acknowledged): none lost,
-            // none doubled.
+            // The counter holds the value this round's child started from or
+            // last acknowledged, or one more (an increment that completed but
+            // was not acknowledged): none lost, none doubled. The child
+            // starts from the value the previous kill left, acknowledged or
+            // not.
             let n = match store.load(&counter()).await {
                 Ok(Some(r)) => r.data.get::<u64>("n").ok().flatten(),
                 _ => None,
             };
-            if inc_acked > 0 && !n.is_some_and(|n| n == inc_acked || n == inc_acked + 1) {
+            let base = inc_acked.max(inc_found);
+            if base > 0 && !n.is_some_and(|n| n == base || n == base + 1) {
                 counter_faults += 1;
-                eprintln!("round {round}: counter acknowledged at {inc_acked}, found {n:?}");
+                eprintln!(
+                    "round {round}: counter acknowledged at {inc_acked}, previously found {inc_found}, found {n:?}"
+                );
+            }
+            if let Some(n) = n {
+                inc_found = inc_found.max(n);
             }
             // Temporary files never count as sessions. (A save may have
             // completed without its acknowledgement being printed, so there

@@ -284,7 +284,7 @@ impl Disk {
     /// Calls `visit` for every session and temporary file, one shard
     /// directory at a time, streaming (memory does not grow with the number
     /// of files). Other files are left alone.
-    pub(crate) fn scan(&self, mut visit: impl FnMut(&str, Entry) -> Result<()>) -> Result<()> {
+    pub(crate) fn scan(&self, mut visit: impl FnMut(Entry) -> Result<()>) -> Result<()> {
         let shards = match fs::read_dir(&self.root) {
             Ok(dir) => dir,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -307,9 +307,9 @@ impl Disk {
                 let name = file.file_name();
                 let Some(name) = name.to_str() else { continue };
                 if name.starts_with(TMP_PREFIX) {
-                    visit(shard_name, Entry::Temp(file.path()))?;
+                    visit(Entry::Temp(file.path()))?;
                 } else if let Some(id) = session_file_id(shard_name, name) {
-                    visit(shard_name, Entry::Session(id, file.path()))?;
+                    visit(Entry::Session(id, file.path()))?;
                 }
             }
         }

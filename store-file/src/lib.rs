@@ -434,7 +434,7 @@ impl SessionStore for FileStore {
     async fn purge_expired(&self) -> Result<u64> {
         self.run(|disk| {
             let mut removed = 0;
-            disk.scan(|_, entry| {
+            disk.scan(|entry| {
                 match entry {
                     Entry::Temp(path) => {
                         disk.remove_stale_tmp(&path)?;
@@ -491,7 +491,7 @@ impl SessionStore for FileStore {
         self.run(|disk| {
             // Each shard directory is synced once, after its files are gone.
             let mut dirty: Option<PathBuf> = None;
-            disk.scan(|_, entry| {
+            disk.scan(|entry| {
                 match entry {
                     Entry::Temp(path) => {
                         disk.remove_stale_tmp(&path)?;
@@ -522,7 +522,7 @@ impl SessionStore for FileStore {
 
 /// Calls `f` with the id of every live, decodable session.
 fn visit_live(disk: &Disk, mut f: impl FnMut(SessionId)) -> Result<()> {
-    disk.scan(|_, entry| {
+    disk.scan(|entry| {
         if let Entry::Session(id, path) = entry {
             match disk.read(id, &path) {
                 Ok(Some(r)) if r.is_live_at(disk.now()) => f(id),

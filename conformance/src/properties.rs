@@ -1365,6 +1365,40 @@ pub async fn store_objects_on_one_namespace_share_records_and_one_conditional_sa
     Ok(Pass::Passed)
 }
 
+/// Spawns each job as a task on the runtime, lets them all start at once
+/// (one barrier), and returns their outputs in order. A task that panicked
+/// fails `rule`, naming `what` the tasks were doing.
+async fn start_together<H: Harness, T, F>(
+    env: &Env<'_, H>,
+    rule: &str,
+    what: &str,
+    jobs: Vec<F>,
+) -> Result<Vec<T>, Failure>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(jobs.len()));
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                job.await
+            })
+        })
+        .collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(
+            task.await
+                .map_err(|e| env.fail(rule, format!("{what} panicked: {e}")))?,
+        );
+    }
+    Ok(outputs)
+}
+
 /// Runs 16 save_if_version from `base.version`, spread over `stores`, and
 /// checks the winner's data is what is stored. Returns the number of winners.
 async fn race_conditional_saves<H: Harness>(
@@ -1372,23 +1406,19 @@ async fn race_conditional_saves<H: Harness>(
     stores: &[Arc<H::Store>],
     base: &Record,
 ) -> Result<usize, Failure> {
-    let barrier = Arc::new(tokio::sync::Barrier::new(16));
-    let mut tasks = Vec::new();
-    for i in 0..16_i64 {
-        let store = stores[i as usize % stores.len()].clone();
-        let barrier = barrier.clone();
-        let mut attempt = base.clone();
-        attempt.data = data_of(&[("writer", i), ("base", base.version as i64)]);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            (attempt.clone(), store.save_if_version(&attempt).await)
-        }));
-    }
+    let jobs = (0..16_i64)
+        .map(|i| {
+            let store = stores[i as usize % stores.len()].clone();
+            let mut attempt = base.clone();
+            attempt.data = data_of(&[("writer", i), ("base", base.version as i64)]);
+            async move {
+                let result = store.save_if_version(&attempt).await;
+                (attempt, result)
+            }
+        })
+        .collect();
     let mut winners = Vec::new();
-    for task in tasks {
-        let (attempt, result) = task
-            .await
-            .map_err(|e| env.fail(ONE_WINNER, format!("a racing save_if_version panicked: {e}")))?;
+    for (attempt, result) in start_together(env, ONE_WINNER, "a racing save_if_version", jobs).await? {
         match result {
             Ok(v) => {
                 ensure!(
@@ -1607,29 +1637,23 @@ pub async fn oversized_records_are_refused_and_nothing_is_written<H: Harness>(ha
 pub async fn concurrent_writes_to_distinct_ids_lose_nothing<H: Harness>(harness: &H) -> Verdict {
     let env = Env::new(harness, "concurrent_writes_to_distinct_ids_lose_nothing").await?;
     let store = Arc::new(env.open().await?);
-    let barrier = Arc::new(tokio::sync::Barrier::new(64));
-    let mut tasks = Vec::new();
-    for i in 0..64_i64 {
-        let store = store.clone();
-        let barrier = barrier.clone();
-        let mut record = env.record(data_of(&[("task", i), ("step", 0)]), 60_000);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            store.create(&record).await?;
-            for step in 1..=2 {
-                record.data = data_of(&[("task", i), ("step", step)]);
-                store.save(&record).await?;
+    let jobs = (0..64_i64)
+        .map(|i| {
+            let store = store.clone();
+            let mut record = env.record(data_of(&[("task", i), ("step", 0)]), 60_000);
+            async move {
+                store.create(&record).await?;
+                for step in 1..=2 {
+                    record.data = data_of(&[("task", i), ("step", step)]);
+                    store.save(&record).await?;
+                }
+                Ok::<_, Error>(stored(&record, 3))
             }
-            Ok::<_, Error>(stored(&record, 3))
-        }));
-    }
+        })
+        .collect();
     let mut expected = Vec::new();
-    for task in tasks {
-        let r = task
-            .await
-            .map_err(|e| env.fail(LOST_WRITES, format!("a writing task panicked: {e}")))?
-            .map_err(env.op("a concurrent create or save"))?;
-        expected.push(r);
+    for r in start_together(&env, LOST_WRITES, "a writing task", jobs).await? {
+        expected.push(r.map_err(env.op("a concurrent create or save"))?);
     }
     for r in &expected {
         expect_loaded(
@@ -1660,29 +1684,24 @@ pub async fn racing_saves_on_one_id_leave_exactly_one_whole_record<H: Harness>(h
     let store = Arc::new(env.open().await?);
     let base = env.record(data_of(&[("writer", -1)]), 60_000);
     store.create(&base).await.map_err(env.op("create"))?;
-    let barrier = Arc::new(tokio::sync::Barrier::new(16));
-    let mut tasks = Vec::new();
-    for i in 0..16_u64 {
-        let store = store.clone();
-        let barrier = barrier.clone();
-        let mut attempt = base.clone();
-        let mut data = data_of_size("payload", 8 * 1024, i);
-        for k in 0..8 {
-            let _ = data.insert(format!("field-{k}"), &i);
-        }
-        attempt.data = data;
-        attempt.expires_at = base.expires_at + Duration::from_millis(i);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let v = store.save(&attempt).await;
-            (attempt, v)
-        }));
-    }
+    let jobs = (0..16_u64)
+        .map(|i| {
+            let store = store.clone();
+            let mut attempt = base.clone();
+            let mut data = data_of_size("payload", 8 * 1024, i);
+            for k in 0..8 {
+                let _ = data.insert(format!("field-{k}"), &i);
+            }
+            attempt.data = data;
+            attempt.expires_at = base.expires_at + Duration::from_millis(i);
+            async move {
+                let v = store.save(&attempt).await;
+                (attempt, v)
+            }
+        })
+        .collect();
     let mut by_version = std::collections::BTreeMap::new();
-    for task in tasks {
-        let (attempt, v) = task
-            .await
-            .map_err(|e| env.fail(TORN, format!("a racing save panicked: {e}")))?;
+    for (attempt, v) in start_together(&env, TORN, "a racing save", jobs).await? {
         let v = v.map_err(env.op("a racing save"))?;
         if let Some(_dup) = by_version.insert(v, attempt) {
             return Err(env.fail(TORN, format!("two racing saves both returned version {v}")));

@@ -476,11 +476,18 @@ fn touch<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Arc
     }
 }
 
-/// Removal of stored records, written beforehand in batches (untimed).
-fn delete<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Arc<S>, name: &str) {
+/// Times `op` over records written beforehand in batches of up to `BATCH`
+/// (the writing is not timed): `op` gets one batch's ids and returns the time
+/// it measured.
+fn over_seeded_batches<S, F, Fut>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Arc<S>, name: &str, op: F)
+where
+    S: Subject,
+    F: Fn(Arc<S>, Vec<S::Id>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Duration> + Send,
+{
     g.bench_function(BenchmarkId::from_parameter(name), |b| {
         b.iter_custom(|iters| {
-            let s = s.clone();
+            let (s, op) = (s.clone(), op.clone());
             on_worker(rt, async move {
                 let payload = Arc::new(Payload::small());
                 let mut total = Duration::ZERO;
@@ -489,11 +496,7 @@ fn delete<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Ar
                     let n = left.min(BATCH);
                     left -= n;
                     let ids = ids_of::<S>(&seed(s.clone(), payload.clone(), n as usize, far).await);
-                    let start = Instant::now();
-                    for &id in &ids {
-                        s.delete(id).await.expect("delete");
-                    }
-                    total += start.elapsed();
+                    total += op(s.clone(), ids).await;
                 }
                 total
             })
@@ -501,30 +504,28 @@ fn delete<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Ar
     });
 }
 
-/// Move of stored records to fresh ids, written beforehand in batches.
+/// Removal of stored records.
+fn delete<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Arc<S>, name: &str) {
+    over_seeded_batches(g, rt, s, name, |s: Arc<S>, ids: Vec<S::Id>| async move {
+        let start = Instant::now();
+        for &id in &ids {
+            s.delete(id).await.expect("delete");
+        }
+        start.elapsed()
+    });
+}
+
+/// Move of stored records to fresh ids.
 fn rotate<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Arc<S>, name: &str) {
-    g.bench_function(BenchmarkId::from_parameter(name), |b| {
-        b.iter_custom(|iters| {
-            let s = s.clone();
-            on_worker(rt, async move {
-                let payload = Arc::new(Payload::small());
-                let mut total = Duration::ZERO;
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(BATCH);
-                    left -= n;
-                    let old = ids_of::<S>(&seed(s.clone(), payload.clone(), n as usize, far).await);
-                    let new: Vec<S::Id> = (0..n).map(|_| s.fresh_id()).collect();
-                    let start = Instant::now();
-                    for (&old, &new) in old.iter().zip(&new) {
-                        assert!(s.rotate(old, new).await.expect("rotate"), "rotate of a live record");
-                    }
-                    total += start.elapsed();
-                    clear(s.clone(), new).await;
-                }
-                total
-            })
-        });
+    over_seeded_batches(g, rt, s, name, |s: Arc<S>, old: Vec<S::Id>| async move {
+        let new: Vec<S::Id> = old.iter().map(|_| s.fresh_id()).collect();
+        let start = Instant::now();
+        for (&old, &new) in old.iter().zip(&new) {
+            assert!(s.rotate(old, new).await.expect("rotate"), "rotate of a live record");
+        }
+        let took = start.elapsed();
+        clear(s, new).await;
+        took
     });
 }
 

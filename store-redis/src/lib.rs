@@ -765,6 +765,23 @@ impl RedisStore {
         inv
     }
 
+    /// `script` on `record`'s key with the arguments every record write
+    /// starts with: the body, the deadline, `now` and the key's TTL.
+    fn write_step<'a>(
+        &self,
+        script: &'a redis::Script,
+        record: &Record,
+        body: Vec<u8>,
+        now: Timestamp,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut inv = script.key(self.key(&record.id));
+        inv.arg(body)
+            .arg(record.expires_at.as_millis())
+            .arg(now.as_millis())
+            .arg(self.ttl_ms(record.expires_at, now));
+        inv
+    }
+
     async fn is_live(&self, key: &str, now: Timestamp) -> Result<bool> {
         let mut conn = self.conn();
         let e: Option<Vec<u8>> = self
@@ -814,14 +831,7 @@ impl SessionStore for RedisStore {
         let created: i64 = self
             .run(
                 "creating a session",
-                self.inner
-                    .scripts
-                    .create
-                    .key(self.key(&record.id))
-                    .arg(body)
-                    .arg(record.expires_at.as_millis())
-                    .arg(now.as_millis())
-                    .arg(self.ttl_ms(record.expires_at, now))
+                self.write_step(&self.inner.scripts.create, record, body, now)
                     .invoke_async(&mut self.conn()),
             )
             .await?;
@@ -872,14 +882,7 @@ impl SessionStore for RedisStore {
         let version: i64 = self
             .run(
                 "saving a session",
-                self.inner
-                    .scripts
-                    .save
-                    .key(self.key(&record.id))
-                    .arg(body)
-                    .arg(record.expires_at.as_millis())
-                    .arg(now.as_millis())
-                    .arg(self.ttl_ms(record.expires_at, now))
+                self.write_step(&self.inner.scripts.save, record, body, now)
                     .invoke_async(&mut self.conn()),
             )
             .await?;
@@ -900,14 +903,7 @@ impl SessionStore for RedisStore {
         let saved: i64 = self
             .run(
                 "saving a session conditionally",
-                self.inner
-                    .scripts
-                    .save_if_version
-                    .key(self.key(&record.id))
-                    .arg(body)
-                    .arg(record.expires_at.as_millis())
-                    .arg(now.as_millis())
-                    .arg(self.ttl_ms(record.expires_at, now))
+                self.write_step(&self.inner.scripts.save_if_version, record, body, now)
                     .arg(record.version)
                     .arg(next)
                     .invoke_async(&mut self.conn()),

@@ -6,7 +6,7 @@
 //! processes would be. Raw access reads and writes the session file's bytes
 //! directly.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -58,11 +58,21 @@ impl Harness for FileHarness {
     }
 
     async fn write_raw(&self, dir: &PathBuf, id: &SessionId, bytes: &[u8]) -> Result<()> {
-        let path = FileStore::path_in(dir, id);
-        if !path.exists() {
-            return Err(Error::backend_msg("write_raw: no session file to overwrite"));
-        }
-        std::fs::write(path, bytes).map_err(|e| Error::backend("writing a session file", e))
+        // One open, without `create`: an absent file fails it (no separate
+        // existence check to race with).
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(FileStore::path_in(dir, id));
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::backend_msg("write_raw: no session file to overwrite"));
+            }
+            Err(e) => return Err(Error::backend("opening a session file", e)),
+        };
+        file.write_all(bytes)
+            .map_err(|e| Error::backend("writing a session file", e))
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -46,23 +46,7 @@ impl std::ops::DerefMut for KillOnDrop {
 
 fn start_server(binary: &str, port: u16, dir: &std::path::Path) -> KillOnDrop {
     KillOnDrop(
-        Command::new(binary)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .args(["--daemonize", "no", "--logfile", ""])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        common::server_command(binary, port, dir)
             .spawn()
             .expect("start redis-server"),
     )

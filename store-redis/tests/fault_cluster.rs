@@ -32,25 +32,10 @@ impl Drop for Servers {
 }
 
 fn start(binary: &str, port: u16, dir: &Path) -> Child {
-    Command::new(binary)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+    common::server_command(binary, port, dir)
         .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-        .args(["--cluster-node-timeout", "30000", "--daemonize", "no", "--logfile", ""])
-        .arg("--dir")
-        .arg(dir)
+        .args(["--cluster-node-timeout", "30000"])
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("start redis-server")
 }

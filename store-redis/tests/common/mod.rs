@@ -6,6 +6,9 @@
 
 pub mod suite;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue};
@@ -177,4 +180,28 @@ impl session_store_conformance::Harness for RedisHarness {
             .map(drop)
             .map_err(|e| session_store_core::Error::backend("HSET d", e))
     }
+}
+
+/// A `redis-server` in the foreground on `127.0.0.1:port`, without
+/// persistence, working in `dir`, its output discarded: add options, then
+/// spawn it.
+pub fn server_command(binary: &str, port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .arg("--dir")
+    .arg(dir)
+    .args(["--daemonize", "no", "--logfile", ""])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    cmd
 }

@@ -512,8 +512,17 @@ pub async fn a_silent_server_times_out(_target: &Target) {
     assert!(took < timeout * 10, "{took:?}");
     hold.abort();
     // Refused and malformed: backend errors that say so.
-    let refused = RedisStore::builder(format!("redis://{addr}/")).timeout(timeout);
-    drop(refused);
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = RedisStore::builder(format!("redis://{closed}/"))
+        .timeout(timeout)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err}");
     let err = RedisStore::builder("not a url").build().await.unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err}");
     if !cfg!(feature = "tls") {

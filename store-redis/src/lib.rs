@@ -681,20 +681,9 @@ impl RedisStore {
     /// key only if unchanged. See the crate docs for what is guaranteed.
     async fn rotate_cross_slot(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
         let (old_key, new_key) = (self.key(old), self.key(new));
-        let scripts = &self.inner.scripts;
         for _ in 0..ROTATE_ATTEMPTS {
             let now = self.now();
-            let taken: Option<(Option<Vec<u8>>, String, String)> = self
-                .run(
-                    "reading the record to rotate",
-                    scripts
-                        .take
-                        .key(&old_key)
-                        .arg(now.as_millis())
-                        .invoke_async(&mut self.conn()),
-                )
-                .await?;
-            let Some((body, e, v)) = taken else {
+            let Some((body, e, v)) = self.take(&old_key, now).await? else {
                 // Not live under `old`; a live record under `new` still wins.
                 return match self.is_live(&new_key, now).await? {
                     true => Err(Error::IdCollision { id: *new }),
@@ -715,36 +704,51 @@ impl RedisStore {
             if placed == 0 {
                 return Err(Error::IdCollision { id: *new });
             }
-            let deleted: i64 = self
-                .run(
-                    "removing the rotated record's old id",
-                    scripts
-                        .delete_if
-                        .key(&old_key)
-                        .arg(&e)
-                        .arg(&v)
-                        .invoke_async(&mut self.conn()),
-                )
-                .await?;
-            if deleted == 1 {
+            if self
+                .delete_if(&old_key, &e, &v, "removing the rotated record's old id")
+                .await?
+            {
                 return Ok(true);
             }
             // The old record changed meanwhile: withdraw the copy and retry.
-            let _: i64 = self
-                .run(
-                    "withdrawing a rotated copy",
-                    scripts
-                        .delete_if
-                        .key(&new_key)
-                        .arg(&e)
-                        .arg(&v)
-                        .invoke_async(&mut self.conn()),
-                )
-                .await?;
+            self.delete_if(&new_key, &e, &v, "withdrawing a rotated copy").await?;
         }
         Err(Error::backend_msg(
             "rotate kept racing concurrent writes to the old id; nothing was moved",
         ))
+    }
+
+    /// The first step of a cross-slot rotate: the live record under `key`
+    /// as (body, deadline, version), or `None`.
+    async fn take(&self, key: &str, now: Timestamp) -> Result<Option<(Option<Vec<u8>>, String, String)>> {
+        self.run(
+            "reading the record to rotate",
+            self.inner
+                .scripts
+                .take
+                .key(key)
+                .arg(now.as_millis())
+                .invoke_async(&mut self.conn()),
+        )
+        .await
+    }
+
+    /// Deletes `key` if it still holds deadline `e` and version `v`; whether
+    /// it did.
+    async fn delete_if(&self, key: &str, e: &str, v: &str, what: &str) -> Result<bool> {
+        let deleted: i64 = self
+            .run(
+                what,
+                self.inner
+                    .scripts
+                    .delete_if
+                    .key(key)
+                    .arg(e)
+                    .arg(v)
+                    .invoke_async(&mut self.conn()),
+            )
+            .await?;
+        Ok(deleted == 1)
     }
 
     fn copy_step<'a>(
@@ -799,18 +803,10 @@ impl RedisStore {
         // the copy and the delete leaves behind.
         let now = self.now();
         let (old_key, new_key) = (self.key(old), self.key(new));
-        let taken: Option<(Vec<u8>, String, String)> = self
-            .run(
-                "take",
-                self.inner
-                    .scripts
-                    .take
-                    .key(&old_key)
-                    .arg(now.as_millis())
-                    .invoke_async(&mut self.conn()),
-            )
-            .await?;
-        let Some((body, e, v)) = taken else { return Ok(false) };
+        let Some((body, e, v)) = self.take(&old_key, now).await? else {
+            return Ok(false);
+        };
+        let body = body.ok_or_else(|| Error::decode(old, "the stored record has no body", None))?;
         let expires_at = Timestamp::from_millis(parse_i64(e.as_bytes()).unwrap_or(0));
         let placed: i64 = self
             .run(

@@ -647,9 +647,12 @@ impl RedisStore {
                 }
             }
             PageOp::Purge(now, _) => {
+                // Loaded first in the same pipeline, so every EVALSHA after
+                // it finds the script without sending its source per key.
+                pipe.cmd("SCRIPT").arg("LOAD").arg(&self.inner.scripts.purge_src);
                 for (k, _) in &keys {
-                    pipe.cmd("EVAL")
-                        .arg(&self.inner.scripts.purge_src)
+                    pipe.cmd("EVALSHA")
+                        .arg(&self.inner.scripts.purge_sha)
                         .arg(1)
                         .arg(k)
                         .arg(now.as_millis());
@@ -668,6 +671,13 @@ impl RedisStore {
             }
             PageOp::Clear => {}
             PageOp::Purge(_, removed) => {
+                let mut replies = replies.into_iter();
+                if let Some(Value::ServerError(e)) = replies.next() {
+                    return Err(Error::backend(
+                        "Redis failed while loading the purge script",
+                        redis::RedisError::from(e),
+                    ));
+                }
                 for r in replies {
                     let r: i64 = redis::from_redis_value(r).unwrap_or(0);
                     *removed += u64::from(r == 1);

@@ -32,12 +32,26 @@ pub(crate) struct Scripts {
     pub take: redis::Script,
     pub place: redis::Script,
     pub delete_if: redis::Script,
-    /// Source of the purge script, sent with `EVAL` inside pipelines.
+    /// Source of the purge script, loaded with `SCRIPT LOAD` at the head of
+    /// each purge pipeline.
     pub purge_src: String,
+    /// Its SHA1, for the `EVALSHA`s that follow in the pipeline.
+    pub purge_sha: String,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
+        let purge_src = format!(
+            "{LT}{}",
+            r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and not lt(ARGV[1], e) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"
+        );
         Self {
             // KEYS[1]; ARGV: d, e, now, ttl. Returns 1, or 0 on a live record.
             create: script!(
@@ -127,17 +141,8 @@ return 0
 "
             ),
             // KEYS[1]; ARGV: now. Deletes the key if its deadline has passed.
-            purge_src: format!(
-                "{LT}{}",
-                r"
-local e = redis.call('HGET', KEYS[1], 'e')
-if e and not lt(ARGV[1], e) then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-"
-            ),
+            purge_sha: redis::Script::new(&purge_src).get_hash().to_owned(),
+            purge_src,
         }
     }
 }

@@ -24,7 +24,14 @@
 //! copy-on-write). Each shard keeps an index ordered by deadline, so purging
 //! visits only expired records.
 //!
-//! With [`MemoryStoreBuilder::capacity`] set, a store that is full **evicts**
+//! A store is bounded by default: it keeps at most [`DEFAULT_CAPACITY`]
+//! records (about 100 MB with sessions of a few hundred bytes), so a flood
+//! of cookieless requests, each a new session, cannot exhaust memory.
+//! [`MemoryStoreBuilder::capacity`] sets another bound and
+//! [`MemoryStoreBuilder::unbounded`] removes it (then memory is bounded only
+//! by how fast sessions expire and are purged).
+//!
+//! A store that is full **evicts**
 //! rather than refuses: a write of a new id into a full shard first drops
 //! that shard's expired records and then, if still full, the record with the
 //! earliest deadline. A flood of new sessions therefore costs the sessions
@@ -43,6 +50,10 @@ use session_store_core::{
     codec::check_size, system_clock,
 };
 
+/// The number of records a store keeps by default (see
+/// [`MemoryStoreBuilder::capacity`]).
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
 /// Builds a [`MemoryStore`].
 #[derive(Debug, Clone)]
 pub struct MemoryStoreBuilder {
@@ -58,7 +69,7 @@ impl Default for MemoryStoreBuilder {
         Self {
             clock: system_clock(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-            capacity: None,
+            capacity: Some(DEFAULT_CAPACITY),
             shards: (cpus * 8).next_power_of_two().clamp(16, 256),
         }
     }
@@ -80,11 +91,21 @@ impl MemoryStoreBuilder {
         self
     }
 
-    /// Bounds the number of records kept; see the crate docs for how a full
-    /// store evicts. Default: unbounded.
+    /// Bounds the number of records kept (default [`DEFAULT_CAPACITY`]);
+    /// see the crate docs for how a full store evicts. A capacity of 0 is
+    /// taken as 1.
     #[must_use]
     pub fn capacity(mut self, records: usize) -> Self {
         self.capacity = Some(records.max(1));
+        self
+    }
+
+    /// Removes the bound on the number of records: the store then grows
+    /// with every live session, so only use it where the number of
+    /// sessions is bounded otherwise (no anonymous sessions, say).
+    #[must_use]
+    pub fn unbounded(mut self) -> Self {
+        self.capacity = None;
         self
     }
 
@@ -544,6 +565,30 @@ mod tests {
         for r in &later {
             assert!(store.load(&r.id).await.unwrap().is_some());
         }
+    }
+
+    #[tokio::test]
+    async fn a_default_store_is_bounded_and_unbounded_removes_the_bound() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        let extra = 5_000;
+        let bounded = MemoryStore::builder().clock(clock.shared()).shards(16).build();
+        let unbounded = MemoryStore::builder()
+            .clock(clock.shared())
+            .shards(16)
+            .unbounded()
+            .build();
+        for _ in 0..DEFAULT_CAPACITY + extra {
+            let r = record(clock.now(), 60_000);
+            bounded.create(&r).await.unwrap();
+            unbounded.create(&r).await.unwrap();
+        }
+        let kept = bounded.count().await.unwrap() as usize;
+        assert!(kept <= DEFAULT_CAPACITY, "a default store kept {kept} records");
+        assert!(
+            kept > DEFAULT_CAPACITY - extra,
+            "a default store kept only {kept} records"
+        );
+        assert_eq!(unbounded.count().await.unwrap() as usize, DEFAULT_CAPACITY + extra);
     }
 
     #[tokio::test]

@@ -77,6 +77,38 @@ const WAL_AUTOCHECKPOINT: i64 = 1_000;
 /// `wal_autocheckpoint` while a purge runs batches (32 MiB of 4 KiB pages).
 const PURGE_WAL_AUTOCHECKPOINT: i64 = 8_192;
 
+/// The most bytes a WAL file is left holding after a checkpoint resets it
+/// (`PRAGMA journal_size_limit`): 8 MiB. Between checkpoints the WAL holds
+/// about [`WAL_AUTOCHECKPOINT`] pages (4 MiB of 4 KiB pages), 32 MiB at most
+/// while a purge defers its checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 8 << 20;
+
+/// Creates the database file's missing parent directories (mode 0700) and
+/// the file itself (mode 0600) before SQLite opens it, so that SQLite,
+/// which gives its `-wal` and `-shm` files the database file's mode, makes
+/// them owner-only too. An existing file or directory keeps its mode.
+fn create_owner_only(path: &Path) -> Result<()> {
+    let failed = |what: &str, e: std::io::Error| Error::backend(format!("SQLite: {what} {} failed", path.display()), e);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| failed("creating the directory of", e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(failed("creating", e)),
+    }
+}
+
 /// The default of [`SqliteStoreBuilder::mmap_size`]: 256 MiB.
 pub const DEFAULT_MMAP_SIZE: u64 = 256 << 20;
 
@@ -280,6 +312,7 @@ impl SqliteStoreBuilder {
         let retry = Retry {
             timeout: self.busy_timeout,
         };
+        create_owner_only(&self.path)?;
         let mut writer = retry.run("opening the database", || Ok(self.connect(false)?))?;
         retry.run("creating the table", || {
             match schema::migrate(&mut writer, &self.table)? {
@@ -328,6 +361,9 @@ impl SqliteStoreBuilder {
             }
         }
         conn.pragma_update(None, "synchronous", self.synchronous.pragma())?;
+        // Checkpoints reuse the WAL from its start; this truncates a WAL
+        // that a large transaction or a deferred checkpoint left longer.
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
         // Negative: a size in KiB rather than in pages.
         let cache_kib = -i64::try_from(self.cache_size / 1024).unwrap_or(i64::MAX);
         conn.pragma_update(None, "cache_size", cache_kib)?;
@@ -622,7 +658,13 @@ impl SessionStore for SqliteStore {
                 let mut stmt = c.prepare_cached(&s.sql.save)?;
                 let mut rows = stmt.query(params![key.as_str(), body, expires_at, now])?;
                 let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-                Ok(version_of(&id, row.get_ref(0)?)?)
+                let version = version_of(&id, row.get_ref(0)?)?;
+                // Step the statement to its end: the autocommit happens
+                // there, and so do its errors (a full disk) and the WAL's
+                // automatic checkpoint. A statement dropped before its end
+                // commits inside the reset, whose error nobody sees.
+                while rows.next()?.is_some() {}
+                Ok(version)
             })
         })
         .await

@@ -151,6 +151,40 @@ pub fn decode_record(id: SessionId, bytes: &[u8]) -> Result<Record> {
     })
 }
 
+/// The most bytes [`decode_record_deadline`] needs from the start of a full
+/// record: the format byte and two varint `i64`s (at most 9 bytes each).
+pub const RECORD_HEADER_MAX: usize = 1 + 2 * 9;
+
+/// Decodes only the deadline of a full record from its first bytes (at
+/// least the first [`RECORD_HEADER_MAX`], or the whole record if shorter):
+/// what a purge needs to know, without reading or decoding the data.
+///
+/// # Errors
+///
+/// [`Error::Decode`] naming `id` for an unknown format byte or a header
+/// that does not decode. The rest of the record is not checked.
+pub fn decode_record_deadline(id: SessionId, bytes: &[u8]) -> Result<Timestamp> {
+    #[derive(Deserialize)]
+    struct Header {
+        #[allow(dead_code)]
+        created_at: i64,
+        expires_at: i64,
+    }
+    let Some((&first, rest)) = bytes.split_first() else {
+        return Err(Error::decode(id, "empty record", None));
+    };
+    if first != RECORD_V1 {
+        return Err(Error::decode(
+            id,
+            format!("unknown record format {first:#04x} (expected {RECORD_V1:#04x})"),
+            None,
+        ));
+    }
+    let (header, _): (Header, usize) = bincode::serde::decode_from_slice(rest, config().with_limit::<64>())
+        .map_err(|e| Error::decode(id, "malformed record header", Some(Box::new(e))))?;
+    Ok(Timestamp::from_millis(header.expires_at))
+}
+
 /// Encodes a body: created and data only.
 ///
 /// # Errors

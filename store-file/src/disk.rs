@@ -7,14 +7,13 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
 
 #[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use session_store_core::{
     EncodedId, Error, Record, Result, SESSION_ID_LEN, SessionId, SharedClock, Timestamp,
-    codec::{decode_record, encode_record},
+    codec::{RECORD_HEADER_MAX, decode_record, decode_record_deadline, encode_record},
 };
 
 use crate::Durability;
@@ -23,9 +22,6 @@ use crate::Durability;
 pub(crate) const LOCK_FILE: &str = ".lock";
 /// Prefix of temporary files; never a valid session id (ids hold no `.`).
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
-/// Temporary files older than this are left over from a crash; younger ones
-/// may belong to a write in flight in another process.
-pub(crate) const STALE_TMP_AGE: Duration = Duration::from_secs(60);
 /// Length of a shard directory's name: the first characters of the id.
 pub(crate) const SHARD_LEN: usize = 2;
 
@@ -152,6 +148,21 @@ impl Disk {
         file.read_to_end(&mut bytes)
             .map_err(|e| io_error("reading a session file", Some(&id), e))?;
         decode_record(id, &bytes).map(Some)
+    }
+
+    /// The stored record's deadline, read from the file's first
+    /// [`RECORD_HEADER_MAX`] bytes only; `None` when there is no file.
+    pub(crate) fn read_deadline(&self, id: SessionId, path: &Path) -> Result<Option<Timestamp>> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("opening a session file", Some(&id), e)),
+        };
+        let mut header = Vec::with_capacity(RECORD_HEADER_MAX);
+        file.take(RECORD_HEADER_MAX as u64)
+            .read_to_end(&mut header)
+            .map_err(|e| io_error("reading a session file", Some(&id), e))?;
+        decode_record_deadline(id, &header).map(Some)
     }
 
     /// The stored record if it is live now.
@@ -316,23 +327,54 @@ impl Disk {
         Ok(())
     }
 
-    /// Removes `tmp` if it is older than [`STALE_TMP_AGE`]; returns whether
-    /// it did.
-    pub(crate) fn remove_stale_tmp(&self, tmp: &Path) -> Result<bool> {
-        let modified = match fs::symlink_metadata(tmp).and_then(|m| m.modified()) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(io_error("inspecting a temporary session file", None, e)),
-        };
-        let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO);
-        if age < STALE_TMP_AGE {
+    /// Removes `tmp` if no writer can still be using it; returns whether it
+    /// did. Every write makes and renames its temporary file while it holds
+    /// its shard's lock, so a temporary file in a shard whose lock is free
+    /// belongs to a writer that died (the kernel released its lock). A
+    /// shard locked now is skipped: a later sweep gets it.
+    pub(crate) fn remove_orphan_tmp(&self, tmp: &Path) -> Result<bool> {
+        let Some(shard) = tmp.parent() else { return Ok(false) };
+        let Some(_lock) = self.try_lock(shard)? else {
             return Ok(false);
-        }
+        };
         match fs::remove_file(tmp) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                tracing::info!(file = %tmp.display(), "removed a temporary session file left by a dead writer");
+                Ok(true)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_error("removing a temporary session file", None, e)),
         }
+    }
+
+    /// Takes `shard`'s lock if it is free now; `None` if it is held (or the
+    /// shard is gone).
+    fn try_lock(&self, shard: &Path) -> Result<Option<ShardLock>> {
+        let file = match open_lock_file(&shard.join(LOCK_FILE)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("opening a shard lock file", None, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ShardLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(io_error("locking a shard", None, e)),
+        }
+    }
+
+    /// Removes every orphaned temporary file (see
+    /// [`remove_orphan_tmp`](Self::remove_orphan_tmp)); returns how many.
+    pub(crate) fn sweep_tmp(&self) -> Result<u64> {
+        let mut removed = 0;
+        self.scan(|entry| {
+            if let Entry::Temp(path) = entry
+                && self.remove_orphan_tmp(&path)?
+            {
+                removed += 1;
+            }
+            Ok(())
+        })?;
+        Ok(removed)
     }
 
     pub(crate) fn now(&self) -> Timestamp {

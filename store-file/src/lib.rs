@@ -54,9 +54,17 @@
 //! A crash (or `SIGKILL`) at any moment leaves every session file either as
 //! it was before the interrupted write or as it is after it; the interrupted
 //! write may leave its temporary file behind. Temporary files are never
-//! loaded, and [`purge_expired`](SessionStore::purge_expired) removes those
-//! older than a minute (younger ones may belong to a write in flight in
-//! another process).
+//! loaded, and they are removed as soon as the store can tell their writer
+//! is gone: every write makes and renames its temporary file while holding
+//! the shard's lock, so a temporary file in a shard whose lock is free
+//! belongs to a dead writer. Opening a store sweeps the directory for them
+//! on a background thread (a restarted app cleans up after its crash), and
+//! [`purge_expired`](SessionStore::purge_expired) and
+//! [`clear`](SessionStore::clear) remove those they meet.
+//!
+//! A purge reads only the header of each file (its first
+//! [`RECORD_HEADER_MAX`](session_store_core::codec::RECORD_HEADER_MAX)
+//! bytes: format, created time, deadline), never the data.
 //!
 //! # Durability
 //!
@@ -75,8 +83,10 @@
 //! A file whose bytes do not decode gives [`Error::Decode`] naming the id to
 //! every operation that must read it (load, create, save, save-if-version,
 //! touch, rotate), which change nothing. Delete and clear remove it.
-//! Purge, count and ids skip it (purge logs a `tracing` warning naming the
-//! id) and carry on with the other records: an operator can inspect the file
+//! Count and ids skip it and carry on with the other records. Purge reads
+//! only the header: a damaged file whose header still names a past deadline
+//! is removed like any expired record; one whose header does not decode is
+//! skipped (with a `tracing` warning) and left for an operator to inspect
 //! before deleting it.
 //!
 //! # Threads
@@ -183,13 +193,26 @@ impl FileStoreBuilder {
     pub fn open(self) -> Result<FileStore> {
         let disk = Disk::new(self.dir, self.clock, self.durability, self.max_record_bytes);
         disk.create_root()?;
-        Ok(FileStore {
-            inner: Arc::new(Inner {
-                disk,
-                queues: (0..QUEUES).map(|_| Mutex::new(())).collect(),
-                offload: self.offload,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            disk,
+            queues: (0..QUEUES).map(|_| Mutex::new(())).collect(),
+            offload: self.offload,
+        });
+        // Temporary files of writers that died (a crash before this start):
+        // listing the directory takes a while on a large store, so it runs
+        // beside the app rather than before it.
+        let sweeper = Arc::clone(&inner);
+        let spawned = std::thread::Builder::new()
+            .name("session-store-file-sweep".into())
+            .spawn(move || match sweeper.disk.sweep_tmp() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed temporary session files left by dead writers"),
+                Err(e) => tracing::warn!(error = %e, "sweeping temporary session files failed"),
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the sweep of temporary session files");
+        }
+        Ok(FileStore { inner })
     }
 }
 
@@ -437,16 +460,19 @@ impl SessionStore for FileStore {
             disk.scan(|entry| {
                 match entry {
                     Entry::Temp(path) => {
-                        disk.remove_stale_tmp(&path)?;
+                        disk.remove_orphan_tmp(&path)?;
                     }
-                    Entry::Session(id, path) => match disk.read(id, &path) {
-                        Ok(Some(r)) if !r.is_live_at(disk.now()) => {
+                    // Only the header (the deadline) is read.
+                    Entry::Session(id, path) => match disk.read_deadline(id, &path) {
+                        Ok(Some(deadline)) if deadline <= disk.now() => {
                             // Check again under the lock: a writer may have
                             // renewed it since.
                             let place = disk.place(id);
                             if let Some(_lock) = disk.lock(&place.shard, false)? {
-                                let still_expired =
-                                    matches!(disk.read(id, &place.file), Ok(Some(r)) if !r.is_live_at(disk.now()));
+                                let still_expired = matches!(
+                                    disk.read_deadline(id, &place.file),
+                                    Ok(Some(deadline)) if deadline <= disk.now()
+                                );
                                 // No directory sync: an expired record that
                                 // comes back after a power loss is still
                                 // expired, and purged again.
@@ -494,7 +520,7 @@ impl SessionStore for FileStore {
             disk.scan(|entry| {
                 match entry {
                     Entry::Temp(path) => {
-                        disk.remove_stale_tmp(&path)?;
+                        disk.remove_orphan_tmp(&path)?;
                     }
                     Entry::Session(id, _) => {
                         let place = disk.place(id);

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use session_store_core::{Clock, Error, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, codec};
 use session_store_file::{Durability, FileStore, Offload};
@@ -218,7 +218,7 @@ async fn rotate_moves_the_record_in_one_step() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purge_removes_expired_records_and_stale_temporary_files() {
+async fn purge_removes_expired_records_and_temporary_files_of_dead_writers() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = clock();
     let store = store(tmp.path(), &clock);
@@ -230,23 +230,23 @@ async fn purge_removes_expired_records_and_stale_temporary_files() {
             live.push(r.id);
         }
     }
-    // A temporary file left by a crash an hour ago, and one of a write in flight.
-    let shard = store.path_of(&live[0]).parent().unwrap().to_owned();
-    let stale = shard.join(format!(".tmp-{}-1-1", live[0]));
-    let young = shard.join(format!(".tmp-{}-1-2", live[0]));
-    for tmp in [&stale, &young] {
+    // Two shards, each with a temporary file written just now: in the
+    // first its writer is gone (the shard's lock is free), in the second a
+    // write is in flight (someone holds the shard's lock).
+    let shard_of = |id: &SessionId| store.path_of(id).parent().unwrap().to_owned();
+    let dead_shard = shard_of(&live[0]);
+    let busy_shard = live.iter().map(shard_of).find(|s| *s != dead_shard).unwrap();
+    let dead = dead_shard.join(format!(".tmp-{}-1-1", live[0]));
+    let in_flight = busy_shard.join(format!(".tmp-{}-1-2", live[0]));
+    for tmp in [&dead, &in_flight] {
         fs::write(
             tmp,
             codec::encode_record(&record(&clock, Duration::from_secs(9), 0)).unwrap(),
         )
         .unwrap();
     }
-    fs::File::options()
-        .write(true)
-        .open(&stale)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3_600))
-        .unwrap();
+    let writer = fs::File::open(busy_shard.join(".lock")).unwrap();
+    writer.lock().unwrap();
     // A file the store does not own.
     let foreign = tmp.path().join("README");
     fs::write(&foreign, "not mine").unwrap();
@@ -254,14 +254,39 @@ async fn purge_removes_expired_records_and_stale_temporary_files() {
     clock.advance(Duration::from_millis(10));
     assert_eq!(store.count().await.unwrap(), 40);
     assert_eq!(store.purge_expired().await.unwrap(), 20);
+    assert!(!dead.exists(), "a dead writer's temporary file is removed at once");
+    assert!(in_flight.exists(), "the temporary file of a write in flight stays");
+    drop(writer);
     assert_eq!(store.purge_expired().await.unwrap(), 0);
-    assert!(!stale.exists(), "a stale temporary file is removed");
-    assert!(young.exists(), "a young temporary file may be a write in flight");
+    assert!(!in_flight.exists(), "once its writer is gone, it goes too");
     assert!(foreign.exists());
     let mut ids = store.ids().await.unwrap();
     ids.sort();
     live.sort();
     assert_eq!(ids, live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_store_sweeps_temporary_files_of_dead_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let first = store(tmp.path(), &clock);
+    let r = record(&clock, Duration::from_secs(60), 1);
+    first.create(&r).await.unwrap();
+    drop(first);
+    let shard = FileStore::path_in(tmp.path(), &r.id).parent().unwrap().to_owned();
+    let leftover = shard.join(format!(".tmp-{}-99-0", r.id));
+    fs::write(&leftover, b"half a record").unwrap();
+    let reopened = store(tmp.path(), &clock);
+    // The sweep runs beside the app: wait for it, boundedly.
+    for _ in 0..500 {
+        if !leftover.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!leftover.exists(), "the sweep at open removed the leftover");
+    assert!(reopened.load(&r.id).await.unwrap().is_some(), "and nothing else");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,8 +388,17 @@ async fn an_undecodable_file_is_an_error_for_that_record_only() {
         assert_eq!(store.count().await.unwrap(), 1);
         assert_eq!(store.ids().await.unwrap(), vec![good.id]);
         clock.advance(Duration::from_secs(20));
-        assert_eq!(store.purge_expired().await.unwrap(), 1, "the good one expired");
-        assert!(path.exists(), "purge leaves an undecodable file for an operator");
+        // Purge reads only the header: a file whose header still decodes
+        // (a truncated or extended record) holds a deadline that has passed,
+        // and goes like any expired record; one whose header does not
+        // decode stays for an operator.
+        let header_decodes = codec::decode_record_deadline(bad.id, &garbage).is_ok();
+        assert_eq!(
+            store.purge_expired().await.unwrap(),
+            1 + u64::from(header_decodes),
+            "the good one expired"
+        );
+        assert_eq!(path.exists(), !header_decodes, "purge leaves a file without a header");
         clock.set(START);
         store.create(&good).await.unwrap();
     }

@@ -55,6 +55,7 @@
 //!
 //! `PROPTEST_CASES` sets the model test's case count (default 64).
 
+pub mod disk_full;
 mod env;
 mod harness;
 pub mod model;

@@ -462,12 +462,17 @@ impl Retry {
                 Err(Failure::Store(e)) => return Err(e),
                 Err(Failure::Sql(e)) if is_busy(&e) => {
                     if start.elapsed() >= self.timeout {
+                        tracing::warn!(operation = what, timeout = ?self.timeout, "SQLite stayed busy past the busy timeout");
                         return Err(Error::Timeout(self.timeout));
                     }
+                    tracing::debug!(operation = what, error = %e, "SQLite busy, retrying");
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
-                Err(Failure::Sql(e)) => return Err(Error::backend(format!("SQLite: {what} failed"), e)),
+                Err(Failure::Sql(e)) => {
+                    tracing::debug!(operation = what, error = %e, "SQLite failed");
+                    return Err(Error::backend(format!("SQLite: {what} failed"), e));
+                }
             }
         }
     }
@@ -761,6 +766,7 @@ impl SessionStore for SqliteStore {
 
     async fn purge_expired(&self) -> Result<u64> {
         self.run(move |s| {
+            let started = Instant::now();
             let now = s.now();
             let mut batch = s.purge_batch;
             let mut total = 0u64;
@@ -803,6 +809,10 @@ impl SessionStore for SqliteStore {
                 // connection is checkpointing, it or a later commit finishes
                 // the job, so a failure here is no failure of the purge.
                 let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+            match &purged {
+                Ok(removed) => tracing::debug!(removed, took = ?started.elapsed(), table = %s.table, "SQLite purge"),
+                Err(e) => tracing::warn!(error = %e, table = %s.table, "SQLite purge failed"),
             }
             purged
         })

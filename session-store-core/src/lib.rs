@@ -46,6 +46,7 @@
 //! `session-store-conformance`, checks any store against the rules written on
 //! [`SessionStore`].
 
+pub mod blocking;
 pub mod codec;
 mod error;
 mod expiry;

@@ -92,7 +92,7 @@
 //! # Threads
 //!
 //! File I/O never runs on the async runtime's worker threads. By default
-//! ([`Offload::Auto`]) an operation runs inside
+//! ([`Blocking::Auto`]) an operation runs inside
 //! [`tokio::task::block_in_place`] on a multi-threaded runtime (the worker
 //! hands its other tasks to another thread first, and the operation does not
 //! wait for a thread hop) and inside [`tokio::task::spawn_blocking`] on a
@@ -109,7 +109,9 @@ use session_store_core::{
     DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
     codec::check_size, system_clock,
 };
-use tokio::runtime::{Handle, RuntimeFlavor};
+
+pub use session_store_core::blocking::Blocking;
+use session_store_core::blocking::run_blocking;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::disk::{Disk, Entry, Place};
@@ -128,20 +130,6 @@ pub enum Durability {
     NoSync,
 }
 
-/// Where the blocking file I/O of an operation runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Offload {
-    /// [`tokio::task::block_in_place`] on a multi-threaded runtime,
-    /// [`tokio::task::spawn_blocking`] on a current-thread runtime, the
-    /// calling thread outside tokio. The default: cheapest per operation.
-    #[default]
-    Auto,
-    /// Always [`tokio::task::spawn_blocking`] inside a tokio runtime (one
-    /// thread hop there and one back per operation).
-    SpawnBlocking,
-}
-
 /// Builds a [`FileStore`] on a directory.
 #[derive(Debug, Clone)]
 pub struct FileStoreBuilder {
@@ -149,7 +137,7 @@ pub struct FileStoreBuilder {
     clock: SharedClock,
     durability: Durability,
     max_record_bytes: usize,
-    offload: Offload,
+    blocking: Blocking,
 }
 
 impl FileStoreBuilder {
@@ -175,10 +163,10 @@ impl FileStoreBuilder {
         self
     }
 
-    /// Where blocking file I/O runs (default [`Offload::Auto`]).
+    /// Where blocking file I/O runs (default [`Blocking::Auto`]).
     #[must_use]
-    pub fn offload(mut self, offload: Offload) -> Self {
-        self.offload = offload;
+    pub fn blocking(mut self, blocking: Blocking) -> Self {
+        self.blocking = blocking;
         self
     }
 
@@ -196,7 +184,7 @@ impl FileStoreBuilder {
         let inner = Arc::new(Inner {
             disk,
             queues: (0..QUEUES).map(|_| Mutex::new(())).collect(),
-            offload: self.offload,
+            blocking: self.blocking,
         });
         // Temporary files of writers that died (a crash before this start):
         // listing the directory takes a while on a large store, so it runs
@@ -234,7 +222,7 @@ struct Inner {
     /// Tasks of this process that change the same shard wait here, without
     /// holding a thread, before taking the shard's file lock.
     queues: Box<[Mutex<()>]>,
-    offload: Offload,
+    blocking: Blocking,
 }
 
 impl fmt::Debug for FileStore {
@@ -243,21 +231,21 @@ impl fmt::Debug for FileStore {
             .field("dir", &self.inner.disk.root)
             .field("durability", &self.inner.disk.durability)
             .field("max_record_bytes", &self.inner.disk.max_record_bytes)
-            .field("offload", &self.inner.offload)
+            .field("blocking", &self.inner.blocking)
             .finish_non_exhaustive()
     }
 }
 
 impl FileStore {
     /// A builder for a store on `dir`, to set the clock, durability, size
-    /// limit and offload mode.
+    /// limit and blocking mode.
     pub fn builder(dir: impl Into<PathBuf>) -> FileStoreBuilder {
         FileStoreBuilder {
             dir: dir.into(),
             clock: system_clock(),
             durability: Durability::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-            offload: Offload::default(),
+            blocking: Blocking::default(),
         }
     }
 
@@ -306,21 +294,7 @@ impl FileStore {
         T: Send + 'static,
         F: FnOnce(&Disk) -> Result<T> + Send + 'static,
     {
-        match Handle::try_current() {
-            Ok(handle)
-                if self.inner.offload == Offload::Auto && handle.runtime_flavor() == RuntimeFlavor::MultiThread =>
-            {
-                tokio::task::block_in_place(|| f(&self.inner.disk))
-            }
-            Ok(handle) => {
-                let inner = Arc::clone(&self.inner);
-                handle
-                    .spawn_blocking(move || f(&inner.disk))
-                    .await
-                    .map_err(|e| Error::backend("a blocking file task failed", e))?
-            }
-            Err(_) => f(&self.inner.disk),
-        }
+        run_blocking(self.inner.blocking, &self.inner, move |inner| f(&inner.disk)).await
     }
 
     /// Runs a change to one session under its shard's locks.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_store_core::{Clock, Error, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, codec};
-use session_store_file::{Durability, FileStore, Offload};
+use session_store_file::{Blocking, Durability, FileStore};
 
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 
@@ -491,14 +491,14 @@ async fn records_survive_reopening_in_either_durability_mode() {
 
 /// Many tasks on two store objects sharing one directory (as two processes
 /// would), each incrementing one counter with load and save-if-version.
-async fn no_lost_updates(offload: Offload) {
+async fn no_lost_updates(blocking: Blocking) {
     let tmp = tempfile::tempdir().unwrap();
     let clock = clock();
     let open = || {
         FileStore::builder(tmp.path())
             .clock(clock.shared())
             .durability(Durability::NoSync)
-            .offload(offload)
+            .blocking(blocking)
             .open()
             .unwrap()
     };
@@ -540,17 +540,17 @@ async fn no_lost_updates(offload: Offload) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_lost_updates_with_block_in_place() {
-    no_lost_updates(Offload::Auto).await;
+    no_lost_updates(Blocking::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_lost_updates_with_spawn_blocking() {
-    no_lost_updates(Offload::SpawnBlocking).await;
+    no_lost_updates(Blocking::SpawnBlocking).await;
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_lost_updates_on_a_current_thread_runtime() {
-    no_lost_updates(Offload::Auto).await;
+    no_lost_updates(Blocking::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,12 +614,12 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// While an operation waits on the file system (here: on a shard lock held
 /// by "another process"), the runtime's worker keeps running other tasks.
-fn a_blocked_operation_does_not_stall_the_runtime(runtime: tokio::runtime::Runtime, offload: Offload) {
+fn a_blocked_operation_does_not_stall_the_runtime(runtime: tokio::runtime::Runtime, blocking: Blocking) {
     let tmp = tempfile::tempdir().unwrap();
     let clock = clock();
     let store = FileStore::builder(tmp.path())
         .clock(clock.shared())
-        .offload(offload)
+        .blocking(blocking)
         .open()
         .unwrap();
     let r = record(&clock, Duration::from_secs(60), 1);
@@ -672,7 +672,7 @@ fn block_in_place_does_not_stall_a_one_worker_runtime() {
         .worker_threads(1)
         .build()
         .unwrap();
-    a_blocked_operation_does_not_stall_the_runtime(rt, Offload::Auto);
+    a_blocked_operation_does_not_stall_the_runtime(rt, Blocking::Auto);
 }
 
 #[test]
@@ -681,11 +681,11 @@ fn spawn_blocking_does_not_stall_a_one_worker_runtime() {
         .worker_threads(1)
         .build()
         .unwrap();
-    a_blocked_operation_does_not_stall_the_runtime(rt, Offload::SpawnBlocking);
+    a_blocked_operation_does_not_stall_the_runtime(rt, Blocking::SpawnBlocking);
 }
 
 #[test]
 fn a_current_thread_runtime_is_not_stalled() {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    a_blocked_operation_does_not_stall_the_runtime(rt, Offload::Auto);
+    a_blocked_operation_does_not_stall_the_runtime(rt, Blocking::Auto);
 }

@@ -54,6 +54,9 @@ use session_store_core::{
     codec, system_clock,
 };
 
+pub use session_store_core::blocking::Blocking;
+use session_store_core::blocking::run_blocking;
+
 use schema::Sql;
 
 /// The default table name.
@@ -137,22 +140,6 @@ impl Synchronous {
             Self::Full => "FULL",
         }
     }
-}
-
-/// Where the store runs its blocking SQLite calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Blocking {
-    /// `block_in_place` on a multi-threaded tokio runtime (no hop to another
-    /// thread), `spawn_blocking` on a current-thread runtime, and a plain
-    /// call outside any tokio runtime. The default and the faster choice
-    /// (see the README's figures).
-    #[default]
-    Auto,
-    /// Always hand the call to tokio's blocking pool (`spawn_blocking`) when
-    /// inside a tokio runtime: keeps worker threads free of any blocking at
-    /// the price of a thread hop per operation.
-    SpawnBlocking,
 }
 
 /// Builds a [`SqliteStore`]: `SqliteStore::builder(path)...open()`.
@@ -601,18 +588,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T> + Send + 'static,
     {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        let Ok(handle) = Handle::try_current() else {
-            return f(&self.inner);
-        };
-        if self.inner.blocking == Blocking::Auto && handle.runtime_flavor() == RuntimeFlavor::MultiThread {
-            return tokio::task::block_in_place(|| f(&self.inner));
-        }
-        let inner = Arc::clone(&self.inner);
-        handle
-            .spawn_blocking(move || f(&inner))
-            .await
-            .map_err(|e| Error::backend("the SQLite call's blocking task failed", e))?
+        run_blocking(self.inner.blocking, &self.inner, f).await
     }
 }
 

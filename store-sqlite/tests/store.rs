@@ -434,6 +434,8 @@ fn a_file_that_is_not_a_database_is_an_error() {
     std::fs::write(&db.path, vec![0x5a; 8192]).unwrap();
     let err = SqliteStore::open(&db.path).unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err}");
-    let missing_dir = db.dir.path().join("no/such/dir/sessions.db");
-    assert!(matches!(SqliteStore::open(missing_dir), Err(Error::Backend { .. })));
+    // Missing directories are created (owner-only, see tests/bounds.rs); a
+    // path through a file cannot be.
+    let through_a_file = db.path.join("sub").join("sessions.db");
+    assert!(matches!(SqliteStore::open(through_a_file), Err(Error::Backend { .. })));
 }

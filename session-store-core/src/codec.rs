@@ -151,25 +151,51 @@ pub fn decode_record(id: SessionId, bytes: &[u8]) -> Result<Record> {
     })
 }
 
-/// The most bytes [`decode_record_deadline`] needs from the start of a full
-/// record: the format byte and two varint `i64`s (at most 9 bytes each).
-pub const RECORD_HEADER_MAX: usize = 1 + 2 * 9;
+/// The most bytes [`decode_record_header`] needs from the start of a full
+/// record: the format byte, two varint `i64`s and a varint `u64` (at most 9
+/// bytes each).
+pub const RECORD_HEADER_MAX: usize = 1 + 3 * 9;
 
-/// Decodes only the deadline of a full record from its first bytes (at
-/// least the first [`RECORD_HEADER_MAX`], or the whole record if shorter):
-/// what a purge needs to know, without reading or decoding the data.
+/// What a full record says about itself before its data: enough for a
+/// scan (a purge, a count) to decide without decoding the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct RecordHeader {
+    /// When the session was created.
+    #[serde(deserialize_with = "millis")]
+    pub created_at: Timestamp,
+    /// The deadline: live while `now < expires_at`.
+    #[serde(deserialize_with = "millis")]
+    pub expires_at: Timestamp,
+    /// The stored version.
+    pub version: u64,
+}
+
+fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Timestamp, D::Error> {
+    i64::deserialize(d).map(Timestamp::from_millis)
+}
+
+/// Decodes only the header of a full record (created time, deadline,
+/// version) from its first bytes: at least the first [`RECORD_HEADER_MAX`],
+/// or the whole record if it is shorter. The data is neither read nor
+/// checked.
+///
+/// ```
+/// use session_store_core::{codec, Record, SessionData, SessionId, Timestamp};
+///
+/// let mut record = Record::with_deadline(SessionId::random(), SessionData::new(), Timestamp::from_millis(1), Timestamp::from_millis(9));
+/// record.version = 3;
+/// let bytes = codec::encode_record(&record)?;
+/// let header = codec::decode_record_header(record.id, &bytes[..codec::RECORD_HEADER_MAX.min(bytes.len())])?;
+/// assert_eq!((header.created_at, header.expires_at, header.version), (record.created_at, record.expires_at, 3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
 ///
 /// [`Error::Decode`] naming `id` for an unknown format byte or a header
-/// that does not decode. The rest of the record is not checked.
-pub fn decode_record_deadline(id: SessionId, bytes: &[u8]) -> Result<Timestamp> {
-    #[derive(Deserialize)]
-    struct Header {
-        #[allow(dead_code)]
-        created_at: i64,
-        expires_at: i64,
-    }
+/// that does not decode.
+pub fn decode_record_header(id: SessionId, bytes: &[u8]) -> Result<RecordHeader> {
     let Some((&first, rest)) = bytes.split_first() else {
         return Err(Error::decode(id, "empty record", None));
     };
@@ -180,9 +206,9 @@ pub fn decode_record_deadline(id: SessionId, bytes: &[u8]) -> Result<Timestamp> 
             None,
         ));
     }
-    let (header, _): (Header, usize) = bincode::serde::decode_from_slice(rest, config().with_limit::<64>())
+    let (header, _): (RecordHeader, usize) = bincode::serde::decode_from_slice(rest, config().with_limit::<64>())
         .map_err(|e| Error::decode(id, "malformed record header", Some(Box::new(e))))?;
-    Ok(Timestamp::from_millis(header.expires_at))
+    Ok(header)
 }
 
 /// Encodes a body: created and data only.

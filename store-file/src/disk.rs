@@ -13,7 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use session_store_core::{
     EncodedId, Error, Record, Result, SESSION_ID_LEN, SessionId, SharedClock, Timestamp,
-    codec::{RECORD_HEADER_MAX, decode_record, decode_record_deadline, encode_record},
+    codec::{RECORD_HEADER_MAX, decode_record, decode_record_header, encode_record},
 };
 
 use crate::Durability;
@@ -162,7 +162,7 @@ impl Disk {
         file.take(RECORD_HEADER_MAX as u64)
             .read_to_end(&mut header)
             .map_err(|e| io_error("reading a session file", Some(&id), e))?;
-        decode_record_deadline(id, &header).map(Some)
+        decode_record_header(id, &header).map(|h| Some(h.expires_at))
     }
 
     /// The stored record if it is live now.

@@ -64,7 +64,7 @@
 //!
 //! A purge reads only the header of each file (its first
 //! [`RECORD_HEADER_MAX`](session_store_core::codec::RECORD_HEADER_MAX)
-//! bytes: format, created time, deadline), never the data.
+//! bytes: format, created time, deadline, version), never the data.
 //!
 //! # Durability
 //!

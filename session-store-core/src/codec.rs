@@ -367,6 +367,8 @@ mod tests {
 
         #[test]
         fn typed_values_round_trip(a in any::<u128>(), b in any::<i128>(), s in ".*", v in proptest::collection::vec(any::<u8>(), 0..64)) {
+            // The string is a key too: one of the fixed keys would be overwritten.
+            prop_assume!(!["a", "b", "v"].contains(&s.as_str()));
             let mut data = SessionData::new();
             data.insert("a", &a).unwrap();
             data.insert("b", &b).unwrap();

@@ -95,42 +95,6 @@ macro_rules! conformance_tests {
     };
 }
 
-/// The one list of property names: calls `$crate::$callback!((args) names…)`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __property_list {
-    ($callback:ident ! ($($args:tt)*)) => {
-        $crate::$callback! { ($($args)*)
-            data_round_trips_exactly,
-            values_of_several_mebibytes_round_trip,
-            load_returns_none_at_the_exact_deadline,
-            touch_never_revives_an_expired_record,
-            touch_moves_the_deadline_and_keeps_data_and_version,
-            create_never_overwrites_a_live_record,
-            create_replaces_an_expired_record,
-            every_write_of_data_bumps_the_version,
-            save_if_version_with_a_stale_version_is_a_conflict_and_changes_nothing,
-            save_if_version_never_brings_back_a_deleted_record,
-            save_if_version_on_an_expired_record_is_a_conflict,
-            rotate_moves_the_record_and_the_old_id_no_longer_loads,
-            rotate_of_an_absent_or_expired_record_returns_false,
-            rotate_onto_a_live_id_is_a_collision_and_changes_nothing,
-            delete_removes_and_deleting_an_absent_id_is_not_an_error,
-            purge_removes_exactly_the_expired_records_and_counts_them,
-            count_ids_and_clear_see_only_live_records,
-            namespaces_are_isolated,
-            deadlines_round_trip_to_the_millisecond,
-            records_survive_drop_and_reopen,
-            store_objects_on_one_namespace_share_records_and_one_conditional_save_wins,
-            corrupt_bytes_give_a_decode_error_for_that_record_only,
-            oversized_records_are_refused_and_nothing_is_written,
-            concurrent_writes_to_distinct_ids_lose_nothing,
-            racing_saves_on_one_id_leave_exactly_one_whole_record,
-            racing_conditional_saves_have_exactly_one_winner,
-        }
-    };
-}
-
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __property_names {

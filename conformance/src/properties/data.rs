@@ -1,0 +1,410 @@
+//! Data: exact round-trips, large values, delete, corrupt bytes and the size limit.
+
+use super::*;
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(any::<String>(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Arbitrary session data: any keys (empty and unicode too), nested JSON.
+pub(crate) fn arbitrary_data() -> impl Strategy<Value = SessionData> {
+    proptest::collection::btree_map(any::<String>(), json_value(), 0..6).prop_map(|m| {
+        let mut data = SessionData::new();
+        for (k, v) in m {
+            data.insert_json(k, &v);
+        }
+        data
+    })
+}
+
+fn samples<S: Strategy>(strategy: &S, n: usize) -> Vec<S::Value> {
+    let mut runner = TestRunner::default();
+    (0..n)
+        .filter_map(|_| strategy.new_tree(&mut runner).ok().map(|t| t.current()))
+        .collect()
+}
+
+fn special_data() -> Vec<(&'static str, SessionData)> {
+    let mut ints = SessionData::new();
+    let _ = ints.insert("u128", &u128::MAX);
+    let _ = ints.insert("i128", &i128::MIN);
+    let _ = ints.insert("i128max", &i128::MAX);
+    let _ = ints.insert("u64", &u64::MAX);
+    let _ = ints.insert("i64min", &i64::MIN);
+    let _ = ints.insert("i64max", &i64::MAX);
+    let _ = ints.insert("zero", &0u8);
+    let mut keys = SessionData::new();
+    keys.insert_json("", &json!("the empty key"));
+    keys.insert_json("ключ 🔑 鍵", &json!("värde ✓ \u{0} \n \" \\ \u{10FFFF}"));
+    keys.insert_json(" ", &json!(null));
+    keys.insert_json("a\u{0}b", &json!(true));
+    let mut nested = SessionData::new();
+    nested.insert_json(
+        "nested",
+        &json!({"user": {"id": 7, "roles": ["admin", "ü"], "prefs": {"deep": [[[{"x": -1.5e-300}]]]}}, "": []}),
+    );
+    nested.insert_json("float", &json!(0.1));
+    vec![
+        ("the empty map", SessionData::new()),
+        ("full integer ranges", ints),
+        ("empty, unicode and control-character keys", keys),
+        ("nested JSON values", nested),
+    ]
+}
+
+/// Data round-trips exactly: any keys (empty, unicode), nested JSON values,
+/// the full `i64`/`u64`/`i128`/`u128` ranges through typed insert and get,
+/// and the empty map; through create and through save.
+pub async fn data_round_trips_exactly<H: Harness>(harness: &H) -> Verdict {
+    let mut cases = special_data();
+    let random = samples(&arbitrary_data(), 24);
+    cases.extend(random.into_iter().map(|d| ("arbitrary data", d)));
+    let env = Env::new(harness, "data_round_trips_exactly").await?;
+    let store = env.open().await?;
+    let mut written = Vec::new();
+    for (what, data) in &cases {
+        let record = env.record(data.clone(), 60_000);
+        store.create(&record).await.map_err(env.op("create"))?;
+        let expected = stored(&record, 1);
+        expect_loaded(
+            &env,
+            &store,
+            &record.id,
+            Some(&expected),
+            ROUND_TRIP,
+            &format!("after creating {what}"),
+        )
+        .await?;
+        written.push(expected);
+    }
+    // Overwrite each record with the next one's data through save.
+    for i in 0..written.len() {
+        let mut next = written[i].clone();
+        next.data = written[(i + 1) % written.len()].data.clone();
+        let version = store.save(&next).await.map_err(env.op("save"))?;
+        ensure!(
+            env,
+            version == 2,
+            VERSIONS,
+            "save over a version-1 record returned version {version}"
+        );
+        let expected = stored(&next, 2);
+        expect_loaded(
+            &env,
+            &store,
+            &next.id,
+            Some(&expected),
+            ROUND_TRIP,
+            "after overwriting with save",
+        )
+        .await?;
+        written[i] = expected;
+    }
+    // Typed reads of the integer extremes.
+    let ints = &written[written.len() - 1];
+    let ints = store.load(&ints.id).await.map_err(env.op("load"))?;
+    let ints = ints.ok_or_else(|| env.fail(ROUND_TRIP, "a live record vanished"))?;
+    let typed = (
+        ints.data.get::<u128>("u128"),
+        ints.data.get::<i128>("i128"),
+        ints.data.get::<i128>("i128max"),
+        ints.data.get::<u64>("u64"),
+        ints.data.get::<i64>("i64min"),
+        ints.data.get::<i64>("i64max"),
+    );
+    ensure!(
+        env,
+        matches!(
+            typed,
+            (
+                Ok(Some(u128::MAX)),
+                Ok(Some(i128::MIN)),
+                Ok(Some(i128::MAX)),
+                Ok(Some(u64::MAX)),
+                Ok(Some(i64::MIN)),
+                Ok(Some(i64::MAX))
+            )
+        ),
+        ROUND_TRIP,
+        "the integer extremes read back as {typed:?}"
+    );
+    Ok(Pass::Passed)
+}
+
+/// A value of about 3 MiB, and a record of a thousand keys, round-trip
+/// exactly through create and save.
+pub async fn values_of_several_mebibytes_round_trip<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "values_of_several_mebibytes_round_trip").await?;
+    let store = env.open().await?;
+    let big = data_of_size("big", 3 * 1024 * 1024, 1);
+    let record = env.record(big, 60_000);
+    store.create(&record).await.map_err(env.op("create of a 3 MiB value"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &record.id,
+        Some(&stored(&record, 1)),
+        ROUND_TRIP,
+        "after creating a 3 MiB value",
+    )
+    .await?;
+    let mut many = data_of_size("big", 1024 * 1024, 2);
+    for i in 0..1_000 {
+        let _ = many.insert(format!("key-{i}"), &format!("value {i} ✓"));
+    }
+    let mut next = record.clone();
+    next.data = many;
+    let v = store.save(&next).await.map_err(env.op("save of 1 MiB and 1000 keys"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &record.id,
+        Some(&stored(&next, v)),
+        ROUND_TRIP,
+        "after saving 1 MiB and 1000 keys",
+    )
+    .await?;
+    Ok(Pass::Passed)
+}
+
+/// Delete removes a record; deleting an absent or already deleted id is
+/// not an error.
+pub async fn delete_removes_and_deleting_an_absent_id_is_not_an_error<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "delete_removes_and_deleting_an_absent_id_is_not_an_error").await?;
+    let store = env.open().await?;
+    let keep = env.record(data_of(&[("keep", 1)]), 60_000);
+    let gone = env.record(data_of(&[("gone", 1)]), 60_000);
+    store.create(&keep).await.map_err(env.op("create"))?;
+    store.create(&gone).await.map_err(env.op("create"))?;
+    store.delete(&gone.id).await.map_err(env.op("delete"))?;
+    expect_loaded(&env, &store, &gone.id, None, DELETE, "after delete").await?;
+    expect_loaded(
+        &env,
+        &store,
+        &keep.id,
+        Some(&stored(&keep, 1)),
+        DELETE,
+        "another record after delete",
+    )
+    .await?;
+    store
+        .delete(&gone.id)
+        .await
+        .map_err(|e| env.fail(DELETE, format!("deleting a deleted id failed: {}", chain(&e))))?;
+    store
+        .delete(&SessionId::random())
+        .await
+        .map_err(|e| env.fail(DELETE, format!("deleting an id never stored failed: {}", chain(&e))))?;
+    // A deleted id can be created again, with version 1.
+    store.create(&gone).await.map_err(env.op("create after delete"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &gone.id,
+        Some(&stored(&gone, 1)),
+        VERSIONS,
+        "create after delete",
+    )
+    .await?;
+    Ok(Pass::Passed)
+}
+
+/// Raw access: garbage, truncated bytes, an unknown format byte and empty
+/// bytes each give `Error::Decode` naming that id on load; other records
+/// still load; count, ids and purge_expired do not panic.
+pub async fn corrupt_bytes_give_a_decode_error_for_that_record_only<H: Harness>(harness: &H) -> Verdict {
+    if !harness.capabilities().raw_access {
+        return skipped("the harness does not declare the `raw_access` capability");
+    }
+    let env = Env::new(harness, "corrupt_bytes_give_a_decode_error_for_that_record_only").await?;
+    let store = Arc::new(env.open().await?);
+    let healthy = env.record(data_of(&[("healthy", 1)]), 60_000);
+    store.create(&healthy).await.map_err(env.op("create"))?;
+    let mut corrupted = Vec::new();
+    for (i, how) in [
+        "garbage bytes",
+        "truncated bytes",
+        "an unknown format byte",
+        "empty bytes",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let record = env.record(data_of_size("victim", 200, i as u64), 60_000);
+        store.create(&record).await.map_err(env.op("create"))?;
+        let raw = env
+            .h
+            .read_raw(&env.ns, &record.id)
+            .await
+            .map_err(env.op("harness.read_raw"))?
+            .ok_or_else(|| env.fail(DECODE, "harness.read_raw returned None for a live record"))?;
+        let bytes = match i {
+            0 => crate::env::pseudo_random_text(raw.len(), 77).into_bytes(),
+            1 => raw[..raw.len() / 2].to_vec(),
+            2 => {
+                let mut b = raw.clone();
+                b[0] = 0xEE;
+                b
+            }
+            _ => Vec::new(),
+        };
+        env.h
+            .write_raw(&env.ns, &record.id, &bytes)
+            .await
+            .map_err(env.op("harness.write_raw"))?;
+        corrupted.push((record, how));
+    }
+    for (record, how) in &corrupted {
+        match store.load(&record.id).await {
+            Err(Error::Decode { id, .. }) if id == record.id.to_string() => {}
+            Err(Error::Decode { id, .. }) => {
+                return Err(env.fail(
+                    DECODE,
+                    format!(
+                        "load of a record holding {how} gave a decode error naming {id:?}, not {}",
+                        record.id
+                    ),
+                ));
+            }
+            other => {
+                return Err(env.fail(
+                    DECODE,
+                    format!("load of a record holding {how} returned {other:?}, expected Error::Decode naming it"),
+                ));
+            }
+        }
+    }
+    expect_loaded(
+        &env,
+        &*store,
+        &healthy.id,
+        Some(&stored(&healthy, 1)),
+        DECODE,
+        "a healthy record beside corrupt ones",
+    )
+    .await?;
+    let s = store.clone();
+    let listing = tokio::spawn(async move {
+        let _ = s.count().await;
+        let _ = s.ids().await;
+        let _ = s.purge_expired().await;
+    });
+    listing.await.map_err(|e| {
+        env.fail(
+            DECODE,
+            format!("count, ids or purge_expired panicked over corrupt records: {e}"),
+        )
+    })?;
+    expect_loaded(
+        &env,
+        &*store,
+        &healthy.id,
+        Some(&stored(&healthy, 1)),
+        DECODE,
+        "a healthy record after count/ids/purge",
+    )
+    .await?;
+    Ok(Pass::Passed)
+}
+
+/// With a 1 KiB limit: data of exactly 1024 bytes is accepted, 1025 bytes is
+/// refused with `TooLarge` by create, save and save_if_version, and nothing
+/// is written (the old record stays as it was).
+pub async fn oversized_records_are_refused_and_nothing_is_written<H: Harness>(harness: &H) -> Verdict {
+    const LIMIT: usize = 1024;
+    let env = Env::with_limit(harness, "oversized_records_are_refused_and_nothing_is_written", LIMIT).await?;
+    let store = env.open().await?;
+    let fits = data_of_size("k", LIMIT, 1);
+    let over = data_of_size("k", LIMIT + 1, 2);
+    debug_assert_eq!((fits.byte_size(), over.byte_size()), (LIMIT, LIMIT + 1));
+    let too_large = |what: &str, r: Result<String, Error>| -> Result<(), Failure> {
+        match r {
+            Err(Error::TooLarge { size, limit }) if size == LIMIT + 1 && limit == LIMIT => Ok(()),
+            Err(Error::TooLarge { size, limit }) => Err(env.fail(
+                TOO_LARGE,
+                format!(
+                    "{what}: TooLarge reported size {size} and limit {limit}, expected {} and {LIMIT}",
+                    LIMIT + 1
+                ),
+            )),
+            other => Err(env.fail(
+                TOO_LARGE,
+                format!(
+                    "{what} with {} bytes of data over a {LIMIT}-byte limit returned {}",
+                    LIMIT + 1,
+                    other.unwrap_or_else(|e| format!("Err({})", chain(&e)))
+                ),
+            )),
+        }
+    };
+    let big = env.record(over.clone(), 60_000);
+    too_large("create", store.create(&big).await.map(|()| "Ok(())".to_owned()))?;
+    expect_loaded(&env, &store, &big.id, None, TOO_LARGE, "after a refused create").await?;
+    too_large("save of a new id", store.save(&big).await.map(|v| format!("Ok({v})")))?;
+    expect_loaded(
+        &env,
+        &store,
+        &big.id,
+        None,
+        TOO_LARGE,
+        "after a refused save of a new id",
+    )
+    .await?;
+    let record = env.record(fits.clone(), 60_000);
+    store.create(&record).await.map_err(|e| {
+        env.fail(
+            TOO_LARGE,
+            format!("create of data exactly at the limit failed: {}", chain(&e)),
+        )
+    })?;
+    let expected = stored(&record, 1);
+    let mut grown = expected.clone();
+    grown.data = over;
+    too_large("save", store.save(&grown).await.map(|v| format!("Ok({v})")))?;
+    expect_loaded(
+        &env,
+        &store,
+        &record.id,
+        Some(&expected),
+        TOO_LARGE,
+        "after a refused save",
+    )
+    .await?;
+    too_large(
+        "save_if_version",
+        store.save_if_version(&grown).await.map(|v| format!("Ok({v})")),
+    )?;
+    expect_loaded(
+        &env,
+        &store,
+        &record.id,
+        Some(&expected),
+        TOO_LARGE,
+        "after a refused save_if_version",
+    )
+    .await?;
+    let count = store.count().await.map_err(env.op("count"))?;
+    ensure!(
+        env,
+        count == 1,
+        TOO_LARGE,
+        "count is {count} after refused writes, expected 1"
+    );
+    Ok(Pass::Passed)
+}

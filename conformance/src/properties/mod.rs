@@ -1,0 +1,226 @@
+//! The targeted properties: one `pub async fn` per rule of the contract.
+//!
+//! Each function opens stores through the [`Harness`] on fresh namespaces,
+//! drives them with a [`ManualClock`](session_store_core::ManualClock), and
+//! returns [`Pass::Passed`], [`Pass::Skipped`] (a capability the property
+//! needs is missing) or a [`Failure`] naming the rule that broke.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
+use serde_json::{Value, json};
+use session_store_core::{Error, Record, SessionData, SessionId, SessionStore, Timestamp};
+
+use crate::env::{Env, START_MILLIS, chain, data_of, data_of_size, describe, diff_data, ensure};
+use crate::{Failure, Harness, Pass, Verdict};
+
+const ROUND_TRIP: &str = "data, created time, deadline and version round-trip exactly through the store";
+const LIVENESS: &str = "a record is live while now < expires_at and expired from now == expires_at on";
+const NO_REVIVAL: &str = "no operation ever returns or revives an expired record";
+const TOUCH: &str = "touch moves the deadline of a live record without changing its data or version, and returns false for an absent or expired one";
+const CREATE: &str =
+    "create never overwrites a live record (IdCollision, nothing changed) and replaces an expired one with version 1";
+const VERSIONS: &str =
+    "every write of data stores a new version: 1 without a live predecessor, else one more than the record it replaces";
+const CONDITIONAL: &str = "save_if_version writes only over a live record with exactly that version, else returns Conflict and changes nothing";
+const DELETED: &str = "a record deleted meanwhile is a conflict for save_if_version and is never brought back";
+const ROTATE: &str =
+    "rotate moves the live record (data, created time, deadline, version) to the new id and the old id no longer loads";
+const ROTATE_NOTHING: &str = "rotate returns false for an absent or expired old id and changes nothing";
+const ROTATE_COLLISION: &str = "rotate onto a live id returns IdCollision and changes nothing";
+const PURGE: &str = "purge_expired removes exactly the expired records, says how many, and leaves live ones untouched";
+const LISTING: &str = "count, ids and clear see only the live records of their own store";
+const ISOLATION: &str = "two namespaces never see each other's records; clear touches only its own";
+const DEADLINES: &str = "deadlines round-trip through the store to the millisecond";
+const DELETE: &str = "delete removes the record; deleting an absent id is not an error";
+const DURABLE: &str = "a durable store keeps every record (data, version, deadline) across drop and reopen, and expired ones stay expired";
+const SHARED: &str =
+    "store objects on one namespace see each other's writes, and conditional saves across them have exactly one winner";
+const DECODE: &str =
+    "corrupt stored bytes give Error::Decode naming that id, other records still load, and nothing panics";
+const TOO_LARGE: &str = "data over the size limit is refused with TooLarge and nothing is written";
+const LOST_WRITES: &str = "concurrent writes to distinct ids are all kept";
+const TORN: &str =
+    "save is atomic, last writer wins: racing saves leave exactly one writer's whole record with distinct versions";
+const ONE_WINNER: &str = "racing save_if_version from one version have exactly one winner";
+
+/// The one list of property names: calls `$crate::$callback!((args) names…)`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __property_list {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! { ($($args)*)
+            data_round_trips_exactly,
+            values_of_several_mebibytes_round_trip,
+            load_returns_none_at_the_exact_deadline,
+            touch_never_revives_an_expired_record,
+            touch_moves_the_deadline_and_keeps_data_and_version,
+            create_never_overwrites_a_live_record,
+            create_replaces_an_expired_record,
+            every_write_of_data_bumps_the_version,
+            save_if_version_with_a_stale_version_is_a_conflict_and_changes_nothing,
+            save_if_version_never_brings_back_a_deleted_record,
+            save_if_version_on_an_expired_record_is_a_conflict,
+            rotate_moves_the_record_and_the_old_id_no_longer_loads,
+            rotate_of_an_absent_or_expired_record_returns_false,
+            rotate_onto_a_live_id_is_a_collision_and_changes_nothing,
+            delete_removes_and_deleting_an_absent_id_is_not_an_error,
+            purge_removes_exactly_the_expired_records_and_counts_them,
+            count_ids_and_clear_see_only_live_records,
+            namespaces_are_isolated,
+            deadlines_round_trip_to_the_millisecond,
+            records_survive_drop_and_reopen,
+            store_objects_on_one_namespace_share_records_and_one_conditional_save_wins,
+            corrupt_bytes_give_a_decode_error_for_that_record_only,
+            oversized_records_are_refused_and_nothing_is_written,
+            concurrent_writes_to_distinct_ids_lose_nothing,
+            racing_saves_on_one_id_leave_exactly_one_whole_record,
+            racing_conditional_saves_have_exactly_one_winner,
+        }
+    };
+}
+
+/// The names of every targeted property, in the order the macro runs them.
+pub const PROPERTY_NAMES: &[&str] = crate::__property_list!(__property_names!());
+
+mod concurrency;
+mod data;
+mod durability;
+mod expiry;
+mod listing;
+mod rotate;
+mod versions;
+
+pub use concurrency::*;
+pub use data::*;
+pub use durability::*;
+pub use expiry::*;
+pub use listing::*;
+pub use rotate::*;
+pub use versions::*;
+
+fn skipped(reason: &str) -> Verdict {
+    Ok(Pass::Skipped {
+        reason: reason.to_owned(),
+    })
+}
+
+/// Loads `id` and demands exactly `expected` (or no record).
+async fn expect_loaded<H: Harness>(
+    env: &Env<'_, H>,
+    store: &H::Store,
+    id: &SessionId,
+    expected: Option<&Record>,
+    rule: &str,
+    when: &str,
+) -> Result<(), Failure> {
+    let got = store.load(id).await.map_err(env.op("load"))?;
+    if got.as_ref() == expected {
+        return Ok(());
+    }
+    let mut detail = format!(
+        "{when}: load({id}) returned {}, expected {}",
+        describe(got.as_ref()),
+        describe(expected)
+    );
+    if let (Some(g), Some(e)) = (&got, expected)
+        && g.data != e.data
+    {
+        detail.push_str(&format!("; data differs: {}", diff_data(&e.data, &g.data)));
+    }
+    Err(env.fail(rule, detail))
+}
+
+/// `record` as the store should hold it after a write that returned `version`.
+fn stored(record: &Record, version: u64) -> Record {
+    let mut r = record.clone();
+    r.version = version;
+    r
+}
+
+/// Spawns each job as a task on the runtime, lets them all start at once
+/// (one barrier), and returns their outputs in order. A task that panicked
+/// fails `rule`, naming `what` the tasks were doing.
+async fn start_together<H: Harness, T, F>(
+    env: &Env<'_, H>,
+    rule: &str,
+    what: &str,
+    jobs: Vec<F>,
+) -> Result<Vec<T>, Failure>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(jobs.len()));
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                job.await
+            })
+        })
+        .collect();
+    let mut outputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outputs.push(
+            task.await
+                .map_err(|e| env.fail(rule, format!("{what} panicked: {e}")))?,
+        );
+    }
+    Ok(outputs)
+}
+
+/// Runs 16 save_if_version from `base.version`, spread over `stores`, and
+/// checks the winner's data is what is stored. Returns the number of winners.
+async fn race_conditional_saves<H: Harness>(
+    env: &Env<'_, H>,
+    stores: &[Arc<H::Store>],
+    base: &Record,
+) -> Result<usize, Failure> {
+    let jobs = (0..16_i64)
+        .map(|i| {
+            let store = stores[i as usize % stores.len()].clone();
+            let mut attempt = base.clone();
+            attempt.data = data_of(&[("writer", i), ("base", base.version as i64)]);
+            async move {
+                let result = store.save_if_version(&attempt).await;
+                (attempt, result)
+            }
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (attempt, result) in start_together(env, ONE_WINNER, "a racing save_if_version", jobs).await? {
+        match result {
+            Ok(v) => {
+                ensure!(
+                    env,
+                    v == base.version + 1,
+                    ONE_WINNER,
+                    "a racing save_if_version from version {} returned {v}",
+                    base.version
+                );
+                winners.push(attempt);
+            }
+            Err(Error::Conflict { .. }) => {}
+            Err(e) => return Err(env.op("racing save_if_version")(e)),
+        }
+    }
+    if let [winner] = winners.as_slice() {
+        expect_loaded(
+            env,
+            &*stores[0],
+            &base.id,
+            Some(&stored(winner, base.version + 1)),
+            ONE_WINNER,
+            "after the race, the winner's record",
+        )
+        .await?;
+    }
+    Ok(winners.len())
+}

@@ -109,6 +109,23 @@ pub trait Harness: Send + Sync + 'static {
     /// What this store can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// Whether the service the store needs is here: `Ok(())` to run the
+    /// tests, or `Err(why)` (for example "SESSION_STORE_REDIS_URL is not
+    /// set: start a server with ...") to skip them.
+    ///
+    /// Each test [`conformance_tests!`](crate::conformance_tests) generates
+    /// asks first. On `Err` it prints one line,
+    /// `skipped: <test>: service unavailable: <why>`, and passes, so a third
+    /// party's CI without the service skips instead of failing; with
+    /// `SESSION_STORE_STRICT=1` in the environment (this repository's CI
+    /// sets it) the test fails with the same reason instead. The default is
+    /// always available. A harness that cannot reach its service must say so
+    /// here rather than panic in its constructor, which the macro evaluates
+    /// in every test.
+    async fn available(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
     /// A fresh namespace, empty and used by no one else.
     async fn new_namespace(&self) -> Result<Self::Namespace>;
 
@@ -116,6 +133,22 @@ pub trait Harness: Send + Sync + 'static {
     /// namespace after the previous store was dropped (reopen, for durable
     /// stores) or while it is still open (for shared stores).
     async fn open(&self, namespace: &Self::Namespace, config: &StoreConfig) -> Result<Self::Store>;
+
+    /// Drops `namespace` after a test: the table, the key prefix, the
+    /// directory, with whatever the test left in it (live, expired or
+    /// corrupt records). The suite calls it once for every namespace
+    /// [`new_namespace`](Self::new_namespace) gave during a test that
+    /// [`conformance_tests!`](crate::conformance_tests) generated, after
+    /// the property returned (passed, failed or panicked) and its stores
+    /// were dropped. The default does nothing (a namespace that vanishes by
+    /// itself, like an in-memory store or a temporary directory).
+    ///
+    /// An error here fails a test that otherwise passed: a harness that
+    /// leaks namespaces fills a shared server run after run.
+    async fn teardown(&self, namespace: &Self::Namespace) -> Result<()> {
+        let _ = namespace;
+        Ok(())
+    }
 
     /// The stored bytes of `id`'s record (the codec blob), for stores with
     /// raw access; `Ok(None)` when absent. The default says raw access is

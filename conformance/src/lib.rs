@@ -80,9 +80,15 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// `$harness` (any expression of a type implementing [`Harness`], evaluated
 /// afresh inside each test, within the suite's Tokio runtime).
 ///
-/// A property the store cannot run prints `skipped: <property>: <reason>`
-/// to stderr; a failure panics with the broken rule and what happened.
-/// Model-test regressions are saved beside the calling file.
+/// Each test first asks [`Harness::available`]: when the service is not
+/// here it prints `skipped: <test>: service unavailable: <why>` to stderr
+/// and passes, or fails under [`SESSION_STORE_STRICT=1`](strict). A
+/// property the store lacks a capability for prints
+/// `skipped: <property>: <reason>`; a failure panics with the broken rule
+/// and what happened. After the property (or the model test) returns or
+/// panics, every namespace the harness gave during the test is handed to
+/// [`Harness::teardown`]. Model-test regressions are saved beside the
+/// calling file.
 #[macro_export]
 macro_rules! conformance_tests {
     ($harness:expr $(,)?) => {
@@ -110,9 +116,8 @@ macro_rules! __conformance_properties {
         $(
             #[test]
             fn $name() {
-                $crate::__private::run_property(stringify!($name), async {
-                    let harness = $harness;
-                    $crate::properties::$name(&harness).await
+                $crate::__private::run_property(stringify!($name), async { $harness }, |harness| {
+                    ::std::boxed::Box::pin($crate::properties::$name(harness))
                 });
             }
         )*
@@ -121,64 +126,20 @@ macro_rules! __conformance_properties {
 
 /// What the macro's expansion needs; not a stable API.
 #[doc(hidden)]
-pub mod __private {
-    use std::future::Future;
-    use std::sync::OnceLock;
-    use std::time::Duration;
+#[path = "private.rs"]
+pub mod __private;
 
-    use crate::{Harness, Pass, Verdict};
+/// The environment variable that turns "the service is not here" from a
+/// skip into a failure: [`strict`] reads it.
+pub const STRICT_VAR: &str = "SESSION_STORE_STRICT";
 
-    /// How long one property may run before it is reported as hung.
-    const PROPERTY_TIMEOUT: Duration = Duration::from_secs(300);
-
-    /// The suite's multi-thread runtime, shared by every generated test so
-    /// that connections a harness caches stay on one runtime.
-    pub fn runtime() -> &'static tokio::runtime::Runtime {
-        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-        RUNTIME.get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(4)
-                .thread_name("conformance")
-                .enable_all()
-                .build()
-                .expect("the conformance suite could not start its Tokio runtime")
-        })
-    }
-
-    /// Runs one property to its verdict: returns on pass, prints
-    /// `skipped: <name>: <reason>` on skip, panics with the failure.
-    pub fn run_property(name: &str, property: impl Future<Output = Verdict>) {
-        let verdict = runtime().block_on(async { tokio::time::timeout(PROPERTY_TIMEOUT, property).await });
-        report(
-            name,
-            verdict
-                .unwrap_or_else(|_| panic!("conformance property `{name}` did not finish within {PROPERTY_TIMEOUT:?}")),
-        );
-    }
-
-    /// Runs the model-based test with the suite's defaults, saving
-    /// regressions beside `source_file`.
-    pub fn run_model<H: Harness>(source_file: &'static str, harness: impl Future<Output = H>) {
-        let harness = runtime().block_on(harness);
-        let settings = crate::model::ModelSettings::from_env().regressions_beside(source_file);
-        report(
-            "model_matches_the_reference",
-            crate::model::model_matches_the_reference(&harness, &settings),
-        );
-    }
-
-    fn report(name: &str, verdict: Verdict) {
-        match verdict {
-            Ok(Pass::Passed) => {}
-            Ok(Pass::Skipped { reason }) => {
-                use std::io::Write as _;
-                // Straight to the process's stderr, past the test harness's
-                // output capture, so a skip shows in every run.
-                let _ = writeln!(std::io::stderr().lock(), "skipped: {name}: {reason}");
-            }
-            Err(failure) => panic!("{failure}"),
-        }
-    }
+/// Whether `SESSION_STORE_STRICT` is set (to anything but empty or `0`):
+/// then a test whose service is unavailable ([`Harness::available`]) fails
+/// instead of printing one `skipped:` line. This repository's CI sets it;
+/// backend tests outside the macro that need a service can ask it too.
+#[must_use]
+pub fn strict() -> bool {
+    std::env::var_os(STRICT_VAR).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 #[cfg(test)]

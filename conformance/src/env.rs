@@ -8,8 +8,8 @@ use session_store_core::{DEFAULT_MAX_RECORD_BYTES, Error, ManualClock, Record, S
 
 use crate::{Failure, Harness, StoreConfig};
 
-/// Where every property's clock starts: 2023-11-14, a realistic instant.
-pub(crate) const START_MILLIS: i64 = 1_700_000_000_000;
+/// Where every property's clock starts ([`fixtures::START`](crate::fixtures::START)).
+pub(crate) const START_MILLIS: i64 = crate::fixtures::START.as_millis();
 
 /// The rule behind an unexpected error from an operation that should work.
 pub(crate) const HEALTHY: &str = "operations on a healthy store with valid input succeed";
@@ -42,7 +42,7 @@ impl<'h, H: Harness> Env<'h, H> {
 
     /// A fresh namespace whose stores refuse data over `limit` bytes.
     pub(crate) async fn with_limit(h: &'h H, property: &'static str, limit: usize) -> Result<Self, Failure> {
-        let clock = ManualClock::new(Timestamp::from_millis(START_MILLIS));
+        let clock = crate::fixtures::start_clock();
         let config = StoreConfig::new(clock.shared()).max_record_bytes(limit);
         let ns = h.new_namespace().await.map_err(|e| {
             Failure::new(

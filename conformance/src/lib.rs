@@ -53,10 +53,14 @@
 //!    the store and on a reference model, compared after every step.
 //! 3. [`conformance_tests!`]: the one-line test generator.
 //!
+//! Beside them, [`fixtures`]: the start clock, a record builder and data
+//! strategies, for a store author's own backend tests.
+//!
 //! `PROPTEST_CASES` sets the model test's case count (default 64).
 
 pub mod disk_full;
 mod env;
+pub mod fixtures;
 mod harness;
 pub mod model;
 mod outcome;
@@ -65,6 +69,9 @@ pub mod properties;
 pub use harness::{Capabilities, Harness, StoreConfig};
 pub use outcome::{Failure, Pass, Verdict};
 pub use properties::PROPERTY_NAMES;
+/// The proptest the suite is built on, for running [`fixtures`]'
+/// strategies without a proptest dependency of one's own.
+pub use proptest;
 pub use session_store_core::async_trait;
 
 /// Runs `future` to completion on the suite's multi-thread Tokio runtime:

@@ -2,70 +2,14 @@
 
 use super::*;
 
-fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map(any::<String>(), inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-/// Arbitrary session data: any keys (empty and unicode too), nested JSON.
-pub(crate) fn arbitrary_data() -> impl Strategy<Value = SessionData> {
-    proptest::collection::btree_map(any::<String>(), json_value(), 0..6).prop_map(|m| {
-        let mut data = SessionData::new();
-        for (k, v) in m {
-            data.insert_json(k, &v);
-        }
-        data
-    })
-}
+// The strategies and awkward cases are shared with store authors' own tests.
+use crate::fixtures::{awkward_data as special_data, session_data as arbitrary_data};
 
 fn samples<S: Strategy>(strategy: &S, n: usize) -> Vec<S::Value> {
     let mut runner = TestRunner::default();
     (0..n)
         .filter_map(|_| strategy.new_tree(&mut runner).ok().map(|t| t.current()))
         .collect()
-}
-
-fn special_data() -> Vec<(&'static str, SessionData)> {
-    let mut ints = SessionData::new();
-    let _ = ints.insert("u128", &u128::MAX);
-    let _ = ints.insert("i128", &i128::MIN);
-    let _ = ints.insert("i128max", &i128::MAX);
-    let _ = ints.insert("u64", &u64::MAX);
-    let _ = ints.insert("i64min", &i64::MIN);
-    let _ = ints.insert("i64max", &i64::MAX);
-    let _ = ints.insert("zero", &0u8);
-    let mut keys = SessionData::new();
-    keys.insert_json("", &json!("the empty key"));
-    keys.insert_json("ключ 🔑 鍵", &json!("värde ✓ \u{0} \n \" \\ \u{10FFFF}"));
-    keys.insert_json(" ", &json!(null));
-    keys.insert_json("a\u{0}b", &json!(true));
-    let mut nested = SessionData::new();
-    nested.insert_json(
-        "nested",
-        &json!({"user": {"id": 7, "roles": ["admin", "ü"], "prefs": {"deep": [[[{"x": -1.5e-300}]]]}}, "": []}),
-    );
-    nested.insert_json("float", &json!(0.1));
-    vec![
-        ("the empty map", SessionData::new()),
-        ("full integer ranges", ints),
-        ("empty, unicode and control-character keys", keys),
-        ("nested JSON values", nested),
-    ]
 }
 
 /// Data round-trips exactly: any keys (empty, unicode), nested JSON values,

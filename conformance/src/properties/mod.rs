@@ -12,8 +12,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use serde_json::{Value, json};
-use session_store_core::{Error, Record, SessionData, SessionId, SessionStore, Timestamp};
+use session_store_core::{Error, Record, SessionId, SessionStore, Timestamp};
 
 use crate::env::{Env, START_MILLIS, chain, data_of, data_of_size, describe, diff_data, ensure};
 use crate::{Failure, Harness, Pass, Verdict};

@@ -218,6 +218,15 @@ impl Harness for TinyHarness {
         ))
     }
 
+    /// Forgets the namespace's table, as a server would drop a table.
+    async fn teardown(&self, namespace: &u64) -> Result<()> {
+        self.tables
+            .lock()
+            .map_err(|_| Error::backend_msg("the harness's lock was poisoned"))?
+            .remove(namespace);
+        Ok(())
+    }
+
     async fn read_raw(&self, namespace: &u64, id: &SessionId) -> Result<Option<Vec<u8>>> {
         let table = self.table(*namespace)?;
         let table = table.lock().map_err(|_| Error::backend_msg("poisoned"))?;

@@ -59,6 +59,31 @@ impl Harness for SqliteHarness {
             .open()
     }
 
+    /// Drops the namespace's table (its index goes with it) and its row in
+    /// the store's schema bookkeeping, in one transaction; the database
+    /// file, shared with other namespaces, stays until the harness's
+    /// temporary directory goes.
+    async fn teardown(&self, ns: &(PathBuf, String)) -> Result<()> {
+        let mut conn = connect(ns)?;
+        let tx = conn
+            .transaction()
+            .map_err(|e| Error::backend("starting the teardown", e))?;
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", ns.1))
+            .map_err(|e| Error::backend("dropping the table", e))?;
+        let bookkept: bool = tx
+            .query_row(
+                "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'session_store_schema'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| Error::backend("looking for the schema table", e))?;
+        if bookkept {
+            tx.execute("DELETE FROM session_store_schema WHERE table_name = ?1", [&ns.1])
+                .map_err(|e| Error::backend("forgetting the table's schema version", e))?;
+        }
+        tx.commit().map_err(|e| Error::backend("committing the teardown", e))
+    }
+
     async fn read_raw(&self, ns: &(PathBuf, String), id: &SessionId) -> Result<Option<Vec<u8>>> {
         use rusqlite::OptionalExtension;
         connect(ns)?

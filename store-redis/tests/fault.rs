@@ -252,3 +252,46 @@ async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
     );
     assert!(max <= TIMEOUT + SLACK, "{max:?}");
 }
+
+/// A server that accepts and never answers: connecting gives up within the
+/// timeout with `Error::Timeout`; a refused port and a malformed URL are
+/// backend errors that say so. Needs no server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_times_out_and_a_refused_or_malformed_url_is_a_backend_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let start = Instant::now();
+    let err = RedisStore::builder(format!("redis://{addr}/"))
+        .timeout(timeout)
+        .build()
+        .await
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::Timeout(t) if t == timeout), "{err}");
+    assert!(took < timeout * 10, "{took:?}");
+    hold.abort();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = RedisStore::builder(format!("redis://{closed}/"))
+        .timeout(timeout)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    let err = RedisStore::builder("not a url").build().await.unwrap_err();
+    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    if !cfg!(feature = "tls") {
+        let err = RedisStore::builder("rediss://127.0.0.1:1/").build().await.unwrap_err();
+        assert!(err.to_string().contains("tls"), "{err}");
+    }
+}

@@ -151,6 +151,49 @@ pub fn strict() -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// The names of every `pub async fn` in the property sources
+    /// (`src/properties.rs` or every file under `src/properties/`), read
+    /// from disk so a new file is seen too.
+    fn property_fns_in_the_source() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root.join("properties.rs")];
+        if let Ok(dir) = std::fs::read_dir(root.join("properties")) {
+            files.extend(dir.map(|e| e.expect("a readable directory entry").path()));
+        }
+        let mut found = Vec::new();
+        for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "rs")) {
+            let Ok(source) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            for line in source.lines() {
+                if let Some(rest) = line.trim_start().strip_prefix("pub async fn ") {
+                    let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    found.push((name, file.display().to_string()));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_pub_async_fn_property_is_in_the_list_the_macro_expands() {
+        let found = property_fns_in_the_source();
+        assert!(found.len() >= 26, "found only {found:?}: is the parser still right?");
+        let listed: std::collections::BTreeSet<&str> = crate::PROPERTY_NAMES.iter().copied().collect();
+        let missing: Vec<_> = found
+            .iter()
+            .filter(|(name, _)| !listed.contains(name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "these properties run nowhere: add them to `__property_list!` in src/properties/mod.rs: {missing:?}"
+        );
+        let defined: std::collections::BTreeSet<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        let stale: Vec<_> = listed.difference(&defined).collect();
+        assert!(stale.is_empty(), "listed but not defined as `pub async fn`: {stale:?}");
+        assert_eq!(defined.len(), found.len(), "a property name defined twice: {found:?}");
+    }
+
     #[test]
     fn property_names_are_distinct_sentences() {
         let names: std::collections::BTreeSet<_> = crate::PROPERTY_NAMES.iter().collect();

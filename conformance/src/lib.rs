@@ -149,6 +149,19 @@ pub fn strict() -> bool {
     std::env::var_os(STRICT_VAR).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// The README's examples, compiled (and run) as doctests so they cannot go
+/// stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The workspace README's conformance example, compiled as a doctest here
+/// (the crate whose dev-dependencies it uses); its other examples are
+/// marked `ignore`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     /// The names of every `pub async fn` in the property sources

@@ -1,5 +1,7 @@
-//! Each operation of the file store, on disk, including what only a file
-//! store has: permissions, temporary files, corrupt files, reopening.
+//! What only a file store has, on disk: files removed with their records,
+//! permissions, temporary files, corrupt and planted files, durability and
+//! offload modes, locks, runtimes. The store contract itself is checked by
+//! the conformance suite (`tests/conformance.rs`).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -7,24 +9,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_store_core::{Clock, Error, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, codec};
+use session_store_conformance::fixtures::{RecordBuilder, START, start_clock as clock};
+use session_store_core::{Clock, Error, ManualClock, Record, SessionId, SessionStore, Timestamp, codec};
 use session_store_file::{Blocking, Durability, FileStore};
-
-const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
-
-fn clock() -> ManualClock {
-    ManualClock::new(START)
-}
 
 fn store(dir: &Path, clock: &ManualClock) -> FileStore {
     FileStore::builder(dir).clock(clock.shared()).open().unwrap()
 }
 
+/// A record live for `ttl`, marked `n`, with an empty key too.
 fn record(clock: &ManualClock, ttl: Duration, n: i64) -> Record {
-    let mut data = SessionData::new();
-    data.insert("n", &n).unwrap();
-    data.insert("", &"empty key").unwrap();
-    Record::with_deadline(SessionId::random(), data, clock.now(), clock.now() + ttl)
+    RecordBuilder::new(clock.now())
+        .ttl(ttl)
+        .n(n)
+        .entry("", serde_json::json!("empty key"))
+        .build()
 }
 
 fn n_of(r: &Record) -> i64 {
@@ -50,171 +49,52 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn versions_liveness_and_the_expiry_boundary() {
+async fn a_record_that_goes_takes_its_file_and_a_refused_write_leaves_none() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = clock();
     let store = store(tmp.path(), &clock);
-    let mut r = record(&clock, Duration::from_millis(100), 1);
-    r.version = 77; // ignored by create
-    store.create(&r).await.unwrap();
-    let loaded = store.load(&r.id).await.unwrap().unwrap();
-    assert_eq!(loaded.version, 1);
-    assert_eq!(loaded.data, r.data);
-    assert_eq!(loaded.created_at, r.created_at);
-    assert_eq!(loaded.expires_at, r.expires_at);
-
-    assert_eq!(store.save(&r).await.unwrap(), 2);
-    assert_eq!(store.save(&r).await.unwrap(), 3);
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 3);
-
-    clock.advance(Duration::from_millis(99));
-    assert!(
-        store.load(&r.id).await.unwrap().is_some(),
-        "live one ms before the deadline"
-    );
-    clock.advance(Duration::from_millis(1));
-    assert!(store.load(&r.id).await.unwrap().is_none(), "expired at the deadline");
-    assert_eq!(store.count().await.unwrap(), 0);
-    // A save over an expired record starts again at version 1.
-    let mut renewed = r.clone();
-    renewed.expires_at = clock.now() + Duration::from_secs(1);
-    assert_eq!(store.save(&renewed).await.unwrap(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_never_overwrites_a_live_record_but_replaces_an_expired_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let store = store(tmp.path(), &clock);
-    let r = record(&clock, Duration::from_millis(10), 1);
-    store.create(&r).await.unwrap();
-    let mut other = r.clone();
-    other.data.insert("n", &2).unwrap();
-    assert!(matches!(store.create(&other).await, Err(Error::IdCollision { id }) if id == r.id));
-    assert_eq!(n_of(&store.load(&r.id).await.unwrap().unwrap()), 1);
-    clock.advance(Duration::from_millis(10));
-    other.expires_at = clock.now() + Duration::from_secs(1);
-    store.create(&other).await.unwrap();
-    let loaded = store.load(&r.id).await.unwrap().unwrap();
-    assert_eq!((n_of(&loaded), loaded.version), (2, 1));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn save_if_version_conflicts_on_stale_deleted_and_expired() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let store = store(tmp.path(), &clock);
-    let mut r = record(&clock, Duration::from_secs(10), 1);
-    store.create(&r).await.unwrap();
-    r.version = 1;
-    r.data.insert("n", &2).unwrap();
-    assert_eq!(store.save_if_version(&r).await.unwrap(), 2);
-    // Stale: the caller still holds version 1.
-    let err = store.save_if_version(&r).await.unwrap_err();
-    assert!(
-        matches!(err, Error::Conflict { id, expected: 1 } if id == r.id),
-        "{err}"
-    );
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 2);
-    // Deleted meanwhile: a late write never brings it back.
-    r.version = 2;
-    store.delete(&r.id).await.unwrap();
-    assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
-    assert!(store.load(&r.id).await.unwrap().is_none());
-    assert!(!store.path_of(&r.id).exists());
-    // Never stored at all, in a shard that does not exist.
-    let fresh = record(&clock, Duration::from_secs(10), 1);
-    assert!(store.save_if_version(&fresh).await.unwrap_err().is_conflict());
-    // Expired.
-    store.create(&fresh).await.unwrap();
-    let mut fresh = store.load(&fresh.id).await.unwrap().unwrap();
-    clock.advance(Duration::from_secs(10));
-    fresh.expires_at = clock.now() + Duration::from_secs(10);
-    assert!(store.save_if_version(&fresh).await.unwrap_err().is_conflict());
-    assert!(store.load(&fresh.id).await.unwrap().is_none());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn touch_moves_the_deadline_only() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let store = store(tmp.path(), &clock);
-    let r = record(&clock, Duration::from_millis(10), 5);
-    store.create(&r).await.unwrap();
-    store.save(&r).await.unwrap();
-    let later = clock.now() + Duration::from_secs(60);
-    assert!(store.touch(&r.id, later).await.unwrap());
-    clock.advance(Duration::from_secs(1));
-    let loaded = store.load(&r.id).await.unwrap().unwrap();
-    assert_eq!((loaded.expires_at, loaded.version, n_of(&loaded)), (later, 2, 5));
-    assert_eq!(loaded.created_at, r.created_at);
-    assert!(!store.touch(&SessionId::random(), later).await.unwrap());
-    clock.advance(Duration::from_secs(60));
-    assert!(
-        !store.touch(&r.id, later + Duration::from_secs(60)).await.unwrap(),
-        "expired"
-    );
-    assert!(store.load(&r.id).await.unwrap().is_none());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_is_idempotent() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let store = store(tmp.path(), &clock);
+    // Delete removes the file.
     let r = record(&clock, Duration::from_secs(10), 1);
-    store.delete(&r.id).await.unwrap();
     store.create(&r).await.unwrap();
+    assert!(store.path_of(&r.id).exists());
     store.delete(&r.id).await.unwrap();
-    store.delete(&r.id).await.unwrap();
-    assert!(store.load(&r.id).await.unwrap().is_none());
     assert!(!store.path_of(&r.id).exists());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotate_moves_the_record_in_one_step() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let store = store(tmp.path(), &clock);
-    let r = record(&clock, Duration::from_secs(10), 9);
-    store.create(&r).await.unwrap();
-    store.save(&r).await.unwrap();
+    // A late conditional write after the delete writes no file.
+    let mut late = r.clone();
+    late.version = 1;
+    assert!(store.save_if_version(&late).await.unwrap_err().is_conflict());
+    assert!(!store.path_of(&r.id).exists());
+    // Nor does one for an id never stored, in a shard that does not exist.
+    let never = record(&clock, Duration::from_secs(10), 2);
+    assert!(store.save_if_version(&never).await.unwrap_err().is_conflict());
+    assert!(!store.path_of(&never.id).exists());
+    // Rotate leaves no file under the old id.
+    store.create(&never).await.unwrap();
     let new = SessionId::random();
-    assert!(store.rotate(&r.id, &new).await.unwrap());
-    assert!(store.load(&r.id).await.unwrap().is_none());
-    assert!(!store.path_of(&r.id).exists());
-    let moved = store.load(&new).await.unwrap().unwrap();
-    assert_eq!(moved.id, new);
-    assert_eq!((n_of(&moved), moved.version, moved.expires_at), (9, 2, r.expires_at));
-    assert_eq!(moved.created_at, r.created_at);
-
-    // Absent old: false, nothing changes.
-    assert!(!store.rotate(&r.id, &SessionId::random()).await.unwrap());
-    // Onto itself, and onto another live record: a collision, nothing changes.
-    assert!(matches!(store.rotate(&new, &new).await, Err(Error::IdCollision { id }) if id == new));
-    let other = record(&clock, Duration::from_secs(10), 3);
-    store.create(&other).await.unwrap();
-    assert!(matches!(
-        store.rotate(&new, &other.id).await,
-        Err(Error::IdCollision { .. })
-    ));
-    // Absent old and a live new: the collision is reported (as the memory store does).
-    assert!(matches!(
-        store.rotate(&r.id, &other.id).await,
-        Err(Error::IdCollision { .. })
-    ));
-    assert_eq!(n_of(&store.load(&other.id).await.unwrap().unwrap()), 3);
-    assert_eq!(n_of(&store.load(&new).await.unwrap().unwrap()), 9);
-
-    // An expired record under the new id is replaced.
-    let short = record(&clock, Duration::from_secs(1), 4);
-    store.create(&short).await.unwrap();
-    clock.advance(Duration::from_secs(1));
-    assert!(store.rotate(&new, &short.id).await.unwrap());
-    assert_eq!(n_of(&store.load(&short.id).await.unwrap().unwrap()), 9);
-    // An expired old one does not move.
-    clock.advance(Duration::from_secs(10));
-    assert!(!store.rotate(&short.id, &SessionId::random()).await.unwrap());
+    assert!(store.rotate(&never.id, &new).await.unwrap());
+    assert!(!store.path_of(&never.id).exists());
+    assert!(store.path_of(&new).exists());
+    // A record over the limit writes no file.
+    let small = FileStore::builder(tmp.path().join("small"))
+        .clock(clock.shared())
+        .max_record_bytes(100)
+        .open()
+        .unwrap();
+    let big = RecordBuilder::new(clock.now())
+        .entry("big", serde_json::json!("x".repeat(100)))
+        .build();
+    assert!(small.create(&big).await.unwrap_err().to_string().contains("100"));
+    assert!(small.save(&big).await.is_err());
+    assert!(!small.path_of(&big.id).exists());
+    // Clear leaves only the shards' lock files.
+    for i in 0..10 {
+        store.create(&record(&clock, Duration::from_secs(10), i)).await.unwrap();
+    }
+    store.clear().await.unwrap();
+    assert_eq!(store.count().await.unwrap(), 0);
+    let left = files(store.dir());
+    assert!(!left.is_empty());
+    assert!(left.iter().all(|f| f.file_name().unwrap() == ".lock"), "{left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,32 +187,6 @@ async fn temporary_files_are_never_loaded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn count_ids_and_clear_stay_in_their_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let a = store(&tmp.path().join("a"), &clock);
-    let b = store(&tmp.path().join("b"), &clock);
-    let mut in_a = Vec::new();
-    for i in 0..10 {
-        let r = record(&clock, Duration::from_secs(10), i);
-        a.create(&r).await.unwrap();
-        in_a.push(r.id);
-        b.create(&record(&clock, Duration::from_secs(10), i)).await.unwrap();
-    }
-    assert!(b.load(&in_a[0]).await.unwrap().is_none());
-    assert_eq!(a.count().await.unwrap(), 10);
-    let mut ids = a.ids().await.unwrap();
-    ids.sort();
-    in_a.sort();
-    assert_eq!(ids, in_a);
-    a.clear().await.unwrap();
-    assert_eq!(a.count().await.unwrap(), 0);
-    assert_eq!(b.count().await.unwrap(), 10);
-    // Only lock files are left in a cleared store.
-    assert!(files(a.dir()).iter().all(|f| f.file_name().unwrap() == ".lock"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_and_directories_are_the_owners_only() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("deep").join("sessions");
@@ -421,49 +275,6 @@ async fn a_huge_planted_file_is_refused_not_loaded() {
     let file = fs::File::options().write(true).open(store.path_of(&r.id)).unwrap();
     file.set_len(1 << 40).unwrap(); // sparse: no disk used
     assert!(store.load(&r.id).await.unwrap_err().is_decode());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_over_the_limit_are_refused_and_nothing_is_written() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let store = FileStore::builder(tmp.path())
-        .clock(clock.shared())
-        .max_record_bytes(100)
-        .open()
-        .unwrap();
-    let mut r = record(&clock, Duration::from_secs(10), 1);
-    r.data.insert("big", &"x".repeat(100)).unwrap();
-    assert!(matches!(
-        store.create(&r).await,
-        Err(Error::TooLarge { limit: 100, .. })
-    ));
-    assert!(matches!(store.save(&r).await, Err(Error::TooLarge { .. })));
-    assert!(!store.path_of(&r.id).exists());
-    r.data.remove("big");
-    store.create(&r).await.unwrap();
-    r.version = 1;
-    r.data.insert("big", &"x".repeat(100)).unwrap();
-    assert!(matches!(store.save_if_version(&r).await, Err(Error::TooLarge { .. })));
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_values_round_trip() {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let store = store(tmp.path(), &clock);
-    let mut r = record(&clock, Duration::from_secs(10), 1);
-    let big: String = (0..3 << 20).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-    r.data.insert("big", &big).unwrap();
-    r.data.insert("unicode ключ 🔑", &serde_json_value()).unwrap();
-    store.save(&r).await.unwrap();
-    let loaded = store.load(&r.id).await.unwrap().unwrap();
-    assert_eq!(loaded.data, r.data);
-}
-
-fn serde_json_value() -> (u128, i128, Vec<Option<bool>>, String) {
-    (u128::MAX, i128::MIN, vec![Some(true), None], "\u{0}é\u{10ffff}".into())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -531,13 +531,14 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use session_store_core::{Clock, ManualClock, SessionData};
+    use session_store_core::{Clock, ManualClock};
     use std::time::Duration;
 
     fn record(now: Timestamp, ttl_ms: u64) -> Record {
-        let mut data = SessionData::new();
-        data.insert("n", &1).unwrap();
-        Record::with_deadline(SessionId::random(), data, now, now + Duration::from_millis(ttl_ms))
+        session_store_conformance::fixtures::RecordBuilder::new(now)
+            .ttl_ms(ttl_ms)
+            .n(1)
+            .build()
     }
 
     #[tokio::test]

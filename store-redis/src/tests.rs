@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use session_store_core::{Clock, ManualClock, SessionData, SessionStore};
+use session_store_core::{Clock, ManualClock, SessionStore};
 
 use super::*;
 
@@ -28,9 +28,9 @@ fn prefix() -> String {
 }
 
 fn record(now: Timestamp, ttl_ms: u64) -> Record {
-    let mut data = SessionData::new();
-    data.insert("user", &"alice").unwrap();
-    Record::with_deadline(SessionId::random(), data, now, now + Duration::from_millis(ttl_ms))
+    session_store_conformance::fixtures::RecordBuilder::new(now)
+        .ttl_ms(ttl_ms)
+        .build()
 }
 
 async fn cluster_store(clock: &ManualClock) -> Option<RedisStore> {

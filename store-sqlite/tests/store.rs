@@ -1,5 +1,7 @@
-//! The store contract on SQLite, rule by rule, plus the SQLite specifics:
-//! schema, table names, corruption, batching, runtimes.
+//! What only the SQLite store has: purge batching, table names, schema
+//! versions and pragmas, corrupt columns, the reader pool, runtimes, locks.
+//! The store contract itself is checked by the conformance suite
+//! (`tests/conformance.rs`).
 
 mod common;
 
@@ -7,131 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Db, clock, raw, record};
-use session_store_core::{Clock, Error, SessionData, SessionId, SessionStore, Timestamp};
+use session_store_core::{Clock, Error, SessionId, SessionStore};
 use session_store_sqlite::{Blocking, SqliteStore, Synchronous};
 
 const MINUTE: u64 = 60_000;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_load_and_collide() {
-    let db = Db::new();
-    let clock = clock();
-    let store = db.builder(&clock).open().unwrap();
-    let mut r = record(clock.now(), MINUTE, 1);
-    r.version = 77; // ignored
-    store.create(&r).await.unwrap();
-    let loaded = store.load(&r.id).await.unwrap().unwrap();
-    assert_eq!(loaded.version, 1);
-    assert_eq!(loaded.data, r.data);
-    assert_eq!(loaded.created_at, r.created_at);
-    assert_eq!(loaded.expires_at, r.expires_at);
-
-    let mut other = record(clock.now(), MINUTE, 2);
-    other.id = r.id;
-    assert!(matches!(store.create(&other).await, Err(Error::IdCollision { id }) if id == r.id));
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, r.data, "unchanged");
-
-    // An expired record under the id is replaced, at version 1.
-    clock.advance(Duration::from_millis(MINUTE));
-    assert!(
-        store.load(&r.id).await.unwrap().is_none(),
-        "now == expires_at is expired"
-    );
-    let mut fresh = record(clock.now(), MINUTE, 3);
-    fresh.id = r.id;
-    store.create(&fresh).await.unwrap();
-    let loaded = store.load(&r.id).await.unwrap().unwrap();
-    assert_eq!((loaded.version, loaded.data), (1, fresh.data));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn versions_and_conditional_saves() {
-    let db = Db::new();
-    let clock = clock();
-    let store = db.builder(&clock).open().unwrap();
-    let mut r = record(clock.now(), MINUTE, 1);
-    assert_eq!(store.save(&r).await.unwrap(), 1, "save of a new record");
-    assert_eq!(store.save(&r).await.unwrap(), 2);
-    r.version = 2;
-    r.data.insert("n", &5).unwrap();
-    assert_eq!(store.save_if_version(&r).await.unwrap(), 3);
-    // Stale.
-    let err = store.save_if_version(&r).await.unwrap_err();
-    assert!(matches!(err, Error::Conflict { expected: 2, .. }), "{err}");
-    assert_eq!(
-        store.load(&r.id).await.unwrap().unwrap().data.get::<i64>("n").unwrap(),
-        Some(5)
-    );
-    // Versions SQLite cannot hold are conflicts, not panics.
-    r.version = u64::MAX;
-    assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
-    // Deleted meanwhile: never brought back.
-    r.version = 3;
-    store.delete(&r.id).await.unwrap();
-    store.delete(&r.id).await.unwrap(); // absent: not an error
-    assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
-    assert!(store.load(&r.id).await.unwrap().is_none());
-    // Expired: a conflict, and a plain save restarts at version 1.
-    assert_eq!(store.save(&r).await.unwrap(), 1);
-    r.version = 1;
-    clock.set(r.expires_at);
-    assert!(store.save_if_version(&r).await.unwrap_err().is_conflict());
-    r.expires_at = clock.now() + Duration::from_millis(MINUTE);
-    assert_eq!(store.save(&r).await.unwrap(), 1, "no live predecessor");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn touch_moves_only_live_deadlines() {
-    let db = Db::new();
-    let clock = clock();
-    let store = db.builder(&clock).open().unwrap();
-    let r = record(clock.now(), MINUTE, 1);
-    store.create(&r).await.unwrap();
-    let later = clock.now() + Duration::from_millis(10 * MINUTE);
-    assert!(store.touch(&r.id, later).await.unwrap());
-    let loaded = store.load(&r.id).await.unwrap().unwrap();
-    assert_eq!((loaded.expires_at, loaded.version), (later, 1));
-    assert!(!store.touch(&SessionId::random(), later).await.unwrap());
-    clock.set(later);
-    assert!(!store.touch(&r.id, later + Duration::from_secs(1)).await.unwrap());
-    assert!(store.load(&r.id).await.unwrap().is_none(), "not revived");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotate_moves_in_one_step() {
-    let db = Db::new();
-    let clock = clock();
-    let store = db.builder(&clock).open().unwrap();
-    let r = record(clock.now(), MINUTE, 1);
-    store.save(&r).await.unwrap();
-    store.save(&r).await.unwrap();
-    let new = SessionId::random();
-    assert!(store.rotate(&r.id, &new).await.unwrap());
-    assert!(store.load(&r.id).await.unwrap().is_none());
-    let moved = store.load(&new).await.unwrap().unwrap();
-    assert_eq!(
-        (moved.version, moved.data, moved.created_at, moved.expires_at),
-        (2, r.data.clone(), r.created_at, r.expires_at)
-    );
-    // Missing old.
-    assert!(!store.rotate(&r.id, &SessionId::random()).await.unwrap());
-    // Live record under the new id, and new == old.
-    let other = record(clock.now(), MINUTE, 2);
-    store.create(&other).await.unwrap();
-    assert!(matches!(
-        store.rotate(&new, &other.id).await,
-        Err(Error::IdCollision { .. })
-    ));
-    assert!(matches!(store.rotate(&new, &new).await, Err(Error::IdCollision { .. })));
-    assert!(store.load(&new).await.unwrap().is_some(), "nothing changed");
-    // An expired record under the new id is replaced.
-    let stale = record(clock.now(), 10, 3);
-    store.create(&stale).await.unwrap();
-    clock.advance(Duration::from_millis(10));
-    assert!(store.rotate(&new, &stale.id).await.unwrap());
-    assert_eq!(store.load(&stale.id).await.unwrap().unwrap().data, r.data);
-    assert_eq!(store.count().await.unwrap(), 2);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_in_batches_counts_and_spares_live() {
@@ -171,28 +52,6 @@ async fn purge_counts_and_spares_live(batch_time: Duration) {
         .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 25);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tables_are_isolated_namespaces() {
-    let db = Db::new();
-    let clock = clock();
-    let a = db.builder(&clock).table("a").open().unwrap();
-    let b = db.builder(&clock).table("b").open().unwrap();
-    let ra = record(clock.now(), MINUTE, 1);
-    let rb = record(clock.now(), MINUTE, 2);
-    a.create(&ra).await.unwrap();
-    b.create(&rb).await.unwrap();
-    assert!(b.load(&ra.id).await.unwrap().is_none());
-    assert_eq!(a.ids().await.unwrap(), vec![ra.id]);
-    a.clear().await.unwrap();
-    assert_eq!(a.count().await.unwrap(), 0);
-    assert_eq!(b.count().await.unwrap(), 1);
-    // The same record id in both tables are two records.
-    let mut same = rb.clone();
-    same.data = SessionData::new();
-    a.create(&same).await.unwrap();
-    assert_eq!(b.load(&rb.id).await.unwrap().unwrap().data, rb.data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,61 +145,6 @@ async fn corrupt_rows_fail_alone_and_never_panic() {
     .unwrap();
     assert!(store.ids().await.unwrap_err().is_decode());
     assert_eq!(store.count().await.unwrap(), 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_records_are_refused_and_large_ones_round_trip() {
-    let db = Db::new();
-    let clock = clock();
-    let store = db.builder(&clock).max_record_bytes(3 << 20).open().unwrap();
-    let mut r = record(clock.now(), MINUTE, 1);
-    r.data.insert("big", &"x".repeat(2 << 20)).unwrap();
-    store.create(&r).await.unwrap();
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().data, r.data);
-    r.data.insert("big", &"x".repeat(4 << 20)).unwrap();
-    for result in [
-        store.save(&r).await.map(|_| ()),
-        store.create(&r).await,
-        store.save_if_version(&r).await.map(|_| ()),
-    ] {
-        assert!(matches!(result, Err(Error::TooLarge { .. })));
-    }
-    assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 1, "nothing written");
-}
-
-async fn exactly_one_winner(store: Arc<SqliteStore>, second: Arc<SqliteStore>) {
-    let clock_now = Timestamp::from_millis(i64::MAX / 2);
-    let r = record(clock_now, MINUTE, 0);
-    store.create(&r).await.unwrap();
-    let mut loaded = store.load(&r.id).await.unwrap().unwrap();
-    loaded.data.insert("winner", &true).unwrap();
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let s = if i % 2 == 0 { store.clone() } else { second.clone() };
-        let rec = loaded.clone();
-        tasks.push(tokio::spawn(async move { s.save_if_version(&rec).await }));
-    }
-    let mut wins = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(2) => wins += 1,
-            Ok(v) => panic!("version {v}"),
-            Err(e) => assert!(e.is_conflict(), "{e}"),
-        }
-    }
-    assert_eq!(wins, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_conditional_saves_have_one_winner_across_store_objects() {
-    let db = Db::new();
-    let clock = common::clock();
-    clock.set(Timestamp::from_millis(i64::MAX / 2));
-    let a = Arc::new(db.builder(&clock).open().unwrap());
-    let b = Arc::new(db.builder(&clock).open().unwrap());
-    for _ in 0..5 {
-        exactly_one_winner(a.clone(), b.clone()).await;
-    }
 }
 
 #[test]

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use session_store_core::{ManualClock, Record, SessionData, SessionId, Timestamp};
+use session_store_conformance::fixtures::RecordBuilder;
+use session_store_core::{ManualClock, Record, Timestamp};
 use session_store_sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// A temporary directory holding one database file.
@@ -25,15 +26,13 @@ impl Db {
     }
 }
 
-pub fn clock() -> ManualClock {
-    ManualClock::new(Timestamp::from_millis(1_700_000_000_000))
-}
+#[allow(unused_imports)] // not every test binary including this module uses it
+pub use session_store_conformance::fixtures::start_clock as clock;
 
+/// A record created at `now`, live for `ttl_ms`, marked `n` (and
+/// `"user": "alice"`).
 pub fn record(now: Timestamp, ttl_ms: u64, n: i64) -> Record {
-    let mut data = SessionData::new();
-    data.insert("n", &n).unwrap();
-    data.insert("user", &"alice").unwrap();
-    Record::with_deadline(SessionId::random(), data, now, now + Duration::from_millis(ttl_ms))
+    RecordBuilder::new(now).ttl_ms(ttl_ms).n(n).build()
 }
 
 /// A direct connection to the database, as an operator would open it.

@@ -22,7 +22,7 @@
 //! ```
 //!
 //! The strategies ([`json_value`], [`session_data`]) are ordinary proptest
-//! strategies; [`proptest`](crate::proptest) is re-exported, so a test
+//! strategies; [`proptest`](mod@crate::proptest) is re-exported, so a test
 //! needs no proptest dependency of its own to run them.
 
 use std::time::Duration;

@@ -131,7 +131,6 @@ macro_rules! __conformance_properties {
     };
 }
 
-/// What the macro's expansion needs; not a stable API.
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

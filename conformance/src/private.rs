@@ -1,6 +1,6 @@
 //! What the macro's expansion needs; not a stable API.
 //!
-//! Every generated test goes through [`run_property`] or [`run_model`]:
+//! Every generated test goes through `run_property` or `run_model`:
 //! build the harness, ask [`Harness::available`], run the property with
 //! every namespace it creates recorded, tear those namespaces down, and
 //! only then report (pass, skip, failure, or the property's own panic).

@@ -138,7 +138,7 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>> {
 ///
 /// # Errors
 ///
-/// [`Error::Decode`] naming `id` for an unknown format byte, malformed,
+/// [`Error::Decode`] naming `id`'s fingerprint for an unknown format byte, malformed,
 /// truncated or over-long bytes.
 pub fn decode_record(id: SessionId, bytes: &[u8]) -> Result<Record> {
     let r: RecordOwned = decode_with(id, RECORD_V1, bytes)?;
@@ -232,7 +232,7 @@ pub fn encode_body(record: &Record) -> Result<Vec<u8>> {
 ///
 /// # Errors
 ///
-/// [`Error::Decode`] naming `id`, as for [`decode_record`].
+/// [`Error::Decode`] naming `id`'s fingerprint, as for [`decode_record`].
 pub fn decode_body(id: SessionId, bytes: &[u8], expires_at: Timestamp, version: u64) -> Result<Record> {
     let b: BodyOwned = decode_with(id, BODY_V1, bytes)?;
     Ok(Record {
@@ -273,13 +273,15 @@ mod tests {
     }
 
     #[test]
-    fn unknown_format_is_a_decode_error_naming_the_id() {
+    fn unknown_format_is_a_decode_error_naming_the_fingerprint() {
         let r = record(vec![("a".into(), "1".into())], 1, 2, 3);
         let mut bytes = encode_record(&r).unwrap();
         bytes[0] = 0x7f;
         let err = decode_record(r.id, &bytes).unwrap_err();
         assert!(err.is_decode());
-        assert!(err.to_string().contains(&r.id.to_string()), "{err}");
+        assert!(err.to_string().contains(&r.id.fingerprint().to_string()), "{err}");
+        assert!(!err.to_string().contains(&r.id.to_string()), "{err}");
+        assert!(matches!(err, Error::Decode { id, .. } if id == r.id.fingerprint()));
         assert!(err.to_string().contains("0x7f"), "{err}");
         // A body is not a record.
         let body = encode_body(&r).unwrap();

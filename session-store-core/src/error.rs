@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{InvalidId, SessionId};
+use crate::{Fingerprint, InvalidId, SessionId};
 
 /// A boxed error source, kept so callers can inspect the cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -12,6 +12,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Non-exhaustive: match the variants you handle and keep a catch-all arm.
 /// Every variant that wraps a lower-level failure keeps it as its
 /// [`source`](std::error::Error::source).
+///
+/// A session id is a credential, so no error message names one in full:
+/// `Display` (and `Debug`) show a session's [`Fingerprint`]
+/// ([`SessionId::fingerprint`]), and [`Error::Decode`] holds only the
+/// fingerprint. The messages are still for operators, not for visitors: they
+/// may hold backend details (a Redis reply, an I/O error), so an HTTP
+/// answer should carry a generic text and leave the detail to the log.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -30,8 +37,12 @@ pub enum Error {
     /// A stored record could not be decoded; other records are unaffected.
     #[error("stored session {id} could not be decoded: {reason}")]
     Decode {
-        /// The record's id, written out in full so an operator can find it.
-        id: String,
+        /// The record's fingerprint, never its id (a credential). An
+        /// operator finds the record by comparing it with the fingerprints
+        /// of stored ids ([`SessionId::fingerprint`]); where the stored key
+        /// is not even a valid id, it is the fingerprint of the raw bytes
+        /// ([`Fingerprint::of_bytes`]).
+        id: Fingerprint,
         /// Why decoding failed.
         reason: String,
         /// The underlying error, if any.
@@ -39,17 +50,20 @@ pub enum Error {
         source: Option<BoxError>,
     },
     /// A conditional save found a different version, or no live record.
-    #[error("session {id:?} was changed or removed since it was loaded (expected version {expected})")]
+    #[error(
+        "session {} was changed or removed since it was loaded (expected version {expected})",
+        id.fingerprint()
+    )]
     Conflict {
-        /// The session id.
+        /// The session id (messages show only its fingerprint).
         id: SessionId,
         /// The version the caller expected.
         expected: u64,
     },
     /// Create or rotate found a live record under the new id already.
-    #[error("a live session with id {id:?} already exists")]
+    #[error("a live session {} already exists under that id", id.fingerprint())]
     IdCollision {
-        /// The colliding id.
+        /// The colliding id (messages show only its fingerprint).
         id: SessionId,
     },
     /// The record is larger than the store accepts; nothing was written.
@@ -82,10 +96,11 @@ impl Error {
         }
     }
 
-    /// A decode failure for the record `id`.
-    pub fn decode(id: impl std::fmt::Display, reason: impl Into<String>, source: Option<BoxError>) -> Self {
+    /// A decode failure for the record `id`: a [`SessionId`] (`&id` too),
+    /// or the [`Fingerprint`] of a stored key that is not a valid id.
+    pub fn decode(id: impl Into<Fingerprint>, reason: impl Into<String>, source: Option<BoxError>) -> Self {
         Self::Decode {
-            id: id.to_string(),
+            id: id.into(),
             reason: reason.into(),
             source,
         }
@@ -103,6 +118,17 @@ impl Error {
         matches!(self, Self::Decode { .. })
     }
 
+    /// The fingerprint of the session this error is about, if it names one
+    /// (for a log line next to a generic answer).
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        match self {
+            Self::Decode { id, .. } => Some(*id),
+            Self::Conflict { id, .. } | Self::IdCollision { id } => Some(id.fingerprint()),
+            _ => None,
+        }
+    }
+
     /// Whether retrying later may succeed (backend failure or timeout).
     #[must_use]
     pub fn is_transient(&self) -> bool {
@@ -118,3 +144,66 @@ impl From<std::io::Error> for Error {
 
 /// The result of a store operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error, through the chain of causes, in both `Display` and `Debug`.
+    fn shown(error: &Error) -> String {
+        let mut all = format!("{error} / {error:?}");
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            all.push_str(&format!(" / {cause} / {cause:?}"));
+            source = cause.source();
+        }
+        all
+    }
+
+    #[test]
+    fn no_error_built_from_an_id_shows_the_id() {
+        for _ in 0..50 {
+            let id = SessionId::random();
+            let text = id.to_string();
+            let errors = [
+                Error::decode(id, "unknown record format 0x07", None),
+                Error::decode(
+                    id.fingerprint(),
+                    "malformed record",
+                    Some(Box::new(std::io::Error::other("eof"))),
+                ),
+                Error::Conflict { id, expected: 3 },
+                Error::IdCollision { id },
+                // An invalid id made from a real one by changing its last character.
+                Error::from(format!("{}*", &text[..21]).parse::<SessionId>().unwrap_err()),
+            ];
+            for error in &errors {
+                let all = shown(error);
+                assert!(!all.contains(&text), "{all:?} holds the id {text}");
+                // Not even its start: no characters of a credential leak.
+                assert!(!all.contains(&text[..6]), "{all:?} holds the start of {text}");
+                if let Some(fingerprint) = error.fingerprint() {
+                    assert_eq!(fingerprint, id.fingerprint());
+                    assert!(error.to_string().contains(&fingerprint.to_string()), "{error}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_of_raw_bytes_names_their_fingerprint() {
+        let garbage = "../../not-an-id\u{0}";
+        let error = Error::decode(
+            Fingerprint::of_bytes(garbage.as_bytes()),
+            "the id column holds no valid id",
+            None,
+        );
+        assert!(!error.to_string().contains(garbage), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains(&Fingerprint::of_bytes(garbage.as_bytes()).to_string())
+        );
+        assert!(error.is_decode());
+    }
+}

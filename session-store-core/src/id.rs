@@ -14,8 +14,9 @@ pub const SESSION_ID_LEN: usize = 22;
 /// Its text form (`Display`, `FromStr`) is exactly 22 characters of unpadded
 /// URL-safe base64 (`A-Z a-z 0-9 - _`). Parsing accepts that form and nothing
 /// else, so a parsed id can never name a path, a SQL fragment or a Redis key
-/// pattern. `Debug` prints only the first four characters, so ids do not leak
-/// into logs.
+/// pattern. An id is a bearer credential: `Debug` prints only its
+/// [`fingerprint`](Self::fingerprint), never the id, so ids do not leak into
+/// logs or error messages.
 ///
 /// ```
 /// use session_store_core::SessionId;
@@ -76,6 +77,82 @@ impl SessionId {
         debug_assert_eq!(written, SESSION_ID_LEN);
         EncodedId(buf)
     }
+
+    /// A short, non-reversible fingerprint of this id, for logs and error
+    /// messages: the first 4 bytes (8 hex characters) of the SHA-256 of the
+    /// id's 16 bytes ([`to_bytes`](Self::to_bytes)).
+    ///
+    /// It names a session without revealing it: 32 bits of a hash leave the
+    /// other 96 bits of the id unknown, so the fingerprint cannot be turned
+    /// back into a usable id, yet an operator who has an id (a cookie, a file
+    /// name, a key) computes its fingerprint and finds the log lines about
+    /// it. Two sessions may share a fingerprint (among 100,000 live
+    /// sessions about one pair does); it is a hint for humans, never a key.
+    ///
+    /// ```
+    /// use session_store_core::SessionId;
+    ///
+    /// let id = SessionId::from_u128(0);
+    /// let fingerprint = id.fingerprint();
+    /// assert_eq!(fingerprint.to_string().len(), 8);
+    /// assert!(!id.to_string().contains(&fingerprint.to_string()));
+    /// assert_eq!(format!("{id:?}"), format!("SessionId({fingerprint})"));
+    /// ```
+    #[must_use]
+    pub fn fingerprint(self) -> Fingerprint {
+        Fingerprint::of_bytes(&self.to_bytes())
+    }
+}
+
+/// A short, non-reversible fingerprint of a session id (see
+/// [`SessionId::fingerprint`]): 8 lowercase hex characters, both in
+/// `Display` and in `Debug`.
+///
+/// Errors and log lines name a session by its fingerprint, never by the id,
+/// which is a credential.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint([u8; 4]);
+
+impl Fingerprint {
+    /// The fingerprint of raw bytes: the first 4 bytes of their SHA-256.
+    ///
+    /// [`SessionId::fingerprint`] is this over the id's 16 bytes. Backends
+    /// use it directly where they hold stored text that is not a valid id
+    /// (a garbage id column, a foreign key name), so even such text never
+    /// reaches a message in full.
+    #[must_use]
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(bytes);
+        Self([digest[0], digest[1], digest[2], digest[3]])
+    }
+}
+
+impl From<SessionId> for Fingerprint {
+    fn from(id: SessionId) -> Self {
+        id.fingerprint()
+    }
+}
+
+impl From<&SessionId> for Fingerprint {
+    fn from(id: &SessionId) -> Self {
+        id.fingerprint()
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// The 22-character text form of a [`SessionId`], held on the stack.
@@ -99,7 +176,13 @@ impl AsRef<str> for EncodedId {
 
 impl fmt::Debug for EncodedId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EncodedId({}…)", &self.as_str()[..4])
+        // The same fingerprint as the id's: decode the text back to its bytes.
+        let mut bytes = [0u8; 16];
+        let fingerprint = match URL_SAFE_NO_PAD.decode_slice(self.0, &mut bytes) {
+            Ok(16) => Fingerprint::of_bytes(&bytes),
+            _ => Fingerprint::of_bytes(&self.0),
+        };
+        write!(f, "EncodedId({fingerprint})")
     }
 }
 
@@ -111,7 +194,7 @@ impl fmt::Display for SessionId {
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({}…)", &self.encode().as_str()[..4])
+        write!(f, "SessionId({})", self.fingerprint())
     }
 }
 
@@ -210,11 +293,29 @@ mod tests {
     }
 
     #[test]
-    fn debug_hides_most_of_the_id() {
-        let id = SessionId::random();
-        let debug = format!("{id:?}");
-        assert!(!debug.contains(&id.to_string()));
-        assert!(debug.contains(&id.to_string()[..4]));
+    fn debug_shows_the_fingerprint_only() {
+        for _ in 0..100 {
+            let id = SessionId::random();
+            let text = id.to_string();
+            for debug in [format!("{id:?}"), format!("{:?}", id.encode())] {
+                assert!(debug.contains(&id.fingerprint().to_string()), "{debug}");
+                // Not even a prefix of the id: a credential leaks no characters.
+                assert!(!debug.contains(&text[..4]), "{debug} shows the start of {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn fingerprint_is_the_start_of_the_sha256_of_the_bytes() {
+        // SHA-256 of 16 zero bytes is 374708ff f7719dd5 979ec875 d56cd228...
+        let zero = SessionId::from_u128(0);
+        assert_eq!(zero.fingerprint().to_string(), "374708ff");
+        assert_eq!(format!("{:?}", zero.fingerprint()), "374708ff");
+        assert_eq!(Fingerprint::of_bytes(&zero.to_bytes()), zero.fingerprint());
+        assert_eq!(Fingerprint::from(&zero), zero.fingerprint());
+        // SHA-256 of "abc" is ba7816bf...
+        assert_eq!(Fingerprint::of_bytes(b"abc").to_string(), "ba7816bf");
+        assert_ne!(SessionId::from_u128(1).fingerprint(), zero.fingerprint());
     }
 
     #[test]

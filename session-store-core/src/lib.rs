@@ -59,7 +59,7 @@ mod time;
 pub use async_trait::async_trait;
 pub use error::{BoxError, Error, Result};
 pub use expiry::Expiry;
-pub use id::{EncodedId, InvalidId, SESSION_ID_LEN, SessionId};
+pub use id::{EncodedId, Fingerprint, InvalidId, SESSION_ID_LEN, SessionId};
 pub use purger::Purger;
 pub use record::{Record, SessionData};
 pub use store::{DEFAULT_MAX_RECORD_BYTES, SessionStore};

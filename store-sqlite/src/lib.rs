@@ -50,8 +50,8 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use session_store_core::{
-    DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
-    codec, system_clock,
+    DEFAULT_MAX_RECORD_BYTES, Error, Fingerprint, Record, Result, SessionId, SessionStore, SharedClock, Timestamp,
+    async_trait, codec, system_clock,
 };
 
 pub use session_store_core::blocking::Blocking;
@@ -820,9 +820,10 @@ impl SessionStore for SqliteStore {
                     match parsed {
                         Some(id) => ids.push(id),
                         None => {
+                            // Not an id, but maybe a credential all the same: only its fingerprint is shown.
                             let shown = match value {
-                                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                                other => format!("{other:?}"),
+                                ValueRef::Text(t) | ValueRef::Blob(t) => Fingerprint::of_bytes(t),
+                                other => Fingerprint::of_bytes(format!("{other:?}").as_bytes()),
                             };
                             return Err(Error::decode(shown, "the id column holds no valid session id", None).into());
                         }

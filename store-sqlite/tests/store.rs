@@ -133,7 +133,11 @@ async fn corrupt_rows_fail_alone_and_never_panic() {
         }
         let err = store.load(&bad.id).await.unwrap_err();
         assert!(err.is_decode(), "{column}: {err}");
-        assert!(err.to_string().contains(&bad.id.to_string()), "names the id: {err}");
+        assert!(
+            err.to_string().contains(&bad.id.fingerprint().to_string()),
+            "names the fingerprint: {err}"
+        );
+        assert!(!err.to_string().contains(&bad.id.to_string()), "never the id: {err}");
         assert!(store.load(&good.id).await.unwrap().is_some(), "others unaffected");
         store.delete(&bad.id).await.unwrap();
     }
@@ -143,7 +147,13 @@ async fn corrupt_rows_fail_alone_and_never_panic() {
         [],
     )
     .unwrap();
-    assert!(store.ids().await.unwrap_err().is_decode());
+    let err = store.ids().await.unwrap_err();
+    assert!(err.is_decode(), "{err}");
+    assert!(
+        matches!(err, session_store_core::Error::Decode { id, .. } if id == session_store_core::Fingerprint::of_bytes(b"../etc")),
+        "names the fingerprint of the raw text: {err}"
+    );
+    assert!(!err.to_string().contains("../etc"), "never the raw text: {err}");
     assert_eq!(store.count().await.unwrap(), 2);
 }
 

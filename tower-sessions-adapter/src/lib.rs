@@ -349,7 +349,7 @@ mod tests {
             TowerError::Encode(_)
         ));
         assert!(matches!(
-            to_tower_error(&Error::decode("x", "garbage", None)),
+            to_tower_error(&Error::decode(SessionId::random(), "garbage", None)),
             TowerError::Decode(_)
         ));
     }

@@ -170,7 +170,7 @@ pub async fn delete_removes_and_deleting_an_absent_id_is_not_an_error<H: Harness
 }
 
 /// Raw access: garbage, truncated bytes, an unknown format byte and empty
-/// bytes each give `Error::Decode` naming that id on load; other records
+/// bytes each give `Error::Decode` naming that id's fingerprint on load; other records
 /// still load; count, ids and purge_expired do not panic.
 pub async fn corrupt_bytes_give_a_decode_error_for_that_record_only<H: Harness>(harness: &H) -> Verdict {
     if !harness.capabilities().raw_access {
@@ -216,13 +216,13 @@ pub async fn corrupt_bytes_give_a_decode_error_for_that_record_only<H: Harness>(
     }
     for (record, how) in &corrupted {
         match store.load(&record.id).await {
-            Err(Error::Decode { id, .. }) if id == record.id.to_string() => {}
+            Err(Error::Decode { id, .. }) if id == record.id.fingerprint() => {}
             Err(Error::Decode { id, .. }) => {
                 return Err(env.fail(
                     DECODE,
                     format!(
-                        "load of a record holding {how} gave a decode error naming {id:?}, not {}",
-                        record.id
+                        "load of a record holding {how} gave a decode error naming {id}, not {}",
+                        record.id.fingerprint()
                     ),
                 ));
             }

@@ -40,7 +40,7 @@ const DURABLE: &str = "a durable store keeps every record (data, version, deadli
 const SHARED: &str =
     "store objects on one namespace see each other's writes, and conditional saves across them have exactly one winner";
 const DECODE: &str =
-    "corrupt stored bytes give Error::Decode naming that id, other records still load, and nothing panics";
+    "corrupt stored bytes give Error::Decode naming that id's fingerprint, other records still load, and nothing panics";
 const TOO_LARGE: &str = "data over the size limit is refused with TooLarge and nothing is written";
 const LOST_WRITES: &str = "concurrent writes to distinct ids are all kept";
 const TORN: &str =

@@ -26,8 +26,13 @@ pub struct Purger {
 impl Purger {
     /// Spawns a task on the current tokio runtime that calls
     /// [`purge_expired`](SessionStore::purge_expired) every `every`
-    /// (first after one interval). A failed purge is logged with `tracing`
-    /// and the task keeps going.
+    /// (first after one interval).
+    ///
+    /// Each run is one `tracing` event (target `session_store_core::purger`):
+    /// `info` with the number of records removed and the time taken
+    /// (`removed`, `elapsed_ms`), or `error` with the whole chain of causes
+    /// when the purge failed, after which the task keeps going. One line per
+    /// interval, nothing on the request path.
     ///
     /// # Panics
     ///
@@ -39,10 +44,16 @@ impl Purger {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                match store.purge_expired().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(removed = n, "purged expired sessions"),
-                    Err(error) => tracing::error!(%error, "purging expired sessions failed; will retry"),
+                let started = std::time::Instant::now();
+                let result = store.purge_expired().await;
+                let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                match result {
+                    Ok(removed) => tracing::info!(removed, elapsed_ms, "purged expired sessions"),
+                    Err(error) => tracing::error!(
+                        error = %chain(&error),
+                        elapsed_ms,
+                        "purging expired sessions failed; will retry at the next interval"
+                    ),
                 }
             }
         });
@@ -51,6 +62,18 @@ impl Purger {
 
     /// Stops the task now (dropping the handle does the same).
     pub fn stop(self) {}
+}
+
+/// The message of `error` followed by every cause, `: `-separated.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 impl Drop for Purger {

@@ -86,3 +86,59 @@ async fn works_with_a_trait_object() {
     purger.stop();
     assert_eq!(store.count().await.unwrap(), 0);
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_purge_logs_its_result() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The test runtime has one thread, which also runs the purger's task.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let store = Arc::new(CountingStore::default());
+    let purger = Purger::spawn(store.clone(), Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    drop(purger);
+    let text = captured.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "one event per purge: {text}");
+    // The first purge removed 1 (the counting store's answer), the second failed.
+    assert!(
+        lines[0].contains(" INFO ") && lines[0].contains("purged expired sessions"),
+        "{text}"
+    );
+    assert!(
+        lines[0].contains("removed=1") && lines[0].contains("elapsed_ms="),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains(" ERROR ") && lines[1].contains("disk on fire"),
+        "{text}"
+    );
+}

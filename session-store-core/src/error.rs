@@ -129,6 +129,31 @@ impl Error {
         }
     }
 
+    /// The message followed by every cause, `: `-separated (for a log line;
+    /// like `Display`, it never holds a full session id, but it may hold
+    /// backend details, so it is not for a visitor's eyes).
+    ///
+    /// ```
+    /// use session_store_core::Error;
+    ///
+    /// let e = Error::backend("Redis failed while connecting", std::io::Error::other("Connection refused"));
+    /// assert_eq!(
+    ///     e.chain(),
+    ///     "session store backend failed: Redis failed while connecting: Connection refused"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn chain(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
+
     /// Whether retrying later may succeed (backend failure or timeout).
     #[must_use]
     pub fn is_transient(&self) -> bool {

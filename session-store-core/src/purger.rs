@@ -50,7 +50,7 @@ impl Purger {
                 match result {
                     Ok(removed) => tracing::info!(removed, elapsed_ms, "purged expired sessions"),
                     Err(error) => tracing::error!(
-                        error = %chain(&error),
+                        error = %error.chain(),
                         elapsed_ms,
                         "purging expired sessions failed; will retry at the next interval"
                     ),
@@ -62,18 +62,6 @@ impl Purger {
 
     /// Stops the task now (dropping the handle does the same).
     pub fn stop(self) {}
-}
-
-/// The message of `error` followed by every cause, `: `-separated.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 impl Drop for Purger {

@@ -45,10 +45,19 @@
 //! - **Values**: each `serde_json::Value` is kept as its JSON text
 //!   ([`SessionData::insert_json`]) and parsed back on load; a stored value
 //!   that is not valid JSON is a decode error, never a panic.
-//! - **Errors** become `tower_sessions_core::session_store::Error`: a decode
-//!   failure becomes `Decode`, an oversized record `Encode`, everything else
-//!   `Backend`. That error type holds only a string, so the message carries
-//!   the whole chain of causes (`error: cause: cause...`).
+//! - **A record that cannot be decoded** (damaged bytes, a value that is
+//!   not JSON, a format this version does not know) is a session that is
+//!   gone: `load` answers `None` and logs a `tracing` warning with the
+//!   session's [fingerprint](SessionId::fingerprint), so tower-sessions
+//!   starts a fresh session under a fresh id and the request is answered
+//!   normally. The damaged record itself is left alone (a newer version of
+//!   the app may have written it); it expires like any other.
+//! - **Errors** reach tower-sessions with a generic message
+//!   ([`STORE_FAILED`], as `Backend`), never the store's own text (which may
+//!   hold a backend's reply); an oversized record becomes `Encode` with its
+//!   size and the limit. The detail, with its whole chain of causes and the
+//!   session's fingerprint, goes to a `tracing` `error` event (`warn` for
+//!   an oversized record) of target `session_store_tower_sessions`.
 //!
 //! # Concurrent requests
 //!
@@ -182,32 +191,44 @@ pub fn to_offset_date_time(deadline: Timestamp) -> OffsetDateTime {
     })
 }
 
-/// The message of `error` followed by every cause, `: `-separated.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+/// The message every store failure reaches tower-sessions with: generic, so
+/// nothing internal (a backend's reply, an id) can end up in a response
+/// body or an outside log. The detail goes to the `tracing` log.
+pub const STORE_FAILED: &str = "the session store failed (the detail is in the server log)";
 
-/// A store error as a tower-sessions store error; the message keeps the
-/// whole chain of causes.
+/// A store error as a tower-sessions store error, with a generic message:
+/// an oversized record becomes `Encode` (its message says the size and the
+/// limit, nothing internal), every other failure `Backend` with
+/// [`STORE_FAILED`]. The detail is not kept; log it first
+/// ([`Error::chain`]).
 #[must_use]
 pub fn to_tower_error(error: &Error) -> TowerError {
-    let message = chain(error);
     match error {
-        Error::Decode { .. } => TowerError::Decode(message),
-        Error::TooLarge { .. } => TowerError::Encode(message),
-        _ => TowerError::Backend(message),
+        Error::TooLarge { .. } => TowerError::Encode(error.to_string()),
+        _ => TowerError::Backend(STORE_FAILED.to_owned()),
     }
 }
 
-fn tower_err(error: Error) -> TowerError {
-    to_tower_error(&error)
+/// Logs a store failure of `operation` on session `id` with its whole
+/// chain of causes, and turns it into a generic tower-sessions error.
+fn failed(operation: &'static str, id: SessionId, error: &Error) -> TowerError {
+    if matches!(error, Error::TooLarge { .. }) {
+        tracing::warn!(session = %id.fingerprint(), operation, error = %error.chain(), "session refused");
+    } else {
+        tracing::error!(session = %id.fingerprint(), operation, error = %error.chain(), "session store failed");
+    }
+    to_tower_error(error)
+}
+
+/// Logs that the stored session `id` could not be decoded and is treated as
+/// gone.
+fn gone(operation: &'static str, id: SessionId, error: &Error) {
+    tracing::warn!(
+        session = %id.fingerprint(),
+        operation,
+        error = %error.chain(),
+        "stored session could not be decoded; treating it as gone (a fresh session starts)"
+    );
 }
 
 impl<S: ?Sized> Adapter<S> {
@@ -225,15 +246,15 @@ impl<S: ?Sized> Adapter<S> {
     }
 }
 
-fn to_tower_record(record: &Record) -> session_store::Result<TowerRecord> {
+fn to_tower_record(record: &Record) -> Result<TowerRecord, Error> {
     let mut data = HashMap::with_capacity(record.data.len());
     for (key, json) in record.data.iter() {
         let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-            tower_err(Error::decode(
+            Error::decode(
                 record.id,
                 format!("the value under key {key:?} is not valid JSON"),
                 Some(Box::new(e)),
-            ))
+            )
         })?;
         data.insert(key.to_owned(), value);
     }
@@ -253,29 +274,60 @@ where
     /// collision a fresh id is drawn and `record.id` updated.
     async fn create(&self, record: &mut TowerRecord) -> session_store::Result<()> {
         let mut ours = self.to_record(record);
-        self.store.create_with_fresh_id(&mut ours).await.map_err(tower_err)?;
+        if let Err(e) = self.store.create_with_fresh_id(&mut ours).await {
+            return Err(failed("create", ours.id, &e));
+        }
         record.id = to_tower_id(ours.id);
         Ok(())
     }
 
-    /// Overwrites the session (last writer wins, atomically).
+    /// Overwrites the session (last writer wins, atomically). A stored
+    /// record that cannot be decoded and that the store refuses to
+    /// overwrite (the file store does) is a session that is gone: the write
+    /// is dropped with a warning, as for a session deleted meanwhile.
     async fn save(&self, record: &TowerRecord) -> session_store::Result<()> {
         let ours = self.to_record(record);
-        self.store.save(&ours).await.map_err(tower_err)?;
-        Ok(())
+        match self.store.save(&ours).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_decode() => {
+                gone("save", ours.id, &e);
+                Ok(())
+            }
+            Err(e) => Err(failed("save", ours.id, &e)),
+        }
     }
 
-    /// The session if it is live by the store's clock.
+    /// The session if it is live by the store's clock. A stored record that
+    /// cannot be decoded is "no session" (logged as a warning with the
+    /// session's fingerprint), so tower-sessions starts a fresh one.
     async fn load(&self, id: &Id) -> session_store::Result<Option<TowerRecord>> {
-        match self.store.load(&to_session_id(*id)).await.map_err(tower_err)? {
-            Some(record) => to_tower_record(&record).map(Some),
-            None => Ok(None),
+        let id = to_session_id(*id);
+        let loaded = self
+            .store
+            .load(&id)
+            .await
+            .and_then(|r| r.as_ref().map(to_tower_record).transpose());
+        match loaded {
+            Ok(record) => Ok(record),
+            Err(e) if e.is_decode() => {
+                gone("load", id, &e);
+                Ok(None)
+            }
+            Err(e) => Err(failed("load", id, &e)),
         }
     }
 
     /// Removes the session; an absent one is not an error.
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.store.delete(&to_session_id(*id)).await.map_err(tower_err)
+        let id = to_session_id(*id);
+        match self.store.delete(&id).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_decode() => {
+                gone("delete", id, &e);
+                Ok(())
+            }
+            Err(e) => Err(failed("delete", id, &e)),
+        }
     }
 }
 
@@ -289,8 +341,16 @@ where
     S: session_store_core::SessionStore + ?Sized + 'static,
 {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        self.store.purge_expired().await.map_err(tower_err)?;
-        Ok(())
+        match self.store.purge_expired().await {
+            Ok(removed) => {
+                tracing::info!(removed, "purged expired sessions");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e.chain(), "purging expired sessions failed");
+                Err(to_tower_error(&e))
+            }
+        }
     }
 }
 
@@ -334,24 +394,28 @@ mod tests {
     }
 
     #[test]
-    fn errors_keep_their_causes() {
-        let io = std::io::Error::other("disk on fire");
-        let e = to_tower_error(&Error::backend("writing the record", io));
-        match e {
-            TowerError::Backend(message) => {
-                assert!(message.contains("writing the record"), "{message}");
-                assert!(message.contains("disk on fire"), "{message}");
-            }
+    fn errors_reach_tower_sessions_with_a_generic_message() {
+        let io = std::io::Error::other("WRONGTYPE disk on fire");
+        match to_tower_error(&Error::backend("writing the record", io)) {
+            TowerError::Backend(message) => assert_eq!(message, STORE_FAILED),
             other => panic!("expected Backend, got {other:?}"),
         }
-        assert!(matches!(
-            to_tower_error(&Error::TooLarge { size: 10, limit: 5 }),
-            TowerError::Encode(_)
-        ));
-        assert!(matches!(
-            to_tower_error(&Error::decode(SessionId::random(), "garbage", None)),
-            TowerError::Decode(_)
-        ));
+        let id = SessionId::random();
+        for error in [
+            Error::decode(id, "garbage", None),
+            Error::Conflict { id, expected: 1 },
+            Error::IdCollision { id },
+            Error::Timeout(std::time::Duration::from_secs(1)),
+        ] {
+            match to_tower_error(&error) {
+                TowerError::Backend(message) => assert_eq!(message, STORE_FAILED, "{error}"),
+                other => panic!("{error}: expected Backend, got {other:?}"),
+            }
+        }
+        match to_tower_error(&Error::TooLarge { size: 10, limit: 5 }) {
+            TowerError::Encode(message) => assert!(message.contains("over this store's limit of 5"), "{message}"),
+            other => panic!("expected Encode, got {other:?}"),
+        }
     }
 }
 

@@ -49,9 +49,21 @@
 //! - **Values**: actix-session already holds each value as JSON text; it is
 //!   stored as is and handed back as is. A value that is not valid JSON is
 //!   refused with `SaveError::Serialization`.
-//! - **Errors** keep the store's [`Error`] as their source (wrapped in
-//!   `anyhow::Error`): a decode failure becomes `LoadError::Deserialization`,
-//!   every other failure the `Other` variant.
+//! - **A record that cannot be decoded** (damaged bytes, a format this
+//!   version does not know) is a session that is gone: `load` answers
+//!   `None` and logs a `tracing` warning with the session's
+//!   [fingerprint](SessionId::fingerprint), so actix-session starts a fresh
+//!   session under a fresh key and the request is answered normally.
+//!   `update`, `update_ttl` and `delete` treat it the same way (nothing is
+//!   written; a warning is logged). The damaged record is left alone (a
+//!   newer version of the app may have written it); it expires like any
+//!   other.
+//! - **Errors** reach actix-session with a generic message
+//!   ([`STORE_FAILED`], in the `Other` variants), never the store's own
+//!   text, which may hold a backend's reply. The detail, with its whole
+//!   chain of causes and the session's fingerprint (never the id), goes to
+//!   a `tracing` `error` event of target `session_store_actix_session`.
+//!   actix-session answers a store failure with an empty HTTP 500 body.
 //!
 //! # Concurrent requests
 //!
@@ -178,6 +190,29 @@ pub fn to_key(id: SessionId) -> Result<SessionKey, anyhow::Error> {
     SessionKey::try_from(id.to_string()).map_err(anyhow::Error::new)
 }
 
+/// The message every store failure reaches actix-session with: generic, so
+/// nothing internal (a backend's reply, an id) can end up in a response or
+/// an outside log. The detail goes to the `tracing` log.
+pub const STORE_FAILED: &str = "the session store failed (the detail is in the server log)";
+
+/// Logs a store failure of `operation` on session `id` with its whole chain
+/// of causes, and answers the generic error actix-session gets instead.
+fn failed(operation: &'static str, id: SessionId, error: &Error) -> anyhow::Error {
+    tracing::error!(session = %id.fingerprint(), operation, error = %error.chain(), "session store failed");
+    anyhow::Error::msg(STORE_FAILED)
+}
+
+/// Logs that the stored session `id` could not be decoded and is treated as
+/// gone.
+fn gone(operation: &'static str, id: SessionId, error: &Error) {
+    tracing::warn!(
+        session = %id.fingerprint(),
+        operation,
+        error = %error.chain(),
+        "stored session could not be decoded; treating it as gone (a fresh session starts)"
+    );
+}
+
 fn to_data(state: HashMap<String, String>) -> Result<SessionData, anyhow::Error> {
     for (key, json) in &state {
         serde_json::from_str::<serde::de::IgnoredAny>(json)
@@ -197,7 +232,9 @@ where
     async fn create(&self, data: SessionData, ttl: &Duration) -> Result<SessionKey, anyhow::Error> {
         let now = self.clock.now();
         let mut record = Record::with_deadline(SessionId::random(), data, now, deadline_after(now, ttl));
-        self.store.create_with_fresh_id(&mut record).await?;
+        if let Err(e) = self.store.create_with_fresh_id(&mut record).await {
+            return Err(failed("create", record.id, &e));
+        }
         to_key(record.id)
     }
 }
@@ -212,8 +249,14 @@ where
         };
         match self.store.load(&id).await {
             Ok(record) => Ok(record.map(|r| to_state(&r.data))),
-            Err(e @ Error::Decode { .. }) => Err(LoadError::Deserialization(e.into())),
-            Err(e) => Err(LoadError::Other(e.into())),
+            // Not `LoadError::Deserialization`: actix-session would keep the
+            // key and write the new state over the damaged record with
+            // `update`, which a store may refuse for a record it cannot read.
+            Err(e) if e.is_decode() => {
+                gone("load", id, &e);
+                Ok(None)
+            }
+            Err(e) => Err(LoadError::Other(failed("load", id, &e))),
         }
     }
 
@@ -235,7 +278,16 @@ where
         };
         let mut last = None;
         for _ in 0..UPDATE_ATTEMPTS {
-            let Some(stored) = self.store.load(&id).await.map_err(|e| UpdateError::Other(e.into()))? else {
+            let stored = match self.store.load(&id).await {
+                Ok(stored) => stored,
+                Err(e) if e.is_decode() => {
+                    // Damaged meanwhile: gone, like a deleted one below.
+                    gone("update", id, &e);
+                    None
+                }
+                Err(e) => return Err(UpdateError::Other(failed("update", id, &e))),
+            };
+            let Some(stored) = stored else {
                 // Deleted or expired meanwhile: a late write never brings it back.
                 return Ok(session_key);
             };
@@ -249,25 +301,41 @@ where
             match self.store.save_if_version(&record).await {
                 Ok(_) => return Ok(session_key),
                 Err(e @ Error::Conflict { .. }) => last = Some(e),
-                Err(e) => return Err(UpdateError::Other(e.into())),
+                Err(e) if e.is_decode() => {
+                    gone("update", id, &e);
+                    return Ok(session_key);
+                }
+                Err(e) => return Err(UpdateError::Other(failed("update", id, &e))),
             }
         }
-        let conflict = last.unwrap_or_else(|| Error::Conflict { id, expected: 0 });
-        Err(UpdateError::Other(anyhow::Error::new(conflict).context(format!(
-            "session kept changing under {UPDATE_ATTEMPTS} attempts to update it"
-        ))))
+        let conflict = last.unwrap_or(Error::Conflict { id, expected: 0 });
+        tracing::error!(
+            session = %id.fingerprint(),
+            attempts = UPDATE_ATTEMPTS,
+            error = %conflict.chain(),
+            "session kept changing under every attempt to update it"
+        );
+        Err(UpdateError::Other(anyhow::Error::msg(STORE_FAILED)))
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         if let Some(id) = parse_key(session_key) {
-            self.store.touch(&id, self.deadline(ttl)).await?;
+            match self.store.touch(&id, self.deadline(ttl)).await {
+                Ok(_) => {}
+                Err(e) if e.is_decode() => gone("update_ttl", id, &e),
+                Err(e) => return Err(failed("update_ttl", id, &e)),
+            }
         }
         Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         if let Some(id) = parse_key(session_key) {
-            self.store.delete(&id).await?;
+            match self.store.delete(&id).await {
+                Ok(()) => {}
+                Err(e) if e.is_decode() => gone("delete", id, &e),
+                Err(e) => return Err(failed("delete", id, &e)),
+            }
         }
         Ok(())
     }

@@ -406,3 +406,182 @@ where
     }
     out
 }
+
+/// Everything logged by this test binary (one global subscriber, since
+/// tests run on several threads).
+fn log() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOG: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buffer: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || LogWriter(buffer))
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        buffer
+    })
+}
+
+struct LogWriter(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines that mention `needle`.
+fn logged(needle: &str) -> Vec<String> {
+    let bytes = log().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The one session id in `store`.
+async fn only_id(store: &dyn SessionStore) -> session_store_core::SessionId {
+    let ids = store.ids().await.unwrap();
+    assert_eq!(ids.len(), 1, "one session in the store");
+    ids[0]
+}
+
+#[actix_web::test]
+async fn a_damaged_record_gives_a_fresh_session_and_other_visitors_are_untouched() {
+    log();
+    let dir = tempfile::tempdir().unwrap();
+    let files = Arc::new(FileStore::open(dir.path().join("sessions")).unwrap());
+    let store: Arc<dyn SessionStore> = files.clone();
+    let key = Key::generate();
+    let app = app!(Arc::clone(&store), key);
+
+    let (body, alice) = call!(&app, "GET", "/", None);
+    assert_eq!(body, "1");
+    let (body, alice) = call!(&app, "GET", "/", alice.as_ref());
+    assert_eq!(body, "2");
+    let damaged = only_id(&*store).await;
+    let (body, bob) = call!(&app, "GET", "/", None);
+    assert_eq!(body, "1");
+
+    // Garbage where the store keeps Alice's session.
+    std::fs::write(files.path_of(&damaged), b"\x07 not a session record at all").unwrap();
+
+    let (body, fresh) = call!(&app, "GET", "/", alice.as_ref());
+    assert_eq!(body, "1", "a fresh session, answered normally");
+    assert_ne!(
+        fresh.as_ref().map(Cookie::value),
+        alice.as_ref().map(Cookie::value),
+        "under a fresh key"
+    );
+    let (body, _) = call!(&app, "GET", "/", fresh.as_ref());
+    assert_eq!(body, "2", "and it sticks");
+    let (body, _) = call!(&app, "GET", "/", bob.as_ref());
+    assert_eq!(body, "2", "Bob is untouched");
+
+    let warnings = logged(&damaged.fingerprint().to_string());
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains(" WARN ") && l.contains("could not be decoded")),
+        "a warning names the damaged session's fingerprint: {warnings:#?}"
+    );
+    assert!(
+        logged(&damaged.to_string()).is_empty(),
+        "the log never holds the id itself"
+    );
+}
+
+#[actix_web::test]
+async fn a_failing_store_gives_a_5xx_with_a_generic_body() {
+    log();
+    let dir = tempfile::tempdir().unwrap();
+    let files = Arc::new(FileStore::open(dir.path().join("sessions")).unwrap());
+    let store: Arc<dyn SessionStore> = files.clone();
+    let key = Key::generate();
+    let app = app!(Arc::clone(&store), key);
+    let (body, alice) = call!(&app, "GET", "/", None);
+    assert_eq!(body, "1");
+    let id = only_id(&*store).await;
+
+    // A directory where the session file should be: every read of it fails
+    // with an I/O error ("Is a directory"), a real store failure.
+    let path = files.path_of(&id);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+
+    let request = test::TestRequest::get()
+        .uri("/")
+        .cookie(Cookie::new(COOKIE, alice.expect("a cookie").value().to_owned()))
+        .to_request();
+    // What the server sends: the response, or the error's own response.
+    let response = match test::try_call_service(&app, request).await {
+        Ok(response) => response.into_parts().1,
+        Err(error) => error.error_response(),
+    };
+    let status = response.status();
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(status.is_server_error(), "{status}: {body}");
+    for secret in [
+        id.to_string(),
+        "directory".to_owned(),
+        "os error".to_owned(),
+        "session".to_owned(),
+    ] {
+        assert!(!body.contains(&secret), "the body {body:?} holds {secret:?}");
+    }
+
+    let errors = logged(&id.fingerprint().to_string());
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains(" ERROR ") && l.contains("Is a directory")),
+        "the detail is logged with the fingerprint: {errors:#?}"
+    );
+    assert!(logged(&id.to_string()).is_empty(), "the log never holds the id itself");
+}
+
+#[actix_web::test]
+async fn store_errors_reach_actix_session_with_a_generic_message() {
+    log();
+    let dir = tempfile::tempdir().unwrap();
+    let files = Arc::new(FileStore::open(dir.path().join("sessions")).unwrap());
+    let adapter = Adapter::from_arc(Arc::clone(&files));
+    let ttl = actix_web::cookie::time::Duration::hours(1);
+    let key = adapter
+        .save([("count".to_owned(), "1".to_owned())].into(), &ttl)
+        .await
+        .unwrap();
+    let id: session_store_core::SessionId = key.as_ref().parse().unwrap();
+    let path = files.path_of(&id);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+
+    let shown = match adapter.load(&key).await {
+        Err(actix_session::storage::LoadError::Other(e)) => format!("{e:?} / {e:#}"),
+        other => panic!("expected LoadError::Other, got {other:?}"),
+    };
+    let update = adapter
+        .update(key, [("count".to_owned(), "2".to_owned())].into(), &ttl)
+        .await;
+    let shown = match update {
+        Err(actix_session::storage::UpdateError::Other(e)) => format!("{shown} / {e:?} / {e:#}"),
+        other => panic!("expected UpdateError::Other, got {other:?}"),
+    };
+    // Even the Debug form, with every cause, is generic.
+    assert!(shown.contains(session_store_actix_session::STORE_FAILED), "{shown}");
+    for secret in [id.to_string(), "directory".to_owned(), "os error".to_owned()] {
+        assert!(!shown.contains(&secret), "{shown:?} holds {secret:?}");
+    }
+}

@@ -129,7 +129,8 @@ impl Error {
         }
     }
 
-    /// The message followed by every cause, `: `-separated (for a log line;
+    /// The message followed by every cause, `: `-separated, a cause that
+    /// repeats the end of the message said once (for a log line;
     /// like `Display`, it never holds a full session id, but it may hold
     /// backend details, so it is not for a visitor's eyes).
     ///
@@ -147,8 +148,12 @@ impl Error {
         let mut message = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
+            let text = cause.to_string();
+            // Some errors repeat their cause in their own message: say it once.
+            if !message.ends_with(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
             source = cause.source();
         }
         message
@@ -213,6 +218,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An error whose message repeats its cause's, as redis-rs's do.
+    #[derive(Debug)]
+    struct Repeating(std::io::Error);
+
+    impl std::fmt::Display for Repeating {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeating {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn chain_says_every_cause_once() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let e = Error::backend("Redis failed while connecting", Repeating(refused));
+        assert_eq!(
+            e.chain(),
+            "session store backend failed: Redis failed while connecting: Connection refused"
+        );
+        assert_eq!(
+            Error::Timeout(std::time::Duration::from_secs(2)).chain(),
+            "session store backend did not answer within 2s"
+        );
     }
 
     #[test]

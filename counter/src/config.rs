@@ -4,15 +4,19 @@ use std::path::PathBuf;
 
 /// The help text.
 pub const USAGE: &str = "\
-usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P] [--port PORT]
+usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P]
+               [--memory-capacity N|unbounded] [--port PORT]
 
-  --store         session backend (env SESSION_STORE; default: file)
-  --dir           directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
-  --redis-url     Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
-  --redis-prefix  key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
-  --port          port on 127.0.0.1 (env PORT; default: 3000; 0 picks a free one)
+  --store            session backend (env SESSION_STORE; default: file)
+  --dir              directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
+  --redis-url        Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
+  --redis-prefix     key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
+  --memory-capacity  most sessions the memory store keeps, `unbounded` or 0 for no bound
+                     (env SESSION_MEMORY_CAPACITY; default: 100000)
+  --port             port on 127.0.0.1 (env PORT; default: 3000; 0 picks a free one)
 
 GET / counts visits in the session; POST /login rotates the session id; POST /logout deletes the session.
+Logs go to stderr; RUST_LOG sets what is logged (default: info).
 ";
 
 /// Which backend keeps the sessions.
@@ -41,6 +45,34 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// How many sessions the memory store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryCapacity {
+    /// At most this many; a full store evicts the session closest to expiring.
+    Records(usize),
+    /// No bound: memory grows with every live session.
+    Unbounded,
+}
+
+impl Default for MemoryCapacity {
+    fn default() -> Self {
+        Self::Records(session_store_memory::DEFAULT_CAPACITY)
+    }
+}
+
+impl std::str::FromStr for MemoryCapacity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "0" => Ok(Self::Unbounded),
+            t if t.eq_ignore_ascii_case("unbounded") => Ok(Self::Unbounded),
+            t => t.parse().map(Self::Records).map_err(|_| {
+                format!("invalid memory capacity {s:?}: use a number of sessions, or `unbounded` (or 0) for no bound")
+            }),
+        }
+    }
+}
+
 /// Everything the app is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -52,6 +84,8 @@ pub struct Config {
     pub redis_url: String,
     /// Key prefix of the Redis store.
     pub redis_prefix: String,
+    /// Capacity of the memory store.
+    pub memory_capacity: MemoryCapacity,
     /// Port on 127.0.0.1.
     pub port: u16,
 }
@@ -67,6 +101,7 @@ impl Config {
         let mut dir = env("SESSION_DIR").filter(|s| !s.is_empty()).map(PathBuf::from);
         let mut redis_url = env("REDIS_URL").filter(|s| !s.is_empty());
         let mut redis_prefix = env("REDIS_PREFIX").filter(|s| !s.is_empty());
+        let mut memory_capacity = env("SESSION_MEMORY_CAPACITY").filter(|s| !s.is_empty());
         let mut port = env("PORT").filter(|s| !s.is_empty());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -88,6 +123,7 @@ impl Config {
                 "--dir" => dir = Some(PathBuf::from(value()?)),
                 "--redis-url" => redis_url = Some(value()?),
                 "--redis-prefix" => redis_prefix = Some(value()?),
+                "--memory-capacity" => memory_capacity = Some(value()?),
                 "--port" => port = Some(value()?),
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
@@ -97,11 +133,16 @@ impl Config {
             Some(p) => p.parse().map_err(|_| format!("invalid port {p:?}"))?,
             None => 3000,
         };
+        let memory_capacity = match memory_capacity {
+            Some(c) => c.parse()?,
+            None => MemoryCapacity::default(),
+        };
         Ok(Some(Self {
             backend,
             dir: dir.unwrap_or_else(super::default_dir),
             redis_url: redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
             redis_prefix: redis_prefix.unwrap_or_else(|| "counter:session:".to_owned()),
+            memory_capacity,
             port,
         }))
     }
@@ -124,6 +165,32 @@ mod tests {
         assert_eq!(config.backend, Backend::File);
         assert_eq!(config.dir, PathBuf::from("counter-sessions"));
         assert_eq!(config.port, 3000);
+        assert_eq!(config.memory_capacity, MemoryCapacity::Records(100_000));
+    }
+
+    #[test]
+    fn memory_capacity() {
+        let of = |args: &[&str], env: &[(&str, &str)]| parse(args, env).unwrap().unwrap().memory_capacity;
+        assert_eq!(of(&["--memory-capacity", "5"], &[]), MemoryCapacity::Records(5));
+        assert_eq!(of(&["--memory-capacity=unbounded"], &[]), MemoryCapacity::Unbounded);
+        assert_eq!(of(&["--memory-capacity", "0"], &[]), MemoryCapacity::Unbounded);
+        assert_eq!(
+            of(&[], &[("SESSION_MEMORY_CAPACITY", "Unbounded")]),
+            MemoryCapacity::Unbounded
+        );
+        assert_eq!(
+            of(&[], &[("SESSION_MEMORY_CAPACITY", "42")]),
+            MemoryCapacity::Records(42)
+        );
+        assert_eq!(
+            of(&["--memory-capacity", "7"], &[("SESSION_MEMORY_CAPACITY", "42")]),
+            MemoryCapacity::Records(7),
+            "the flag wins"
+        );
+        for bad in ["-1", "lots", "1e6", ""] {
+            let err = parse(&["--memory-capacity", bad], &[]).unwrap_err();
+            assert!(err.contains("memory capacity"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

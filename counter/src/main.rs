@@ -14,6 +14,13 @@
 //!
 //! Sessions go through tower-sessions and this workspace's
 //! `session-store-tower-sessions` adapter to the chosen backend.
+//!
+//! Errors: a visitor whose stored session is damaged simply gets a fresh
+//! session. Any other failure is answered with a generic `internal error`
+//! body (never a session id or a backend's text); the detail goes to the
+//! log, with the session's fingerprint. Logs are `tracing` events on
+//! stderr, filtered by `RUST_LOG` (default `info`). A startup error prints
+//! its whole chain of causes.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -22,11 +29,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::HttpBody as _;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use session_store_core::{Purger, SessionStore};
-use session_store_tower_sessions::Adapter;
+use session_store_tower_sessions::{Adapter, to_session_id};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 mod config;
 mod stores;
@@ -36,27 +47,86 @@ use config::Config;
 /// The session key of the counter.
 const COUNT: &str = "count";
 
+/// The body of every error response: nothing about the session or the store.
+const INTERNAL_ERROR: &str = "internal error\n";
+
 /// `GET /`: one more visit.
-async fn visit(session: Session) -> Result<String, (StatusCode, String)> {
-    let count: u64 = session.get(COUNT).await.map_err(internal)?.unwrap_or(0) + 1;
-    session.insert(COUNT, count).await.map_err(internal)?;
+async fn visit(session: Session) -> Result<String, (StatusCode, &'static str)> {
+    let count: u64 = session
+        .get(COUNT)
+        .await
+        .map_err(|e| internal("visit", &session, &e))?
+        .unwrap_or(0)
+        + 1;
+    session
+        .insert(COUNT, count)
+        .await
+        .map_err(|e| internal("visit", &session, &e))?;
     Ok(format!("{count}\n"))
 }
 
 /// `POST /login`: a new session id, the same data.
-async fn login(session: Session) -> Result<&'static str, (StatusCode, String)> {
-    session.cycle_id().await.map_err(internal)?;
+async fn login(session: Session) -> Result<&'static str, (StatusCode, &'static str)> {
+    session.cycle_id().await.map_err(|e| internal("login", &session, &e))?;
     Ok("logged in: new session id, same data\n")
 }
 
 /// `POST /logout`: the session is deleted.
-async fn logout(session: Session) -> Result<&'static str, (StatusCode, String)> {
-    session.flush().await.map_err(internal)?;
+async fn logout(session: Session) -> Result<&'static str, (StatusCode, &'static str)> {
+    session.flush().await.map_err(|e| internal("logout", &session, &e))?;
     Ok("logged out: session deleted\n")
 }
 
-fn internal(error: tower_sessions::session::Error) -> (StatusCode, String) {
-    (StatusCode::INTERNAL_SERVER_ERROR, format!("session error: {error}\n"))
+/// Logs a failed session operation (with the session's fingerprint, never
+/// its id) and answers a generic 500.
+fn internal(route: &'static str, session: &Session, error: &dyn std::error::Error) -> (StatusCode, &'static str) {
+    match session.id() {
+        Some(id) => tracing::error!(
+            route,
+            session = %to_session_id(id).fingerprint(),
+            error = %chain(error),
+            "request failed"
+        ),
+        None => tracing::error!(route, error = %chain(error), "request failed"),
+    }
+    (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
+}
+
+/// Gives a server error that has no body (tower-sessions answers a failed
+/// save with an empty 500) the generic body too.
+async fn generic_error_body(response: Response) -> Response {
+    if response.status().is_server_error() && response.body().size_hint().exact() == Some(0) {
+        return (response.status(), INTERNAL_ERROR).into_response();
+    }
+    response
+}
+
+/// The message of `error` followed by every cause, `: `-separated.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some errors repeat their cause in their own message: say it once.
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `info`; a malformed
+/// directive is skipped).
+fn init_logging() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The app's routes over the given store.
@@ -70,6 +140,7 @@ fn app(store: Arc<dyn SessionStore>) -> Router {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .layer(sessions)
+        .layer(axum::middleware::map_response(generic_error_body))
 }
 
 async fn shutdown_signal() {
@@ -102,17 +173,18 @@ async fn run(config: Config) -> Result<(), String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| format!("cannot listen on {addr}: {}", chain(&e)))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+        .map_err(|e| format!("cannot read the bound address: {}", chain(&e)))?;
     println!("counter: listening on http://{bound}/");
     println!("counter: session store: {description}");
+    tracing::info!(%bound, store = %description, "counter started");
     println!("counter: try `curl -c jar -b jar http://{bound}/` (Ctrl-C stops)");
     axum::serve(listener, app(store))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| format!("server failed: {e}"))
+        .map_err(|e| format!("server failed: {}", chain(&e)))
 }
 
 fn main() -> ExitCode {
@@ -127,10 +199,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("counter: cannot start the runtime: {e}");
+            eprintln!("counter: cannot start the runtime: {}", chain(&e));
             return ExitCode::FAILURE;
         }
     };

@@ -9,7 +9,8 @@ use session_store_memory::MemoryStore;
 use session_store_redis::RedisStore;
 use session_store_sqlite::SqliteStore;
 
-use crate::config::{Backend, Config};
+use crate::chain;
+use crate::config::{Backend, Config, MemoryCapacity};
 
 /// The SQLite database file inside the store directory.
 const SQLITE_FILE: &str = "sessions.db";
@@ -17,13 +18,22 @@ const SQLITE_FILE: &str = "sessions.db";
 /// The store and a line saying what it is.
 pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), String> {
     match config.backend {
-        Backend::Memory => Ok((
-            Arc::new(MemoryStore::new()),
-            "memory (sessions end when the app stops)".to_owned(),
-        )),
+        Backend::Memory => {
+            let (store, bound) = match config.memory_capacity {
+                MemoryCapacity::Records(n) => (
+                    MemoryStore::builder().capacity(n).build(),
+                    format!("at most {n} sessions, the closest to expiring evicted first"),
+                ),
+                MemoryCapacity::Unbounded => (MemoryStore::builder().unbounded().build(), "unbounded".to_owned()),
+            };
+            Ok((
+                Arc::new(store),
+                format!("memory ({bound}; sessions end when the app stops)"),
+            ))
+        }
         Backend::File => {
             let store = FileStore::open(&config.dir)
-                .map_err(|e| format!("cannot open the file store in {}: {e}", config.dir.display()))?;
+                .map_err(|e| format!("cannot open the file store in {}: {}", config.dir.display(), chain(&e)))?;
             Ok((Arc::new(store), format!("file, directory {}", config.dir.display())))
         }
         Backend::Sqlite => {
@@ -31,7 +41,7 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
             let path = config.dir.join(SQLITE_FILE);
             let store = SqliteStore::builder(&path)
                 .open()
-                .map_err(|e| format!("cannot open the SQLite database {}: {e}", path.display()))?;
+                .map_err(|e| format!("cannot open the SQLite database {}: {}", path.display(), chain(&e)))?;
             Ok((Arc::new(store), format!("sqlite, database {}", path.display())))
         }
         Backend::Redis => {
@@ -42,9 +52,10 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
                 .await
                 .map_err(|e| {
                     format!(
-                        "cannot use Redis at {}: {e}\n(start one with `redis-server`, pass --redis-url, \
+                        "cannot use Redis at {}: {}\n(start one with `redis-server`, pass --redis-url, \
                          or use --store file)",
-                        config.redis_url
+                        config.redis_url,
+                        chain(&e)
                     )
                 })?;
             Ok((
@@ -56,6 +67,11 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
 }
 
 fn create_dir(config: &Config) -> Result<(), String> {
-    std::fs::create_dir_all(&config.dir)
-        .map_err(|e| format!("cannot create the store directory {}: {e}", config.dir.display()))
+    std::fs::create_dir_all(&config.dir).map_err(|e| {
+        format!(
+            "cannot create the store directory {}: {}",
+            config.dir.display(),
+            chain(&e)
+        )
+    })
 }

@@ -6,21 +6,24 @@
 //! Redis test says so and skips, unless `SESSION_STORE_STRICT=1`, where it
 //! fails.
 
-use std::io::{BufRead, BufReader, Read, Write as _};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::COOKIE;
+use session_store_core::SessionId;
 
 /// A running `counter` process.
 struct App {
     child: Child,
     base: reqwest::Url,
     args: Vec<String>,
+    /// What it said on stdout and stderr so far (its log is on stderr).
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl App {
@@ -31,6 +34,11 @@ impl App {
 
     /// As [`start`](Self::start), in the working directory `cwd`.
     fn start_in(args: &[String], cwd: &Path) -> Self {
+        Self::start_with(args, cwd, &[])
+    }
+
+    /// As [`start_in`](Self::start_in), with these environment variables.
+    fn start_with(args: &[String], cwd: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_counter"))
             .current_dir(cwd)
             .args(args)
@@ -39,19 +47,34 @@ impl App {
             .env_remove("PORT")
             .env_remove("REDIS_URL")
             .env_remove("SESSION_DIR")
+            .env_remove("SESSION_MEMORY_CAPACITY")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the counter binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&output);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 println!("[counter] {line}");
                 if let Some(rest) = line.strip_prefix("counter: listening on ") {
                     let _ = tx.send(rest.trim().to_owned());
                 }
+                lines.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+            }
+        });
+        // Drained all along, so a chatty log never fills the pipe.
+        let lines = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                println!("[counter stderr] {line}");
+                lines.lock().unwrap_or_else(PoisonError::into_inner).push(line);
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
@@ -59,17 +82,45 @@ impl App {
                 child,
                 base: url.parse().expect("the printed address is a URL"),
                 args: args.to_vec(),
+                output,
             },
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let mut stderr = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    let _ = err.read_to_string(&mut stderr);
-                }
-                panic!("counter {args:?} did not say where it listens; stderr:\n{stderr}");
+                std::thread::sleep(Duration::from_millis(100));
+                let said = output.lock().unwrap_or_else(PoisonError::into_inner).join("\n");
+                panic!("counter {args:?} did not say where it listens; it said:\n{said}");
             }
         }
+    }
+
+    /// The lines it printed so far that contain `needle`.
+    fn said(&self, needle: &str) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits (a few seconds at most) until it has printed a line containing
+    /// every one of `needles`, and answers those lines.
+    fn wait_for(&self, needles: &[&str]) -> Vec<String> {
+        for _ in 0..100 {
+            let lines: Vec<String> = self
+                .said(needles[0])
+                .into_iter()
+                .filter(|l| needles.iter().all(|n| l.contains(n)))
+                .collect();
+            if !lines.is_empty() {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let all = self.output.lock().unwrap_or_else(PoisonError::into_inner).join("\n");
+        panic!("counter never printed a line with {needles:?}; it said:\n{all}");
     }
 
     /// Kills the process (no graceful shutdown: what was answered must be stored).
@@ -299,13 +350,178 @@ fn bad_arguments_fail_with_a_message() {
 }
 
 #[test]
-fn an_unreachable_redis_fails_with_a_message() {
-    // Port 1 on the loopback interface: nothing listens, the connection is refused at once.
+fn an_unreachable_redis_fails_with_the_whole_chain_of_causes() {
+    // A free loopback port nobody listens on: the connection is refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
     let output = Command::new(env!("CARGO_BIN_EXE_counter"))
-        .args(["--store", "redis", "--redis-url", "redis://127.0.0.1:1/", "--port", "0"])
+        .args(["--store", "redis", "--redis-url", &url, "--port", "0"])
         .output()
         .expect("the binary runs");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot use Redis at redis://127.0.0.1:1/"), "{stderr}");
+    assert!(stderr.contains(&format!("cannot use Redis at {url}")), "{stderr}");
+    // What failed, and the cause at the bottom of the chain.
+    assert!(stderr.contains("Redis failed while connecting"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("refused"),
+        "the root cause is shown: {stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Connection refused").count(),
+        1,
+        "each cause is said once: {stderr}"
+    );
+}
+
+#[test]
+fn a_store_directory_that_cannot_be_made_fails_with_its_cause() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").expect("a file");
+    for backend in ["file", "sqlite"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_counter"))
+            .args(dir_args(backend, &file.join("sessions")))
+            .args(["--port", "0"])
+            .output()
+            .expect("the binary runs");
+        assert_eq!(output.status.code(), Some(1), "{backend}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("Not a directory"),
+            "{backend}: the root cause is shown: {stderr}"
+        );
+    }
+}
+
+/// The session id in a `Cookie` header (`id=...`).
+fn session_in(cookie: &str) -> SessionId {
+    cookie
+        .split("; ")
+        .find_map(|c| c.strip_prefix("id="))
+        .expect("the id cookie")
+        .parse()
+        .expect("a session id")
+}
+
+/// The file under `dir` named `name`.
+fn find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find(&path, name) {
+                return Some(found);
+            }
+        } else if entry.file_name().to_str() == Some(name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_session_file_gives_a_fresh_count() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sessions = dir.path().join("sessions");
+    let app = App::start(&dir_args("file", &sessions));
+    let (alice, bob) = (Browser::new(), Browser::new());
+    assert_eq!(alice.get(&app).await, "1");
+    assert_eq!(alice.get(&app).await, "2");
+    assert_eq!(bob.get(&app).await, "1");
+    let damaged = session_in(&alice.cookie(&app).expect("a session"));
+    let file = find(&sessions, &damaged.to_string()).expect("the session's file");
+    std::fs::write(&file, b"\x07garbage, not a session record").expect("damage it");
+
+    assert_eq!(alice.get(&app).await, "1", "a fresh session, answered normally");
+    let fresh = session_in(&alice.cookie(&app).expect("a session"));
+    assert_ne!(fresh, damaged, "under a fresh id");
+    assert_eq!(alice.get(&app).await, "2");
+    assert_eq!(bob.get(&app).await, "2", "another visitor is untouched");
+
+    let warning = app.wait_for(&[&damaged.fingerprint().to_string(), "WARN", "could not be decoded"]);
+    assert!(!warning.is_empty());
+    assert!(app.said(&damaged.to_string()).is_empty(), "the log never holds the id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_gives_a_generic_body() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sessions = dir.path().join("sessions");
+    let app = App::start(&dir_args("file", &sessions));
+    let alice = Browser::new();
+    assert_eq!(alice.get(&app).await, "1");
+    let cookie = alice.cookie(&app).expect("a session");
+    let id = session_in(&cookie);
+    // A directory in place of the session file: reading it fails (EISDIR).
+    let file = find(&sessions, &id.to_string()).expect("the session's file");
+    std::fs::remove_file(&file).expect("remove it");
+    std::fs::create_dir(&file).expect("a directory in its place");
+
+    let response = alice.client.get(app.url("/")).send().await.expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response.text().await.expect("a body"),
+        "internal error\n",
+        "a generic body"
+    );
+
+    // The detail is in the log, with the fingerprint, never the id.
+    app.wait_for(&[&id.fingerprint().to_string(), "ERROR", "Is a directory"]);
+    assert!(app.said(&id.to_string()).is_empty(), "the log never holds the id");
+
+    // A failure after the handler (tower-sessions saves a new visitor's
+    // session when the response is built, and answers an empty 500 when
+    // that fails): a file where the store's directory was.
+    std::fs::remove_dir_all(&sessions).expect("remove the store directory");
+    std::fs::write(&sessions, b"not a directory").expect("a file in its place");
+    let response = Browser::new().client.get(app.url("/")).send().await.expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response.text().await.expect("a body"),
+        "internal error\n",
+        "the same generic body"
+    );
+    app.wait_for(&["ERROR", "Not a directory"]);
+}
+
+#[test]
+fn the_memory_capacity_is_reported() {
+    for (args, expected) in [
+        (vec![], "at most 100000 sessions"),
+        (vec!["--memory-capacity", "500"], "at most 500 sessions"),
+        (vec!["--memory-capacity", "unbounded"], "unbounded"),
+        (vec!["--memory-capacity", "0"], "unbounded"),
+    ] {
+        let mut all: Vec<String> = vec!["--store".into(), "memory".into()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        let app = App::start(&all);
+        app.wait_for(&["counter: session store: memory", expected]);
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_counter"))
+        .args(["--store", "memory", "--memory-capacity", "lots"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid memory capacity"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_log_sets_what_is_logged() {
+    let memory: Vec<String> = vec!["--store".into(), "memory".into()];
+    // Default: info and above.
+    let app = App::start(&memory);
+    app.wait_for(&["INFO", "counter started"]);
+    drop(app);
+    // RUST_LOG=warn: the info line is gone, warnings still show (a cookie
+    // naming no stored session makes tower-sessions warn).
+    let app = App::start_with(&memory, Path::new("."), &[("RUST_LOG", "warn")]);
+    assert_eq!(replay(&app, &format!("id={}", SessionId::random())).await, "1");
+    app.wait_for(&["WARN", "record not found in store"]);
+    assert!(
+        app.said("counter started").is_empty(),
+        "RUST_LOG=warn hides info events"
+    );
 }

@@ -74,10 +74,19 @@
 //! timeout the store swaps in a fresh connection, so a half-open socket
 //! cannot stall it), so the same store object works again once the server
 //! is back.
+//!
+//! What the operator's log gets (`tracing`, target `session_store_redis`),
+//! one event per change of state and nothing on the hot path: a `warn` when
+//! calls start failing for want of a server (refused, dropped or timed-out
+//! connections; then `debug` for each further failure), an `info` when
+//! Redis answers again, a `warn` each time a timed-out connection is
+//! replaced by a fresh one, and an `info` when a cross-slot rotate retries
+//! after racing a concurrent write.
 
 mod scripts;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -303,6 +312,7 @@ impl RedisStoreBuilder {
                 timeout,
                 grace_ms: i64::try_from(self.ttl_grace.as_millis()).unwrap_or(MAX_TTL_MS),
                 scan_count: self.scan_count,
+                unreachable: AtomicBool::new(false),
             }),
         })
     }
@@ -322,12 +332,25 @@ fn escape_glob(s: &str) -> String {
 
 /// Bounds `f` by `timeout` and maps its errors.
 async fn run<T>(timeout: Duration, what: &str, f: impl Future<Output = RedisResult<T>>) -> Result<T> {
+    run_classified(timeout, what, f).await.map_err(|(e, _)| e)
+}
+
+/// As [`run`], and says whether a failure means the server is out of reach
+/// (refused, dropped, timed out) rather than a reply it gave.
+async fn run_classified<T>(
+    timeout: Duration,
+    what: &str,
+    f: impl Future<Output = RedisResult<T>>,
+) -> Result<T, (Error, bool)> {
     match tokio::time::timeout(timeout, f).await {
         Ok(Ok(v)) => Ok(v),
         // redis-rs's own response or connect timeout (set to the same bound).
-        Ok(Err(e)) if e.is_timeout() => Err(Error::Timeout(timeout)),
-        Ok(Err(e)) => Err(Error::backend(format!("Redis failed while {what}"), e)),
-        Err(_) => Err(Error::Timeout(timeout)),
+        Ok(Err(e)) if e.is_timeout() => Err((Error::Timeout(timeout), true)),
+        Ok(Err(e)) => {
+            let unreachable = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
+            Err((Error::backend(format!("Redis failed while {what}"), e), unreachable))
+        }
+        Err(_) => Err((Error::Timeout(timeout), true)),
     }
 }
 
@@ -407,6 +430,8 @@ struct Inner {
     timeout: Duration,
     grace_ms: i64,
     scan_count: usize,
+    /// Whether the last call failed for want of a server (see `run`).
+    unreachable: AtomicBool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -505,11 +530,18 @@ impl RedisStore {
         if slot.since.elapsed() < self.inner.timeout {
             return;
         }
-        if let Ok(manager) = ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
-            *slot = ConnSlot {
-                conn: Conn::Single(manager),
-                since: Instant::now(),
-            };
+        match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+            Ok(manager) => {
+                tracing::warn!(
+                    timeout = ?self.inner.timeout,
+                    "a Redis call timed out; replacing the connection with a fresh one"
+                );
+                *slot = ConnSlot {
+                    conn: Conn::Single(manager),
+                    since: Instant::now(),
+                };
+            }
+            Err(e) => tracing::warn!(error = %e, "a Redis call timed out and a fresh connection could not be made"),
         }
     }
 
@@ -525,11 +557,34 @@ impl RedisStore {
     }
 
     async fn run<T>(&self, what: &str, f: impl Future<Output = RedisResult<T>>) -> Result<T> {
-        let result = run(self.inner.timeout, what, f).await;
-        if matches!(result, Err(Error::Timeout(_))) {
-            self.on_timeout();
+        match run_classified(self.inner.timeout, what, f).await {
+            Ok(v) => {
+                // One relaxed load per call; a store operator hears once when Redis is back.
+                if self.inner.unreachable.load(Ordering::Relaxed)
+                    && self.inner.unreachable.swap(false, Ordering::Relaxed)
+                {
+                    tracing::info!(operation = what, "Redis answers again");
+                }
+                Ok(v)
+            }
+            Err((error, unreachable)) => {
+                if unreachable {
+                    if self.inner.unreachable.swap(true, Ordering::Relaxed) {
+                        tracing::debug!(operation = what, error = %error.chain(), "Redis still out of reach");
+                    } else {
+                        tracing::warn!(
+                            operation = what,
+                            error = %error.chain(),
+                            "Redis is out of reach; calls fail until it answers again (reconnecting in the background)"
+                        );
+                    }
+                }
+                if matches!(error, Error::Timeout(_)) {
+                    self.on_timeout();
+                }
+                Err(error)
+            }
         }
-        result
     }
 
     fn encode(&self, record: &Record) -> Result<Vec<u8>> {
@@ -722,7 +777,16 @@ impl RedisStore {
             }
             // The old record changed meanwhile: withdraw the copy and retry.
             self.delete_if(&new_key, &e, &v, "withdrawing a rotated copy").await?;
+            tracing::info!(
+                session = %old.fingerprint(),
+                "a cross-slot rotate raced a concurrent write to the old id; retrying"
+            );
         }
+        tracing::warn!(
+            session = %old.fingerprint(),
+            attempts = ROTATE_ATTEMPTS,
+            "a cross-slot rotate kept racing concurrent writes; nothing was moved"
+        );
         Err(Error::backend_msg(
             "rotate kept racing concurrent writes to the old id; nothing was moved",
         ))

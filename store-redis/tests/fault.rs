@@ -77,11 +77,51 @@ struct Tally {
     other_errors: Vec<String>,
 }
 
+/// A `tracing` writer into a shared buffer (the store's events).
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    /// The lines that contain `needle`.
+    fn lines(&self, needle: &str) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
     let Some(binary) = common::env_or_skip("SESSION_STORE_REDIS_SERVER") else {
         return;
     };
+    // The store's own events (the only test of this binary, so a global subscriber).
+    let log = Log::default();
+    let writer = log.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish(),
+    )
+    .expect("the only subscriber");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = start_server(&binary, port, dir.path());
@@ -251,6 +291,32 @@ async fn a_killed_server_fails_fast_and_the_same_store_recovers() {
         "the workload ran before and after"
     );
     assert!(max <= TIMEOUT + SLACK, "{max:?}");
+
+    // The operator heard of each outage once, of each recovery once, and of
+    // each replaced connection; not of every failed call.
+    let out = log.lines("Redis is out of reach");
+    let back_again = log.lines("Redis answers again");
+    let replaced = log.lines("replacing the connection");
+    eprintln!(
+        "FAULT LOG: {} failed calls gave {} out-of-reach warnings, {} recovery notes, {} replaced connections",
+        fails.len(),
+        out.len(),
+        back_again.len(),
+        replaced.len()
+    );
+    assert!(out.iter().all(|l| l.contains(" WARN ")), "{out:#?}");
+    assert!(!out.is_empty() && !back_again.is_empty(), "{out:#?} {back_again:#?}");
+    assert!(
+        out.len() <= 2 * back_again.len() + 1,
+        "one warning per outage, not per call: {out:#?}"
+    );
+    assert!(
+        out.len() < fails.len() / 2,
+        "{} warnings for {} failures",
+        out.len(),
+        fails.len()
+    );
+    assert!(!replaced.is_empty(), "the SIGSTOP timeout replaced the connection");
 }
 
 /// A server that accepts and never answers: connecting gives up within the

@@ -331,11 +331,41 @@ async fn redis_backend() {
         "--store".into(),
         "redis".into(),
         "--redis-url".into(),
-        url,
+        url.clone(),
         "--redis-prefix".into(),
-        prefix,
+        prefix.clone(),
     ];
-    scenario(args, true).await;
+    scenario(args.clone(), true).await;
+
+    // A key of the wrong type where the session is: Redis answers WRONGTYPE,
+    // which must reach the log and never the visitor.
+    let app = App::start(&args);
+    let alice = Browser::new();
+    assert_eq!(alice.get(&app).await, "1");
+    let id = session_in(&alice.cookie(&app).expect("a session"));
+    let store = session_store_redis::RedisStore::builder(url.clone())
+        .prefix(prefix.clone())
+        .build()
+        .await
+        .expect("Redis answers");
+    let client = redis::Client::open(url.as_str()).expect("a Redis URL");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("a connection");
+    let _: () = redis::cmd("SET")
+        .arg(store.key(&id))
+        .arg("a string, not a hash")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let response = alice.client.get(app.url("/")).send().await.expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response.text().await.expect("a body"),
+        "internal error\n",
+        "a generic body"
+    );
+    app.wait_for(&[&id.fingerprint().to_string(), "ERROR", "WRONGTYPE"]);
+    assert!(app.said(&id.to_string()).is_empty(), "the log never holds the id");
+    session_store_core::SessionStore::clear(&store).await.expect("clear");
 }
 
 #[test]

@@ -339,7 +339,8 @@ impl Disk {
         };
         match fs::remove_file(tmp) {
             Ok(()) => {
-                tracing::info!(file = %tmp.display(), "removed a temporary session file left by a dead writer");
+                // The file's name holds the session id: name the shard only.
+                tracing::info!(shard = %shard.display(), "removed a temporary session file left by a dead writer");
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

@@ -80,9 +80,9 @@
 //!
 //! # Undecodable files
 //!
-//! A file whose bytes do not decode gives [`Error::Decode`] naming the id to
-//! every operation that must read it (load, create, save, save-if-version,
-//! touch, rotate), which change nothing. Delete and clear remove it.
+//! A file whose bytes do not decode gives [`Error::Decode`] naming the id's
+//! fingerprint to every operation that must read it (load, create, save,
+//! save-if-version, touch, rotate), which change nothing. Delete and clear remove it.
 //! Count and ids skip it and carry on with the other records. Purge reads
 //! only the header: a damaged file whose header still names a past deadline
 //! is removed like any expired record; one whose header does not decode is

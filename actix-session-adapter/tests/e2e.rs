@@ -272,6 +272,9 @@ struct RacingWriter {
 
 #[session_store_core::async_trait]
 impl SessionStore for RacingWriter {
+    fn clock(&self) -> session_store_core::SharedClock {
+        self.inner.clock()
+    }
     async fn create(&self, record: &session_store_core::Record) -> session_store_core::Result<()> {
         self.inner.create(record).await
     }

@@ -73,6 +73,10 @@ impl TinyStore {
 
 #[async_trait]
 impl SessionStore for TinyStore {
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.clock)
+    }
+
     async fn create(&self, record: &Record) -> Result<()> {
         codec::check_size(&record.data, self.max_record_bytes)?;
         let mut table = self.lock()?;

@@ -155,6 +155,10 @@ fn seconds(t: Timestamp) -> Timestamp {
 
 #[async_trait]
 impl SessionStore for BrokenStore {
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.clock)
+    }
+
     async fn create(&self, record: &Record) -> Result<()> {
         self.check_size(record)?;
         let r = self.mangle(record);
@@ -617,6 +621,10 @@ mod capability_flaws {
 
     #[async_trait]
     impl SessionStore for Flawed {
+        fn clock(&self) -> session_store_core::SharedClock {
+            self.inner.clock()
+        }
+
         async fn create(&self, record: &Record) -> Result<()> {
             self.inner.create(record).await
         }

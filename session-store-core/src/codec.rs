@@ -73,8 +73,7 @@ fn config() -> bincode::config::Configuration {
 fn encode_with<T: Serialize>(format: u8, value: &T, size_hint: usize) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(size_hint + 32);
     out.push(format);
-    bincode::serde::encode_into_std_write(value, &mut out, config())
-        .map_err(|e| Error::backend("encoding a session record failed", e))?;
+    bincode::serde::encode_into_std_write(value, &mut out, config()).map_err(|e| Error::Encode(Box::new(e)))?;
     Ok(out)
 }
 

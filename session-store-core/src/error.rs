@@ -77,6 +77,25 @@ pub enum Error {
     /// A string was not a valid session id.
     #[error("invalid session id: {0}")]
     InvalidId(#[from] InvalidId),
+    /// The store is configured in a way that cannot work (an invalid table
+    /// name, a malformed URL, a feature not compiled in, a path that is not
+    /// a directory). Permanent: retrying cannot help.
+    #[error("session store misconfigured: {message}")]
+    Config {
+        /// What is wrong.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A record could not be encoded for storage. Permanent for that
+    /// record: retrying cannot help.
+    #[error("encoding a session record failed")]
+    Encode(#[source] BoxError),
+    /// A session value did not convert to or from JSON (a value whose
+    /// `Serialize` fails, or stored JSON that is not the type asked for).
+    #[error("session value is not the expected JSON: {0}")]
+    Data(#[from] serde_json::Error),
 }
 
 impl Error {
@@ -93,6 +112,22 @@ impl Error {
         Self::Backend {
             message: message.into(),
             source: None,
+        }
+    }
+
+    /// A configuration fault described by a message alone.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::Config {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A configuration fault with its cause.
+    pub fn config_with(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Config {
+            message: message.into(),
+            source: Some(source.into()),
         }
     }
 
@@ -159,7 +194,9 @@ impl Error {
         message
     }
 
-    /// Whether retrying later may succeed (backend failure or timeout).
+    /// Whether retrying later may succeed: a backend failure (unreachable,
+    /// I/O) or a timeout. Configuration, encoding, data, decode, size,
+    /// conflict and collision errors are not: the same call fails again.
     #[must_use]
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Backend { .. } | Self::Timeout(_))

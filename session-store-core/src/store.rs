@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Error, Record, Result, SessionId, Timestamp};
+use crate::{Error, Record, Result, SessionId, SharedClock, Timestamp};
 
 /// The default limit on a record's data size: 8 MiB (see
 /// [`SessionData::byte_size`](crate::SessionData::byte_size)).
@@ -38,6 +38,12 @@ const FRESH_ID_ATTEMPTS: usize = 4;
 /// The trait is object safe: `Arc<dyn SessionStore>` is a store too.
 #[async_trait]
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
+    /// The clock this store decides liveness with (the one its builder was
+    /// given). Everything above the store that computes deadlines (the
+    /// [`Sessions`](crate::Sessions) handle, the adapters) asks it here, so
+    /// no caller pairs clocks by hand.
+    fn clock(&self) -> SharedClock;
+
     /// Inserts a new record with version 1 (the record's own `version` is
     /// ignored).
     ///
@@ -137,8 +143,21 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
 macro_rules! forward_store {
     ($($ty:ty),*) => {$(
+        // Every method is forwarded, those with a default too, so that a
+        // store's own version is never lost behind a pointer; the lint
+        // fails the build if a method added to the trait is not.
         #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
         impl<S: SessionStore + ?Sized> SessionStore for $ty {
+            fn clock(&self) -> SharedClock {
+                (**self).clock()
+            }
+            async fn create_with_fresh_id(&self, record: &mut Record) -> Result<()> {
+                (**self).create_with_fresh_id(record).await
+            }
+            async fn rotate_to_fresh_id(&self, old: &SessionId) -> Result<Option<SessionId>> {
+                (**self).rotate_to_fresh_id(old).await
+            }
             async fn create(&self, record: &Record) -> Result<()> {
                 (**self).create(record).await
             }

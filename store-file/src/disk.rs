@@ -104,10 +104,7 @@ impl Disk {
             .map_err(|e| io_error("creating the session directory", None, e))?;
         let meta = fs::metadata(&self.root).map_err(|e| io_error("inspecting the session directory", None, e))?;
         if !meta.is_dir() {
-            return Err(Error::backend_msg(format!(
-                "{} is not a directory",
-                self.root.display()
-            )));
+            return Err(Error::config(format!("{} is not a directory", self.root.display())));
         }
         Ok(())
     }

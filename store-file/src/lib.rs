@@ -176,8 +176,8 @@ impl FileStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the directory cannot be created or is not a
-    /// directory.
+    /// [`Error::Backend`] when the directory cannot be created;
+    /// [`Error::Config`] when the path is not a directory.
     pub fn open(self) -> Result<FileStore> {
         let disk = Disk::new(self.dir, self.clock, self.durability, self.max_record_bytes);
         disk.create_root()?;
@@ -326,6 +326,10 @@ enum Outcome<T> {
 
 #[async_trait]
 impl SessionStore for FileStore {
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.inner.disk.clock)
+    }
+
     async fn create(&self, record: &Record) -> Result<()> {
         check_size(&record.data, self.inner.disk.max_record_bytes)?;
         let record = record.clone();

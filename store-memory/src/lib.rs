@@ -381,6 +381,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.inner.clock)
+    }
+
     async fn create(&self, record: &Record) -> Result<()> {
         check_size(&record.data, self.inner.max_record_bytes)?;
         let now = self.now();

@@ -174,7 +174,7 @@ impl RedisStoreBuilder {
     }
 
     fn client(&self, url: &str) -> Result<redis::Client> {
-        let invalid = |e| Error::backend("invalid Redis URL (redis://[user:password@]host:port/db)", e);
+        let invalid = |e| Error::config_with("invalid Redis URL (redis://[user:password@]host:port/db)", e);
         #[cfg(feature = "tls")]
         if let Some(certs) = self.tls_certificates() {
             return redis::Client::build_with_tls(url, certs).map_err(invalid);
@@ -196,7 +196,7 @@ impl RedisStoreBuilder {
         };
         builder
             .build()
-            .map_err(|e| Error::backend("invalid Redis Cluster URLs", e))
+            .map_err(|e| Error::config_with("invalid Redis Cluster URLs", e))
     }
 
     /// The clock every liveness decision asks (default: the system clock).
@@ -251,8 +251,9 @@ impl RedisStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] for a malformed URL, a `rediss://` URL without the
-    /// `tls` feature, or a server that refuses the connection;
+    /// [`Error::Config`] for a malformed URL or a `rediss://` URL without
+    /// the `tls` feature; [`Error::Backend`] for a server that refuses the
+    /// connection;
     /// [`Error::Timeout`] when connecting takes longer than the timeout.
     pub async fn build(self) -> Result<RedisStore> {
         let timeout = self.timeout;
@@ -261,10 +262,10 @@ impl RedisStoreBuilder {
             Target::Cluster(urls) => urls.iter().map(String::as_str).collect(),
         };
         if urls.is_empty() {
-            return Err(Error::backend_msg("a Redis Cluster store needs at least one node URL"));
+            return Err(Error::config("a Redis Cluster store needs at least one node URL"));
         }
         if !cfg!(feature = "tls") && urls.iter().any(|u| u.starts_with("rediss://")) {
-            return Err(Error::backend_msg(
+            return Err(Error::config(
                 "a rediss:// URL needs the `tls` feature of session-store-redis",
             ));
         }
@@ -895,6 +896,10 @@ impl RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.inner.clock)
+    }
+
     async fn create(&self, record: &Record) -> Result<()> {
         let body = self.encode(record)?;
         let now = self.now();

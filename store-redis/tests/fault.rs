@@ -354,10 +354,12 @@ async fn a_silent_server_times_out_and_a_refused_or_malformed_url_is_a_backend_e
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err}");
+    assert!(err.is_transient(), "a refused connection may come back: {err}");
     let err = RedisStore::builder("not a url").build().await.unwrap_err();
-    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    assert!(matches!(err, Error::Config { .. }) && !err.is_transient(), "{err:?}");
     if !cfg!(feature = "tls") {
         let err = RedisStore::builder("rediss://127.0.0.1:1/").build().await.unwrap_err();
         assert!(err.to_string().contains("tls"), "{err}");
+        assert!(matches!(err, Error::Config { .. }), "{err:?}");
     }
 }

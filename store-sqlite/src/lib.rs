@@ -290,9 +290,9 @@ impl SqliteStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] for an invalid table name, a file that cannot be
-    /// opened or is not a database, or a table written by a newer version of
-    /// this crate; [`Error::Timeout`] when another process holds the lock
+    /// [`Error::Config`] for an invalid table name or a table written by a
+    /// newer version of this crate; [`Error::Backend`] for a file that
+    /// cannot be opened or is not a database; [`Error::Timeout`] when another process holds the lock
     /// longer than the busy timeout.
     pub fn open(self) -> Result<SqliteStore> {
         schema::validate_table(&self.table)?;
@@ -304,7 +304,7 @@ impl SqliteStoreBuilder {
         retry.run("creating the table", || {
             match schema::migrate(&mut writer, &self.table)? {
                 Ok(()) => Ok(()),
-                Err(message) => Err(Failure::Store(Error::backend_msg(message))),
+                Err(message) => Err(Failure::Store(Error::config(message))),
             }
         })?;
         let readers = (0..self.readers)
@@ -594,6 +594,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl SessionStore for SqliteStore {
+    fn clock(&self) -> SharedClock {
+        Arc::clone(&self.inner.clock)
+    }
+
     async fn create(&self, record: &Record) -> Result<()> {
         codec::check_size(&record.data, self.inner.max_record_bytes)?;
         let body = codec::encode_body(record)?;

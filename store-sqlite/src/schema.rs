@@ -18,13 +18,13 @@ pub(crate) fn validate_table(name: &str) -> Result<()> {
         && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
     if !plain {
-        return Err(Error::backend_msg(format!(
+        return Err(Error::config(format!(
             "invalid SQLite table name {name:?}: use 1 to 63 of A-Z a-z 0-9 _, not starting with a digit"
         )));
     }
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("sqlite_") || lower == META_TABLE {
-        return Err(Error::backend_msg(format!(
+        return Err(Error::config(format!(
             "invalid SQLite table name {name:?}: the name is reserved"
         )));
     }

@@ -68,6 +68,10 @@ async fn invalid_table_names_are_refused() {
     ] {
         let err = db.builder(&clock).table(bad).open().unwrap_err();
         assert!(err.to_string().contains("table name"), "{bad}: {err}");
+        assert!(
+            matches!(err, Error::Config { .. }) && !err.is_transient(),
+            "{bad}: {err:?}"
+        );
     }
 }
 

@@ -5,54 +5,61 @@
 //! in a [`SessionStore`] (memory, files, SQLite, Redis). This crate defines
 //! the id, the record and its [`SessionData`], the [`Clock`] every liveness
 //! decision asks, the [`Expiry`] policies that become one absolute deadline,
-//! the [`Error`] type, the record [`codec`], and a background [`Purger`].
+//! the [`Error`] type, the record [`codec`], the [`Sessions`] handle, and a
+//! background `Purger` (feature `purger`).
+//!
+//! A request's session in a few lines, with the [`Sessions`] handle (here on
+//! the memory store; any backend works the same):
 //!
 //! ```
-//! use session_store_core::{Clock, Expiry, Record, SessionData, SessionId, SessionStore};
+//! use session_store_core::Sessions;
+//! use session_store_memory::MemoryStore;
 //!
-//! /// One request: load the visitor's session (or start one) and count it.
-//! async fn visit(
-//!     store: &dyn SessionStore,
-//!     clock: &dyn Clock,
-//!     cookie: Option<&str>,
-//! ) -> session_store_core::Result<(SessionId, u64)> {
-//!     let expiry = Expiry::default();
-//!     let now = clock.now();
-//!     // A malformed cookie is just "no session"; a parsed id is safe to use as a key.
-//!     let id = cookie.and_then(|c| c.parse::<SessionId>().ok());
-//!     let loaded = match id {
-//!         Some(id) => store.load(&id).await?,
-//!         None => None,
-//!     };
-//!     let mut record = match loaded {
-//!         Some(record) => record,
-//!         None => {
-//!             let mut record = Record::new(SessionData::new(), now, &expiry);
-//!             store.create_with_fresh_id(&mut record).await?;
-//!             record.version = 1;
-//!             record
-//!         }
-//!     };
-//!     let count = record.data.get::<u64>("count").ok().flatten().unwrap_or(0) + 1;
-//!     record.data.insert("count", &count).expect("a number is valid JSON");
-//!     record.refresh(now, &expiry);
-//!     store.save_if_version(&record).await?;
-//!     Ok((record.id, count))
-//! }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let sessions = Sessions::new(MemoryStore::new());         // the store's clock, default expiry
+//! let mut session = sessions.load_or_start(None).await?;    // first request: no cookie yet
+//! session.insert("count", &1)?;
+//! sessions.commit(&mut session).await?;                     // created
+//! let cookie = session.id().expect("stored").to_string();   // goes in Set-Cookie
+//!
+//! let mut session = sessions.load_or_start(Some(&cookie)).await?; // the next request
+//! let count: u64 = session.get("count")?.unwrap_or(0);
+//! session.insert("count", &(count + 1))?;
+//! sessions.commit(&mut session).await?;                     // version-checked save
+//! assert_eq!(sessions.load(&cookie).await?.unwrap().get::<u64>("count")?, Some(2));
+//! # Ok::<(), session_store_core::Error>(())
+//! # }).unwrap();
 //! ```
+//!
+//! The handle takes the clock from the store, turns the [`Expiry`] policy
+//! into deadlines, keeps versions, replays a request's changes when another
+//! request of the same visitor committed first, never writes back a session
+//! that was logged out or rotated away meanwhile, and treats a record that
+//! does not decode as a session that is gone (a warning with the id's
+//! [`Fingerprint`], never an error page). Below it, the [`SessionStore`]
+//! trait is what a backend implements; its docs state every rule.
+//!
+//! Features: `tracing` (default) for the handle's warnings; `purger` for
+//! the background `Purger` (a tokio task); `blocking` for
+//! `blocking::run_blocking`, the offload helper of backends whose calls
+//! block. A crate that only implements the trait needs
+//! none of them (`default-features = false`): no tokio, no tracing.
 //!
 //! Backends: `session-store-memory`, `session-store-file`,
 //! `session-store-sqlite`, `session-store-redis`. The conformance suite,
 //! `session-store-conformance`, checks any store against the rules written on
 //! [`SessionStore`].
 
+#[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod codec;
 mod error;
 mod expiry;
 mod id;
+#[cfg(feature = "purger")]
 mod purger;
 mod record;
+mod session;
 mod store;
 mod time;
 
@@ -60,7 +67,14 @@ pub use async_trait::async_trait;
 pub use error::{BoxError, Error, Result};
 pub use expiry::Expiry;
 pub use id::{EncodedId, Fingerprint, InvalidId, SESSION_ID_LEN, SessionId};
+#[cfg(feature = "purger")]
 pub use purger::Purger;
 pub use record::{Record, SessionData};
+pub use session::{Committed, DEFAULT_COMMIT_ATTEMPTS, Session, Sessions};
 pub use store::{DEFAULT_MAX_RECORD_BYTES, SessionStore};
 pub use time::{Clock, ManualClock, SharedClock, SystemClock, Timestamp, system_clock};
+
+/// The README's examples, compiled as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

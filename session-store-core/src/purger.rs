@@ -25,8 +25,9 @@ pub struct Purger {
 
 impl Purger {
     /// Spawns a task on the current tokio runtime that calls
-    /// [`purge_expired`](SessionStore::purge_expired) every `every`
-    /// (first after one interval).
+    /// [`purge_expired`](SessionStore::purge_expired) at once and then every
+    /// `every` (so a process that restarts more often than the interval
+    /// still purges).
     ///
     /// Each run is one `tracing` event (target `session_store_core::purger`):
     /// `info` with the number of records removed and the time taken
@@ -40,7 +41,7 @@ impl Purger {
     pub fn spawn<S: SessionStore + ?Sized + 'static>(store: Arc<S>, every: Duration) -> Self {
         assert!(!every.is_zero(), "a purge interval must be above zero");
         let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;

@@ -39,8 +39,7 @@ const DELETE: &str = "delete removes the record; deleting an absent id is not an
 const DURABLE: &str = "a durable store keeps every record (data, version, deadline) across drop and reopen, and expired ones stay expired";
 const SHARED: &str =
     "store objects on one namespace see each other's writes, and conditional saves across them have exactly one winner";
-const DECODE: &str =
-    "corrupt stored bytes give Error::Decode naming that id's fingerprint, other records still load, and nothing panics";
+const DECODE: &str = "corrupt stored bytes give Error::Decode naming that id's fingerprint, other records still load, and nothing panics";
 const TOO_LARGE: &str = "data over the size limit is refused with TooLarge and nothing is written";
 const LOST_WRITES: &str = "concurrent writes to distinct ids are all kept";
 const TORN: &str =

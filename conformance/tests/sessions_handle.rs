@@ -1,0 +1,263 @@
+//! The session handle over real stores: the lifecycle of a request, lost
+//! updates, late writes after logout and login, and damaged records.
+
+use std::time::Duration;
+
+use session_store_core::{Clock, Committed, Error, Expiry, ManualClock, SessionStore, Sessions, Timestamp};
+use session_store_file::FileStore;
+use session_store_memory::MemoryStore;
+
+fn clock() -> ManualClock {
+    ManualClock::new(Timestamp::from_millis(1_700_000_000_000))
+}
+
+fn memory(clock: &ManualClock) -> MemoryStore {
+    MemoryStore::builder().clock(clock.shared()).build()
+}
+
+const IDLE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_visit_counter_in_a_few_lines() -> session_store_core::Result<()> {
+    let clock = clock();
+    let sessions = Sessions::new(memory(&clock)).expiry(Expiry::OnInactivity(IDLE));
+    let mut cookie: Option<String> = None;
+    for expected in 1..=3u64 {
+        let mut session = sessions.load_or_start(cookie.as_deref()).await?;
+        let count: u64 = session.get("count")?.unwrap_or(0) + 1;
+        session.insert("count", &count)?;
+        let committed = sessions.commit(&mut session).await?;
+        assert_eq!(count, expected);
+        assert_eq!(
+            committed,
+            if expected == 1 {
+                Committed::Created
+            } else {
+                Committed::Saved
+            }
+        );
+        assert_eq!(session.record().version, expected, "versions flow without bookkeeping");
+        cookie = Some(session.id().expect("stored").to_string());
+    }
+    // The deadline came from the store's own clock.
+    let session = sessions.load(cookie.as_deref().unwrap()).await?.unwrap();
+    assert_eq!(session.expires_at(), clock.now() + IDLE);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_expired_and_absent_cookies_are_no_session() {
+    let clock = clock();
+    let sessions = Sessions::new(memory(&clock)).expiry(Expiry::OnInactivity(IDLE));
+    for cookie in ["", "not an id", "../../etc/passwd", "AAAAAAAAAAAAAAAAAAAAAA"] {
+        assert!(sessions.load(cookie).await.unwrap().is_none(), "{cookie:?}");
+    }
+    let mut session = sessions.start();
+    session.insert("k", &1).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let cookie = session.id().unwrap().to_string();
+    clock.advance(IDLE);
+    assert!(
+        sessions.load(&cookie).await.unwrap().is_none(),
+        "expired at the deadline"
+    );
+    let fresh = sessions.load_or_start(Some(&cookie)).await.unwrap();
+    assert!(fresh.is_new() && fresh.id().is_none());
+}
+
+#[tokio::test]
+async fn nothing_is_written_for_a_request_that_changed_nothing() {
+    let clock = clock();
+    let store = memory(&clock);
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::AtDateTime(clock.now() + IDLE));
+    // A new session left empty is not stored.
+    let mut empty = sessions.start();
+    assert_eq!(sessions.commit(&mut empty).await.unwrap(), Committed::Nothing);
+    assert_eq!(store.count().await.unwrap(), 0);
+    let mut session = sessions.start();
+    session.insert("k", &1).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    // A fixed deadline does not move: no write at all.
+    let mut again = sessions
+        .load(&session.id().unwrap().to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(sessions.commit(&mut again).await.unwrap(), Committed::Nothing);
+    assert_eq!(store.load(&session.id().unwrap()).await.unwrap().unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn sliding_expiry_touches_without_rewriting_and_the_lifetime_caps_it() {
+    let clock = clock();
+    let store = memory(&clock);
+    let policy = Expiry::IdleAndAbsolute {
+        idle: IDLE,
+        lifetime: Duration::from_secs(150),
+    };
+    let sessions = Sessions::new(store.clone()).expiry(policy);
+    let mut session = sessions.start();
+    session.insert("k", &1).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let created = clock.now();
+    let cookie = session.id().unwrap().to_string();
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(50));
+        let Some(mut s) = sessions.load(&cookie).await.unwrap() else {
+            // Past the lifetime: gone, whatever the activity.
+            assert!(clock.now() >= created + Duration::from_secs(150));
+            return;
+        };
+        assert_eq!(sessions.commit(&mut s).await.unwrap(), Committed::Touched);
+        assert_eq!(s.record().version, 1, "a touch rewrites no data");
+        assert!(s.expires_at() <= created + Duration::from_secs(150));
+    }
+    panic!("the session outlived its absolute lifetime");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_changing_different_keys_both_survive() {
+    let clock = clock();
+    let sessions = Sessions::new(memory(&clock)).expiry(Expiry::OnInactivity(IDLE));
+    let mut session = sessions.start();
+    session.insert("a", &0).unwrap();
+    session.insert("b", &0).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let cookie = session.id().unwrap().to_string();
+    // Two requests load the same version, each changes its own key.
+    let mut first = sessions.load(&cookie).await.unwrap().unwrap();
+    let mut second = sessions.load(&cookie).await.unwrap().unwrap();
+    first.insert("a", &1).unwrap();
+    second.insert("b", &2).unwrap();
+    second.remove("missing");
+    assert_eq!(sessions.commit(&mut first).await.unwrap(), Committed::Saved);
+    assert_eq!(sessions.commit(&mut second).await.unwrap(), Committed::Saved);
+    let stored = sessions.load(&cookie).await.unwrap().unwrap();
+    assert_eq!(stored.get::<i32>("a").unwrap(), Some(1));
+    assert_eq!(stored.get::<i32>("b").unwrap(), Some(2));
+    assert_eq!(stored.record().version, 3);
+    // On the same key the later commit wins.
+    let mut x = sessions.load(&cookie).await.unwrap().unwrap();
+    let mut y = sessions.load(&cookie).await.unwrap().unwrap();
+    x.insert("a", &10).unwrap();
+    y.insert("a", &20).unwrap();
+    sessions.commit(&mut x).await.unwrap();
+    sessions.commit(&mut y).await.unwrap();
+    let stored = sessions.load(&cookie).await.unwrap().unwrap();
+    assert_eq!(stored.get::<i32>("a").unwrap(), Some(20));
+    assert_eq!(stored.get::<i32>("b").unwrap(), Some(2));
+
+    // Many at once, each incrementing its own key: nothing lost.
+    let mut tasks = Vec::new();
+    for k in 0..16 {
+        let (sessions, cookie) = (sessions.clone(), cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = sessions.load(&cookie).await.unwrap().unwrap();
+            s.insert(format!("k{k}"), &k).unwrap();
+            sessions.commit(&mut s).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), Committed::Saved);
+    }
+    let stored = sessions.load(&cookie).await.unwrap().unwrap();
+    for k in 0..16 {
+        assert_eq!(stored.get::<i32>(&format!("k{k}")).unwrap(), Some(k));
+    }
+}
+
+#[tokio::test]
+async fn a_late_commit_never_brings_back_a_session_ended_or_rotated_meanwhile() {
+    let clock = clock();
+    let store = memory(&clock);
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::OnInactivity(IDLE));
+    for ending in ["logout", "login"] {
+        let mut session = sessions.start();
+        session.insert("user", &"alice").unwrap();
+        sessions.commit(&mut session).await.unwrap();
+        let old = session.id().unwrap();
+        // A slow request loaded the session before the logout or login.
+        let mut slow = sessions.load(&old.to_string()).await.unwrap().unwrap();
+        let mut fast = sessions.load(&old.to_string()).await.unwrap().unwrap();
+        if ending == "logout" {
+            sessions.end(&mut fast).await.unwrap();
+            assert_eq!(sessions.commit(&mut fast).await.unwrap(), Committed::Nothing);
+        } else {
+            assert!(sessions.rotate(&mut fast).await.unwrap());
+            assert_ne!(fast.id(), Some(old));
+        }
+        slow.insert("cart", &3).unwrap();
+        assert_eq!(sessions.commit(&mut slow).await.unwrap(), Committed::Gone, "{ending}");
+        assert!(
+            store.load(&old).await.unwrap().is_none(),
+            "{ending}: the old id stays gone"
+        );
+        // An unchanged slow request (a touch) does not revive it either.
+        let mut idle = slow.clone();
+        assert_eq!(sessions.commit(&mut idle).await.unwrap(), Committed::Nothing);
+        assert!(store.load(&old).await.unwrap().is_none(), "{ending}");
+    }
+}
+
+#[tokio::test]
+async fn rotate_keeps_the_data_under_a_fresh_id() {
+    let clock = clock();
+    let sessions = Sessions::new(memory(&clock)).expiry(Expiry::OnInactivity(IDLE));
+    let mut session = sessions.start();
+    session.insert("cart", &[1, 2]).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let old = session.id().unwrap();
+    assert!(sessions.rotate(&mut session).await.unwrap());
+    session.insert("user", &"alice").unwrap();
+    assert_eq!(sessions.commit(&mut session).await.unwrap(), Committed::Saved);
+    let new = session.id().unwrap();
+    assert_ne!(new, old);
+    assert!(sessions.load(&old.to_string()).await.unwrap().is_none());
+    let moved = sessions.load(&new.to_string()).await.unwrap().unwrap();
+    assert_eq!(moved.get::<Vec<i32>>("cart").unwrap(), Some(vec![1, 2]));
+    assert_eq!(moved.get::<String>("user").unwrap().as_deref(), Some("alice"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_is_a_fresh_session_not_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let store = FileStore::builder(tmp.path()).clock(clock.shared()).open().unwrap();
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::OnInactivity(IDLE));
+    let mut session = sessions.start();
+    session.insert("count", &7).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let mut other = sessions.start();
+    other.insert("count", &1).unwrap();
+    sessions.commit(&mut other).await.unwrap();
+    let id = session.id().unwrap();
+    std::fs::write(store.path_of(&id), b"\x01 damaged by a disk").unwrap();
+    assert!(store.load(&id).await.unwrap_err().is_decode());
+    // To the visitor the damaged session is just gone.
+    let mut fresh = sessions.load_or_start(Some(&id.to_string())).await.unwrap();
+    assert!(fresh.is_new());
+    fresh.insert("count", &1).unwrap();
+    assert_eq!(sessions.commit(&mut fresh).await.unwrap(), Committed::Created);
+    assert_ne!(fresh.id(), Some(id));
+    // A request that loaded it before the damage does not write over it.
+    session.insert("count", &8).unwrap();
+    assert_eq!(sessions.commit(&mut session).await.unwrap(), Committed::Gone);
+    // Other visitors are untouched.
+    let other = sessions.load(&other.id().unwrap().to_string()).await.unwrap().unwrap();
+    assert_eq!(other.get::<i32>("count").unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn values_that_are_not_json_are_data_errors_and_change_nothing() {
+    let clock = clock();
+    let sessions = Sessions::new(memory(&clock));
+    let mut session = sessions.start();
+    let mut bad = std::collections::HashMap::new();
+    bad.insert(vec![1u8], 1); // a map with non-string keys is no JSON object
+    let err = session.insert("m", &bad).unwrap_err();
+    assert!(matches!(err, Error::Data(_)) && !err.is_transient(), "{err:?}");
+    assert!(!session.is_changed());
+    session.insert("n", &"text").unwrap();
+    assert!(matches!(session.get::<u32>("n"), Err(Error::Data(_))));
+}

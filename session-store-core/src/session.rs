@@ -1,0 +1,475 @@
+//! The session handle: what a request does with its session, on any store.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Expiry, Record, Result, SessionData, SessionId, SessionStore, SharedClock, Timestamp};
+
+/// How many times [`Sessions::commit`] replays a request's changes onto a
+/// record another request changed meanwhile before it gives up.
+pub const DEFAULT_COMMIT_ATTEMPTS: usize = 8;
+
+/// A store, its clock and an expiry policy: the lifecycle of a session in a
+/// request, with no version or clock bookkeeping left to the caller.
+///
+/// ```
+/// # use session_store_core::{Sessions, SessionStore};
+/// # async fn visit(store: impl SessionStore, cookie: Option<&str>) -> session_store_core::Result<()> {
+/// let sessions = Sessions::new(store);                   // the store's own clock, default expiry
+/// let mut session = sessions.load_or_start(cookie).await?; // bad, expired or damaged cookie: a new one
+/// let count: u64 = session.get("count")?.unwrap_or(0) + 1;
+/// session.insert("count", &count)?;
+/// sessions.commit(&mut session).await?;                  // version-checked; retried on a conflict
+/// let cookie_value = session.id().expect("stored").to_string(); // goes in the Set-Cookie
+/// # let _ = cookie_value; Ok(()) }
+/// ```
+///
+/// What each step does:
+///
+/// - [`load`](Self::load) takes the cookie's text. Text that is not a
+///   session id, an absent or expired record, and a record that does not
+///   decode (logged as a warning with the id's fingerprint) are all "no
+///   session": the visitor gets a fresh one, never an error page.
+/// - [`commit`](Self::commit) writes only what changed: a new session that
+///   holds data is created (a new session left empty is not stored); a
+///   changed one is saved with [`SessionStore::save_if_version`]; an
+///   unchanged one only has its deadline moved
+///   ([`touch`](SessionStore::touch)) when the policy moves it. On a
+///   conflict (another request of the same visitor committed first) it
+///   reloads the record and replays only the keys this request changed onto
+///   it, so changes to different keys both survive; for the same key the
+///   later commit wins. A session that was deleted (logout) or rotated away
+///   (login) meanwhile is never written back: the commit answers
+///   [`Committed::Gone`].
+/// - [`rotate`](Self::rotate) moves the session to a fresh id (call it at
+///   login), [`end`](Self::end) deletes it (logout).
+#[derive(Debug, Clone)]
+pub struct Sessions<S> {
+    store: S,
+    clock: SharedClock,
+    expiry: Expiry,
+    attempts: usize,
+}
+
+/// What [`Sessions::commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Committed {
+    /// Nothing to write: no change, and the deadline did not move (or a
+    /// new session held no data, or the session had ended).
+    Nothing,
+    /// A new session was stored: send its cookie.
+    Created,
+    /// The changes were saved.
+    Saved,
+    /// Only the deadline moved.
+    Touched,
+    /// The session was deleted or moved to another id by another request
+    /// meanwhile; nothing was written. Clear the visitor's cookie.
+    Gone,
+}
+
+/// Where a [`Session`] stands with the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Started in this request, not stored yet.
+    New,
+    /// Loaded from (or written to) the store.
+    Stored,
+    /// Ended in this request, or found gone by a commit.
+    Gone,
+}
+
+/// One visitor's session during a request: its data, and what this request
+/// changed. Get one from [`Sessions`]; write it back with
+/// [`Sessions::commit`].
+#[derive(Debug, Clone)]
+pub struct Session {
+    record: Record,
+    state: State,
+    /// Keys this request set (`Some(json)`) or removed (`None`).
+    changes: BTreeMap<String, Option<String>>,
+    /// Whether this request cleared the data first.
+    cleared: bool,
+}
+
+impl Session {
+    fn new(record: Record, state: State) -> Self {
+        Self {
+            record,
+            state,
+            changes: BTreeMap::new(),
+            cleared: false,
+        }
+    }
+
+    /// The session's id, once it is stored (a new session gets its id at
+    /// its first commit); `None` for a new or ended session.
+    #[must_use]
+    pub fn id(&self) -> Option<SessionId> {
+        (self.state == State::Stored).then_some(self.record.id)
+    }
+
+    /// Whether the session was started in this request and not stored yet.
+    #[must_use]
+    pub fn is_new(&self) -> bool {
+        self.state == State::New
+    }
+
+    /// Whether this request changed the data.
+    #[must_use]
+    pub fn is_changed(&self) -> bool {
+        self.cleared || !self.changes.is_empty()
+    }
+
+    /// The value under `key`, decoded from its JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Data`] when the stored JSON is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(self.record.data.get(key)?)
+    }
+
+    /// Sets `key` to `value` (held as JSON).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Data`] when `value` does not serialize to JSON (a map with
+    /// non-string keys, say); nothing changes then.
+    pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl Into<String>, value: &T) -> Result<()> {
+        let key = key.into();
+        let json = serde_json::to_string(value)?;
+        self.record.data.insert_raw(key.clone(), json.clone());
+        self.changes.insert(key, Some(json));
+        Ok(())
+    }
+
+    /// Removes `key`; returns whether it was there.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let was = self.record.data.remove(key).is_some();
+        self.changes.insert(key.to_owned(), None);
+        was
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.record.data.clear();
+        self.changes.clear();
+        self.cleared = true;
+    }
+
+    /// The session's data as this request sees it.
+    #[must_use]
+    pub fn data(&self) -> &SessionData {
+        &self.record.data
+    }
+
+    /// The session's record: data, created time, deadline, version.
+    #[must_use]
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// The deadline: the session is live while `now < expires_at`.
+    #[must_use]
+    pub fn expires_at(&self) -> Timestamp {
+        self.record.expires_at
+    }
+
+    /// Applies this request's changes to `data` (another request's newer
+    /// version of the same session).
+    fn replay_onto(&self, data: &mut SessionData) {
+        if self.cleared {
+            data.clear();
+        }
+        for (key, change) in &self.changes {
+            match change {
+                Some(json) => {
+                    data.insert_raw(key.clone(), json.clone());
+                }
+                None => {
+                    data.remove(key);
+                }
+            }
+        }
+    }
+
+    fn committed(&mut self) {
+        self.changes.clear();
+        self.cleared = false;
+        self.state = State::Stored;
+    }
+}
+
+impl<S: SessionStore> Sessions<S> {
+    /// A handle on `store`, deciding time with the store's own clock, with
+    /// the default expiry policy ([`Expiry::default`]).
+    pub fn new(store: S) -> Self {
+        let clock = store.clock();
+        Self {
+            store,
+            clock,
+            expiry: Expiry::default(),
+            attempts: DEFAULT_COMMIT_ATTEMPTS,
+        }
+    }
+
+    /// The expiry policy every commit and touch applies.
+    #[must_use]
+    pub fn expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// How many times a commit replays its changes onto a concurrently
+    /// changed record before it returns [`Error::Conflict`] (default
+    /// [`DEFAULT_COMMIT_ATTEMPTS`], at least 1).
+    #[must_use]
+    pub fn commit_attempts(mut self, attempts: usize) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The expiry policy.
+    pub fn policy(&self) -> &Expiry {
+        &self.expiry
+    }
+
+    /// The clock (the store's).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// A new, empty session, stored at its first commit that finds data in
+    /// it.
+    #[must_use]
+    pub fn start(&self) -> Session {
+        let now = self.clock.now();
+        Session::new(Record::new(SessionData::new(), now, &self.expiry), State::New)
+    }
+
+    /// The live session named by `cookie` (the cookie's text), or `None`
+    /// when the text is not a session id, no live record is under it, or
+    /// the record does not decode (a warning is logged with the id's
+    /// fingerprint: to the visitor the damaged session is simply gone).
+    ///
+    /// # Errors
+    ///
+    /// What the store returns for anything else (unreachable, timed out).
+    pub async fn load(&self, cookie: &str) -> Result<Option<Session>> {
+        let Ok(id) = cookie.parse::<SessionId>() else {
+            return Ok(None);
+        };
+        match self.store.load(&id).await {
+            Ok(Some(record)) => Ok(Some(Session::new(record, State::Stored))),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_decode() => {
+                warn_damaged(&id, &e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`load`](Self::load) when a cookie is given and names a live
+    /// session, else [`start`](Self::start).
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub async fn load_or_start(&self, cookie: Option<&str>) -> Result<Session> {
+        if let Some(cookie) = cookie
+            && let Some(session) = self.load(cookie).await?
+        {
+            return Ok(session);
+        }
+        Ok(self.start())
+    }
+
+    /// Writes what this request did to the session (see the type's docs):
+    /// creates a new session that holds data, saves a changed one
+    /// (version-checked, replaying this request's changes onto a record
+    /// changed meanwhile), or moves an unchanged one's deadline.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns ([`Error::TooLarge`], backend failures); an
+    /// [`Error::Conflict`] only after
+    /// [`commit_attempts`](Self::commit_attempts) replays all lost a race.
+    pub async fn commit(&self, session: &mut Session) -> Result<Committed> {
+        let now = self.clock.now();
+        match session.state {
+            State::Gone => Ok(Committed::Nothing),
+            State::New => {
+                if session.record.data.is_empty() {
+                    return Ok(Committed::Nothing);
+                }
+                session.record.created_at = now;
+                session.record.refresh(now, &self.expiry);
+                self.store.create_with_fresh_id(&mut session.record).await?;
+                session.record.version = 1;
+                session.committed();
+                Ok(Committed::Created)
+            }
+            State::Stored if !session.is_changed() => {
+                let deadline = self.expiry.deadline(session.record.created_at, now);
+                if deadline == session.record.expires_at {
+                    return Ok(Committed::Nothing);
+                }
+                match self.store.touch(&session.record.id, deadline).await {
+                    Ok(true) => {
+                        session.record.expires_at = deadline;
+                        Ok(Committed::Touched)
+                    }
+                    Ok(false) => {
+                        session.state = State::Gone;
+                        Ok(Committed::Gone)
+                    }
+                    Err(e) if e.is_decode() => Ok(self.gone(session, &e)),
+                    Err(e) => Err(e),
+                }
+            }
+            State::Stored => self.save(session, now).await,
+        }
+    }
+
+    async fn save(&self, session: &mut Session, now: Timestamp) -> Result<Committed> {
+        let mut record = session.record.clone();
+        record.refresh(now, &self.expiry);
+        for attempt in 1..=self.attempts {
+            match self.store.save_if_version(&record).await {
+                Ok(version) => {
+                    record.version = version;
+                    session.record = record;
+                    session.committed();
+                    return Ok(Committed::Saved);
+                }
+                Err(e) if e.is_conflict() && attempt < self.attempts => {}
+                // Damaged meanwhile: gone, and not written over.
+                Err(e) if e.is_decode() => return Ok(self.gone(session, &e)),
+                Err(e) => return Err(e),
+            }
+            // Another request committed first: start from what it wrote.
+            let fresh = match self.store.load(&record.id).await {
+                Ok(Some(fresh)) => fresh,
+                // Deleted (logout) or rotated away (login) meanwhile, or
+                // damaged: never written back.
+                Ok(None) => {
+                    session.state = State::Gone;
+                    return Ok(Committed::Gone);
+                }
+                Err(e) if e.is_decode() => return Ok(self.gone(session, &e)),
+                Err(e) => return Err(e),
+            };
+            record = fresh;
+            session.replay_onto(&mut record.data);
+            record.refresh(self.clock.now(), &self.expiry);
+        }
+        Err(Error::Conflict {
+            id: record.id,
+            expected: record.version,
+        })
+    }
+
+    /// Marks `session` gone because its stored record does not decode.
+    fn gone(&self, session: &mut Session, error: &Error) -> Committed {
+        warn_damaged(&session.record.id, error);
+        session.state = State::Gone;
+        Committed::Gone
+    }
+
+    /// Moves the session's deadline as the policy says for activity now,
+    /// without writing its data. Returns `false` when the session is not
+    /// stored (new, ended, or gone from the store).
+    ///
+    /// # Errors
+    ///
+    /// What the store returns.
+    pub async fn touch(&self, session: &mut Session) -> Result<bool> {
+        if session.state != State::Stored {
+            return Ok(false);
+        }
+        let deadline = self.expiry.deadline(session.record.created_at, self.clock.now());
+        match self.store.touch(&session.record.id, deadline).await {
+            Ok(true) => {
+                session.record.expires_at = deadline;
+                Ok(true)
+            }
+            Ok(false) => {
+                session.state = State::Gone;
+                Ok(false)
+            }
+            Err(e) if e.is_decode() => {
+                self.gone(session, &e);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves a stored session to a fresh id (data, deadline and version
+    /// kept) and removes the old id: call it when the visitor logs in or
+    /// gains privileges. A new session has no id yet, so there is nothing
+    /// to move: it gets a fresh id at its commit. Returns `false` when the
+    /// session is gone from the store.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns.
+    pub async fn rotate(&self, session: &mut Session) -> Result<bool> {
+        match session.state {
+            State::New => Ok(true),
+            State::Gone => Ok(false),
+            State::Stored => match self.store.rotate_to_fresh_id(&session.record.id).await {
+                Ok(Some(new)) => {
+                    session.record.id = new;
+                    Ok(true)
+                }
+                Ok(None) => {
+                    session.state = State::Gone;
+                    Ok(false)
+                }
+                Err(e) if e.is_decode() => {
+                    self.gone(session, &e);
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Deletes the session (logout). Later commits of it write nothing.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns; the session counts as ended anyway.
+    pub async fn end(&self, session: &mut Session) -> Result<()> {
+        let was = std::mem::replace(&mut session.state, State::Gone);
+        session.changes.clear();
+        session.cleared = false;
+        if was == State::Stored {
+            self.store.delete(&session.record.id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The one log line of a damaged record: a warning with the fingerprint.
+fn warn_damaged(id: &SessionId, error: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        session = %id.fingerprint(),
+        error = %error,
+        "a stored session does not decode: to the visitor it is gone"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (id, error);
+}

@@ -1,0 +1,58 @@
+//! A store for the purger's tests.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use session_store_core::{Error, Record, Result, SessionId, SessionStore, Timestamp, async_trait};
+
+/// A store that only counts purge calls; every other call is unused here.
+/// Every second purge fails, to show the purger keeps going.
+#[derive(Debug, Default)]
+pub struct CountingStore {
+    pub purges: AtomicU64,
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    fn clock(&self) -> session_store_core::SharedClock {
+        session_store_core::system_clock()
+    }
+    async fn create(&self, _: &Record) -> Result<()> {
+        Ok(())
+    }
+    async fn load(&self, _: &SessionId) -> Result<Option<Record>> {
+        Ok(None)
+    }
+    async fn save(&self, _: &Record) -> Result<u64> {
+        Ok(1)
+    }
+    async fn save_if_version(&self, r: &Record) -> Result<u64> {
+        Err(Error::Conflict {
+            id: r.id,
+            expected: r.version,
+        })
+    }
+    async fn touch(&self, _: &SessionId, _: Timestamp) -> Result<bool> {
+        Ok(false)
+    }
+    async fn delete(&self, _: &SessionId) -> Result<()> {
+        Ok(())
+    }
+    async fn rotate(&self, _: &SessionId, _: &SessionId) -> Result<bool> {
+        Ok(false)
+    }
+    async fn purge_expired(&self) -> Result<u64> {
+        let n = self.purges.fetch_add(1, Ordering::SeqCst) + 1;
+        if n.is_multiple_of(2) {
+            Err(Error::backend_msg("disk on fire"))
+        } else {
+            Ok(n)
+        }
+    }
+    async fn ids(&self) -> Result<Vec<SessionId>> {
+        Ok(Vec::new())
+    }
+    async fn clear(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -19,6 +19,13 @@ pub struct Capabilities {
     /// The harness can read and overwrite a record's stored bytes
     /// ([`Harness::read_raw`], [`Harness::write_raw`]).
     pub raw_access: bool,
+    /// A weaker rule for rotate, declared by a backend that cannot move a
+    /// record in one atomic step (a Redis Cluster rotating between two hash
+    /// slots): while a rotate runs, a reader may load the record under both
+    /// the old and the new id, but never under neither; once rotate has
+    /// returned, only the new id loads. Without this flag the suite demands
+    /// the full rule: a reader sees exactly one of the two ids live.
+    pub rotate_briefly_shows_both_ids: bool,
 }
 
 impl Capabilities {
@@ -29,16 +36,19 @@ impl Capabilities {
             durable: false,
             shared: false,
             raw_access: false,
+            rotate_briefly_shows_both_ids: false,
         }
     }
 
-    /// Every optional capability (a durable, shared store with raw access).
+    /// Every optional capability (a durable, shared store with raw access),
+    /// and no weakened rule.
     #[must_use]
     pub const fn all() -> Self {
         Self {
             durable: true,
             shared: true,
             raw_access: true,
+            rotate_briefly_shows_both_ids: false,
         }
     }
 
@@ -60,6 +70,13 @@ impl Capabilities {
     #[must_use]
     pub const fn raw_access(mut self, yes: bool) -> Self {
         self.raw_access = yes;
+        self
+    }
+
+    /// Sets [`rotate_briefly_shows_both_ids`](Self::rotate_briefly_shows_both_ids).
+    #[must_use]
+    pub const fn rotate_briefly_shows_both_ids(mut self, yes: bool) -> Self {
+        self.rotate_briefly_shows_both_ids = yes;
         self
     }
 }
@@ -164,5 +181,22 @@ pub trait Harness: Send + Sync + 'static {
     async fn write_raw(&self, namespace: &Self::Namespace, id: &SessionId, bytes: &[u8]) -> Result<()> {
         let _ = (namespace, id, bytes);
         Err(session_store_core::Error::backend_msg("this harness has no raw access"))
+    }
+
+    /// Breaks `id`'s existing record in a way only this backend can, beyond
+    /// bad bytes: a column or key of the wrong type (a Redis key of our
+    /// shape holding a string instead of a hash, an integer in a blob
+    /// column), and may add entries of the backend's own shape that are no
+    /// records at all (a row whose id column is not a session id). Returns
+    /// how many such extra entries it added, or `Ok(None)` when the harness
+    /// has no such way (the default).
+    ///
+    /// Afterwards loading `id` must give [`Error::Decode`](session_store_core::Error::Decode)
+    /// naming it, while `count`, `ids` and `purge_expired` keep working for
+    /// every healthy record. The entries count as live (their deadline, if
+    /// the backend keeps one beside the data, lies in the future).
+    async fn write_malformed(&self, namespace: &Self::Namespace, id: &SessionId) -> Result<Option<u64>> {
+        let _ = (namespace, id);
+        Ok(None)
     }
 }

@@ -610,6 +610,11 @@ mod capability_flaws {
         PrivateCopies,
         /// Corrupt bytes load as "no record" instead of a decode error.
         CorruptLoadsAsAbsent,
+        /// Each store object remembers ids it found absent and answers
+        /// `None` for them until it writes them itself (a stale cache).
+        NegativeCache,
+        /// ids (and so count) fail when any stored record is undecodable.
+        ListingFailsOnCorrupt,
     }
 
     /// `TinyStore` with one capability flaw.
@@ -617,6 +622,22 @@ mod capability_flaws {
     pub(super) struct Flawed {
         inner: TinyStore,
         flaw: CapabilityFlaw,
+        /// This object's ids found absent, each with the count of this
+        /// object's own writes when it was looked up (`NegativeCache`):
+        /// an entry holds only while this object wrote nothing since, so
+        /// the cache is stale only for other objects' writes.
+        absent: Arc<Mutex<HashMap<SessionId, u64>>>,
+        writes: Arc<std::sync::atomic::AtomicU64>,
+        /// The namespace's table (`ListingFailsOnCorrupt`).
+        table: Option<super::custom_store::Table>,
+    }
+
+    impl Flawed {
+        /// Called before and after each own write, so no cache entry taken
+        /// while a write runs stays valid.
+        fn wrote(&self, _id: &SessionId) {
+            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     #[async_trait]
@@ -626,19 +647,37 @@ mod capability_flaws {
         }
 
         async fn create(&self, record: &Record) -> Result<()> {
-            self.inner.create(record).await
+            self.wrote(&record.id);
+            self.inner.create(record).await?;
+            self.wrote(&record.id);
+            Ok(())
         }
         async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+            let cached = self.flaw == CapabilityFlaw::NegativeCache;
+            let writes = self.writes.load(std::sync::atomic::Ordering::SeqCst);
+            if cached && self.absent.lock().unwrap().get(id) == Some(&writes) {
+                return Ok(None);
+            }
             match self.inner.load(id).await {
                 Err(Error::Decode { .. }) if self.flaw == CapabilityFlaw::CorruptLoadsAsAbsent => Ok(None),
+                Ok(None) if cached => {
+                    self.absent.lock().unwrap().insert(*id, writes);
+                    Ok(None)
+                }
                 other => other,
             }
         }
         async fn save(&self, record: &Record) -> Result<u64> {
-            self.inner.save(record).await
+            self.wrote(&record.id);
+            let v = self.inner.save(record).await?;
+            self.wrote(&record.id);
+            Ok(v)
         }
         async fn save_if_version(&self, record: &Record) -> Result<u64> {
-            self.inner.save_if_version(record).await
+            self.wrote(&record.id);
+            let v = self.inner.save_if_version(record).await?;
+            self.wrote(&record.id);
+            Ok(v)
         }
         async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
             self.inner.touch(id, expires_at).await
@@ -647,12 +686,23 @@ mod capability_flaws {
             self.inner.delete(id).await
         }
         async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
-            self.inner.rotate(old, new).await
+            self.wrote(new);
+            let moved = self.inner.rotate(old, new).await?;
+            self.wrote(new);
+            Ok(moved)
         }
         async fn purge_expired(&self) -> Result<u64> {
             self.inner.purge_expired().await
         }
         async fn ids(&self) -> Result<Vec<SessionId>> {
+            if self.flaw == CapabilityFlaw::ListingFailsOnCorrupt
+                && let Some(table) = &self.table
+            {
+                let table = table.lock().unwrap().clone();
+                for (id, bytes) in &table {
+                    session_store_core::codec::decode_record(*id, bytes)?;
+                }
+            }
             self.inner.ids().await
         }
         async fn clear(&self) -> Result<()> {
@@ -713,7 +763,13 @@ mod capability_flaws {
                 }
                 _ => self.inner.open(namespace, config).await?,
             };
-            Ok(Flawed { inner, flaw: self.flaw })
+            Ok(Flawed {
+                inner,
+                flaw: self.flaw,
+                absent: Arc::default(),
+                writes: Arc::default(),
+                table: self.inner.table(*namespace).ok(),
+            })
         }
 
         async fn read_raw(&self, namespace: &u64, id: &SessionId) -> Result<Option<Vec<u8>>> {
@@ -751,6 +807,27 @@ mod capability_flaws {
         corrupt_bytes_give_a_decode_error_for_that_record_only
     );
 
+    /// A stale cache in one store object: only the property that loads
+    /// through each object before the other writes catches it.
+    #[test]
+    fn shared_store_with_a_stale_negative_cache() {
+        super::map_flaws::caught_only_by(
+            "NegativeCache",
+            &FlawedHarness::new(CapabilityFlaw::NegativeCache),
+            "a_write_through_one_store_object_is_seen_by_the_next_load_through_another",
+        );
+    }
+
+    /// The store-sqlite bug: one undecodable entry fails every listing.
+    #[test]
+    fn listing_that_fails_on_a_corrupt_record() {
+        super::map_flaws::caught_only_by(
+            "ListingFailsOnCorrupt",
+            &FlawedHarness::new(CapabilityFlaw::ListingFailsOnCorrupt),
+            "count_ids_and_purge_stay_exact_beside_corrupt_records",
+        );
+    }
+
     /// The flawed harness without a flaw passes these three properties.
     #[test]
     fn the_capability_control_passes() {
@@ -765,6 +842,646 @@ mod capability_flaws {
         for verdict in verdicts {
             assert_eq!(verdict, Ok(session_store_conformance::Pass::Passed));
         }
+    }
+}
+
+/// Broken stores for the atomicity, time, size, scale and namespace rules:
+/// a small map store, correct without a flaw, whose flaws split one atomic
+/// step into two (with a pause between, where a real backend has a round
+/// trip) or get one edge of the rules wrong. Each must fail exactly the one
+/// property that names its flaw, and pass every other property.
+mod map_flaws {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use session_store_conformance::{Capabilities, Failure, Harness, StoreConfig, Verdict, block_on, properties};
+    use session_store_core::{
+        DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
+        codec,
+    };
+
+    /// The one rule a map store breaks.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum MapFlaw {
+        /// No flaw: the control.
+        None,
+        /// Create checks for a live record, pauses, then writes.
+        CreateChecksThenWrites,
+        /// Rotate checks both ids, pauses, then moves (overwriting the new id).
+        RotateChecksThenMoves,
+        /// Rotate copies to the new id, pauses, then deletes the old one.
+        RotateCopiesThenDeletes,
+        /// Rotate deletes the old id, pauses, then writes the new one.
+        RotateDeletesThenCopies,
+        /// Touch reads the live record, pauses, then writes it back with the
+        /// new deadline.
+        TouchReadsThenWrites,
+        /// Purge lists the expired ids, pauses, then deletes those ids.
+        PurgeListsThenDeletes,
+        /// Save (serialised with other saves) writes data and version, pauses,
+        /// then the deadline.
+        SaveWritesDeadlineLater,
+        /// Rotate leaves the old entry behind, marked as moved, and
+        /// save_if_version still matches a moved entry's version.
+        RotateLeavesAMovedMark,
+        /// Deadlines before the epoch are stored as the epoch (an unsigned column).
+        NegativeDeadlinesClamped,
+        /// Touch to a deadline at or before now is refused (returns false).
+        TouchRefusesPastDeadlines,
+        /// Save counts a record as a live predecessor at `now == expires_at`.
+        SaveSeesLiveAtTheDeadline,
+        /// Records vanish once real time passes `expires_at - now` plus 250 ms.
+        TtlFromRealTime,
+        /// Keys longer than 255 bytes are cut to 255 (a VARCHAR(255)).
+        LongKeysCut,
+        /// The backend refuses an encoded record over 8 MiB, so data of
+        /// exactly the 8 MiB limit fails with a backend error.
+        BlobCapAtTheLimit,
+        /// ids returns the first page of 1,000 and does not follow the cursor.
+        IdsStopAfterOnePage,
+        /// Purge removes at most 256 records per call.
+        PurgeRemovesOneBatch,
+        /// Purge removes the expired records of every namespace (counting its own).
+        PurgeSweepsEveryNamespace,
+    }
+
+    /// One stored record.
+    #[derive(Debug, Clone)]
+    struct Entry {
+        record: Record,
+        /// Left behind by a rotate (`RotateLeavesAMovedMark`).
+        moved: bool,
+        /// When the record vanishes in real time (`TtlFromRealTime`).
+        real_deadline: Option<Instant>,
+    }
+
+    type Backing = Arc<Mutex<HashMap<(u64, SessionId), Entry>>>;
+
+    /// The pause inside a split step.
+    const PAUSE: Duration = Duration::from_millis(2);
+
+    /// A map store over a backing every namespace shares.
+    #[derive(Debug, Clone)]
+    pub(super) struct MapStore {
+        map: Backing,
+        ns: u64,
+        clock: SharedClock,
+        limit: usize,
+        flaw: MapFlaw,
+        saves: Arc<tokio::sync::Mutex<()>>,
+    }
+
+    impl MapStore {
+        fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, SessionId), Entry>> {
+            self.map.lock().unwrap()
+        }
+
+        fn now(&self) -> Timestamp {
+            self.clock.now()
+        }
+
+        fn live(&self, e: &Entry, now: Timestamp) -> bool {
+            !e.moved && e.record.is_live_at(now) && e.real_deadline.is_none_or(|d| Instant::now() < d)
+        }
+
+        fn live_record(&self, map: &HashMap<(u64, SessionId), Entry>, id: &SessionId) -> Option<Record> {
+            let now = self.now();
+            map.get(&(self.ns, *id))
+                .filter(|e| self.live(e, now))
+                .map(|e| e.record.clone())
+        }
+
+        fn deadline(&self, t: Timestamp) -> Timestamp {
+            if self.flaw == MapFlaw::NegativeDeadlinesClamped {
+                t.max(Timestamp::EPOCH)
+            } else {
+                t
+            }
+        }
+
+        fn entry(&self, record: &Record, version: u64) -> Entry {
+            let mut r = record.clone();
+            r.version = version;
+            r.expires_at = self.deadline(r.expires_at);
+            if self.flaw == MapFlaw::LongKeysCut {
+                let long: Vec<String> = r
+                    .data
+                    .iter()
+                    .filter(|(k, _)| k.len() > 255)
+                    .map(|(k, _)| k.to_owned())
+                    .collect();
+                for k in long {
+                    let v = r.data.remove(&k).unwrap_or_default();
+                    let mut end = 255;
+                    while !k.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    r.data.insert_raw(k[..end].to_owned(), v);
+                }
+            }
+            Entry {
+                real_deadline: self.real_deadline(r.expires_at),
+                record: r,
+                moved: false,
+            }
+        }
+
+        fn real_deadline(&self, expires_at: Timestamp) -> Option<Instant> {
+            (self.flaw == MapFlaw::TtlFromRealTime)
+                .then(|| {
+                    Instant::now()
+                        .checked_add(expires_at.saturating_duration_since(self.now()) + Duration::from_millis(250))
+                })
+                .flatten()
+        }
+
+        fn put(&self, map: &mut HashMap<(u64, SessionId), Entry>, record: &Record, version: u64) {
+            map.insert((self.ns, record.id), self.entry(record, version));
+        }
+
+        fn check(&self, record: &Record) -> Result<()> {
+            codec::check_size(&record.data, self.limit)?;
+            if self.flaw == MapFlaw::BlobCapAtTheLimit && codec::encode_body(record)?.len() > DEFAULT_MAX_RECORD_BYTES {
+                return Err(Error::backend_msg("the backend refuses values over 8 MiB"));
+            }
+            Ok(())
+        }
+
+        fn collision(id: &SessionId) -> Error {
+            Error::IdCollision { id: *id }
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for MapStore {
+        async fn create(&self, record: &Record) -> Result<()> {
+            self.check(record)?;
+            if self.flaw == MapFlaw::CreateChecksThenWrites {
+                if self.live_record(&self.lock(), &record.id).is_some() {
+                    return Err(Self::collision(&record.id));
+                }
+                tokio::time::sleep(PAUSE).await;
+                self.put(&mut self.lock(), record, 1);
+                return Ok(());
+            }
+            let mut map = self.lock();
+            if self.live_record(&map, &record.id).is_some() {
+                return Err(Self::collision(&record.id));
+            }
+            self.put(&mut map, record, 1);
+            Ok(())
+        }
+
+        async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+            Ok(self.live_record(&self.lock(), id))
+        }
+
+        async fn save(&self, record: &Record) -> Result<u64> {
+            self.check(record)?;
+            let version_over = |map: &HashMap<(u64, SessionId), Entry>| {
+                let now = self.now();
+                let previous = map.get(&(self.ns, record.id)).filter(|e| {
+                    if self.flaw == MapFlaw::SaveSeesLiveAtTheDeadline {
+                        !e.moved && now <= e.record.expires_at
+                    } else {
+                        self.live(e, now)
+                    }
+                });
+                previous.map_or(1, |e| e.record.version + 1)
+            };
+            if self.flaw == MapFlaw::SaveWritesDeadlineLater {
+                let _serialised = self.saves.lock().await;
+                let version = {
+                    let mut map = self.lock();
+                    let version = version_over(&map);
+                    let old_deadline = map.get(&(self.ns, record.id)).map(|e| e.record.expires_at);
+                    let mut first = record.clone();
+                    first.expires_at = old_deadline.unwrap_or(record.expires_at);
+                    self.put(&mut map, &first, version);
+                    version
+                };
+                tokio::time::sleep(PAUSE).await;
+                self.put(&mut self.lock(), record, version);
+                return Ok(version);
+            }
+            let mut map = self.lock();
+            let version = version_over(&map);
+            self.put(&mut map, record, version);
+            Ok(version)
+        }
+
+        async fn save_if_version(&self, record: &Record) -> Result<u64> {
+            self.check(record)?;
+            let now = self.now();
+            let mut map = self.lock();
+            let matches = map.get(&(self.ns, record.id)).is_some_and(|e| {
+                let seen = self.live(e, now)
+                    || (self.flaw == MapFlaw::RotateLeavesAMovedMark && e.moved && e.record.is_live_at(now));
+                seen && e.record.version == record.version
+            });
+            if !matches {
+                return Err(Error::Conflict {
+                    id: record.id,
+                    expected: record.version,
+                });
+            }
+            let version = record.version + 1;
+            self.put(&mut map, record, version);
+            Ok(version)
+        }
+
+        async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+            if self.flaw == MapFlaw::TouchRefusesPastDeadlines && expires_at <= self.now() {
+                return Ok(false);
+            }
+            if self.flaw == MapFlaw::TouchReadsThenWrites {
+                let Some(record) = self.live_record(&self.lock(), id) else {
+                    return Ok(false);
+                };
+                tokio::time::sleep(PAUSE).await;
+                let mut r = record.clone();
+                r.expires_at = expires_at;
+                self.put(&mut self.lock(), &r, record.version);
+                return Ok(true);
+            }
+            let mut map = self.lock();
+            let Some(record) = self.live_record(&map, id) else {
+                return Ok(false);
+            };
+            let mut r = record.clone();
+            r.expires_at = expires_at;
+            self.put(&mut map, &r, record.version);
+            Ok(true)
+        }
+
+        async fn delete(&self, id: &SessionId) -> Result<()> {
+            self.lock().remove(&(self.ns, *id));
+            Ok(())
+        }
+
+        async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+            let checks = |map: &HashMap<(u64, SessionId), Entry>| -> Result<Option<Record>> {
+                if self.live_record(map, new).is_some() {
+                    return Err(Self::collision(new));
+                }
+                Ok(self.live_record(map, old))
+            };
+            let moved = |record: &Record| {
+                let mut r = record.clone();
+                r.id = *new;
+                r
+            };
+            match self.flaw {
+                MapFlaw::RotateChecksThenMoves => {
+                    let Some(_) = checks(&self.lock())? else {
+                        return Ok(false);
+                    };
+                    tokio::time::sleep(PAUSE).await;
+                    let mut map = self.lock();
+                    let Some(entry) = map.remove(&(self.ns, *old)) else {
+                        return Ok(false);
+                    };
+                    let r = moved(&entry.record);
+                    self.put(&mut map, &r, r.version);
+                    Ok(true)
+                }
+                MapFlaw::RotateCopiesThenDeletes => {
+                    {
+                        let mut map = self.lock();
+                        let Some(record) = checks(&map)? else {
+                            return Ok(false);
+                        };
+                        let r = moved(&record);
+                        self.put(&mut map, &r, r.version);
+                    }
+                    tokio::time::sleep(PAUSE).await;
+                    self.lock().remove(&(self.ns, *old));
+                    Ok(true)
+                }
+                MapFlaw::RotateDeletesThenCopies => {
+                    let entry = {
+                        let mut map = self.lock();
+                        if checks(&map)?.is_none() {
+                            return Ok(false);
+                        }
+                        map.remove(&(self.ns, *old))
+                    };
+                    let Some(entry) = entry else { return Ok(false) };
+                    tokio::time::sleep(PAUSE).await;
+                    let mut map = self.lock();
+                    if self.live_record(&map, new).is_some() {
+                        map.insert((self.ns, *old), entry);
+                        return Err(Self::collision(new));
+                    }
+                    let r = moved(&entry.record);
+                    self.put(&mut map, &r, r.version);
+                    Ok(true)
+                }
+                _ => {
+                    let mut map = self.lock();
+                    let Some(record) = checks(&map)? else {
+                        return Ok(false);
+                    };
+                    if self.flaw == MapFlaw::RotateLeavesAMovedMark {
+                        if let Some(e) = map.get_mut(&(self.ns, *old)) {
+                            e.moved = true;
+                        }
+                    } else {
+                        map.remove(&(self.ns, *old));
+                    }
+                    let r = moved(&record);
+                    self.put(&mut map, &r, r.version);
+                    Ok(true)
+                }
+            }
+        }
+
+        async fn purge_expired(&self) -> Result<u64> {
+            let now = self.now();
+            let expired = |map: &HashMap<(u64, SessionId), Entry>, every_ns: bool| -> Vec<(u64, SessionId)> {
+                map.iter()
+                    .filter(|((ns, _), e)| (every_ns || *ns == self.ns) && !e.record.is_live_at(now))
+                    .map(|(k, _)| *k)
+                    .collect()
+            };
+            if self.flaw == MapFlaw::PurgeListsThenDeletes {
+                let keys = expired(&self.lock(), false);
+                tokio::time::sleep(PAUSE).await;
+                let mut map = self.lock();
+                let mut removed = 0;
+                for k in keys {
+                    removed += u64::from(map.remove(&k).is_some_and(|e| !e.moved));
+                }
+                return Ok(removed);
+            }
+            let mut map = self.lock();
+            let mut keys = expired(&map, self.flaw == MapFlaw::PurgeSweepsEveryNamespace);
+            if self.flaw == MapFlaw::PurgeRemovesOneBatch {
+                keys.truncate(256);
+            }
+            let mut removed = 0;
+            for k in keys {
+                if let Some(e) = map.remove(&k) {
+                    removed += u64::from(!e.moved && k.0 == self.ns);
+                }
+            }
+            Ok(removed)
+        }
+
+        async fn ids(&self) -> Result<Vec<SessionId>> {
+            let now = self.now();
+            let map = self.lock();
+            let mut ids: Vec<SessionId> = map
+                .iter()
+                .filter(|((ns, _), e)| *ns == self.ns && self.live(e, now))
+                .map(|((_, id), _)| *id)
+                .collect();
+            if self.flaw == MapFlaw::IdsStopAfterOnePage {
+                ids.truncate(1_000);
+            }
+            Ok(ids)
+        }
+
+        async fn count(&self) -> Result<u64> {
+            let now = self.now();
+            let map = self.lock();
+            Ok(map
+                .iter()
+                .filter(|((ns, _), e)| *ns == self.ns && self.live(e, now))
+                .count() as u64)
+        }
+
+        async fn clear(&self) -> Result<()> {
+            self.lock().retain(|(ns, _), _| *ns != self.ns);
+            Ok(())
+        }
+    }
+
+    /// Opens map stores with one flaw; a namespace is a number, and every
+    /// store of the harness shares one backing map.
+    pub(super) struct MapHarness {
+        flaw: MapFlaw,
+        weak_rotate: bool,
+        map: Backing,
+        next: AtomicU64,
+    }
+
+    impl MapHarness {
+        pub(super) fn new(flaw: MapFlaw) -> Self {
+            Self {
+                flaw,
+                weak_rotate: false,
+                map: Backing::default(),
+                next: AtomicU64::new(0),
+            }
+        }
+
+        /// The same, declaring the weaker rotate rule of a Redis Cluster.
+        pub(super) fn declaring_weak_rotate(flaw: MapFlaw) -> Self {
+            Self {
+                weak_rotate: true,
+                ..Self::new(flaw)
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Harness for MapHarness {
+        type Store = MapStore;
+        type Namespace = u64;
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities::none().rotate_briefly_shows_both_ids(self.weak_rotate)
+        }
+
+        async fn new_namespace(&self) -> Result<u64> {
+            Ok(self.next.fetch_add(1, Ordering::Relaxed))
+        }
+
+        async fn open(&self, ns: &u64, config: &StoreConfig) -> Result<MapStore> {
+            Ok(MapStore {
+                map: self.map.clone(),
+                ns: *ns,
+                clock: config.clock.clone(),
+                limit: config.max_record_bytes,
+                flaw: self.flaw,
+                saves: Arc::default(),
+            })
+        }
+    }
+
+    /// Every property's verdict against `harness`.
+    pub(super) fn every_verdict<H: Harness>(harness: &H) -> Vec<(&'static str, Verdict)> {
+        block_on(async { session_store_conformance::__property_list!(__run_every_property!(harness)) })
+    }
+
+    /// Demands that exactly `expected` of every property fails against
+    /// `harness`, and returns its failure.
+    pub(super) fn caught_only_by<H: Harness>(what: &str, harness: &H, expected: &str) -> Failure {
+        let verdicts = every_verdict(harness);
+        assert_eq!(verdicts.len(), properties::PROPERTY_NAMES.len());
+        let failed: Vec<&Failure> = verdicts.iter().filter_map(|(_, v)| v.as_ref().err()).collect();
+        let names: Vec<&str> = failed.iter().map(|f| f.property).collect();
+        assert!(
+            names.contains(&expected),
+            "{expected} did not catch the store with the flaw {what} (failing: {names:?})"
+        );
+        assert_eq!(
+            names,
+            [expected],
+            "{what} is caught by other properties too: {failed:#?}"
+        );
+        let failure = failed[0].clone();
+        eprintln!("{what} caught:\n{failure}");
+        failure
+    }
+
+    macro_rules! map_caught_by {
+        ($test:ident, $flaw:expr, $property:ident) => {
+            #[test]
+            fn $test() {
+                caught_only_by(
+                    &format!("{:?}", $flaw),
+                    &MapHarness::new($flaw),
+                    stringify!($property),
+                );
+            }
+        };
+    }
+
+    map_caught_by!(
+        create_that_checks_then_writes,
+        MapFlaw::CreateChecksThenWrites,
+        racing_creates_on_one_id_have_exactly_one_winner
+    );
+    map_caught_by!(
+        rotate_that_checks_then_moves,
+        MapFlaw::RotateChecksThenMoves,
+        racing_rotates_onto_one_new_id_have_exactly_one_winner
+    );
+    map_caught_by!(
+        rotate_that_copies_then_deletes,
+        MapFlaw::RotateCopiesThenDeletes,
+        a_reader_during_a_rotate_sees_exactly_one_of_the_two_ids_live
+    );
+    map_caught_by!(
+        rotate_that_deletes_then_copies,
+        MapFlaw::RotateDeletesThenCopies,
+        a_reader_during_a_rotate_sees_exactly_one_of_the_two_ids_live
+    );
+    map_caught_by!(
+        touch_that_reads_then_writes,
+        MapFlaw::TouchReadsThenWrites,
+        touch_racing_delete_never_brings_the_record_back
+    );
+    map_caught_by!(
+        purge_that_lists_then_deletes,
+        MapFlaw::PurgeListsThenDeletes,
+        purge_racing_a_save_of_the_same_expired_id_never_removes_the_fresh_record
+    );
+    map_caught_by!(
+        save_that_writes_the_deadline_later,
+        MapFlaw::SaveWritesDeadlineLater,
+        readers_during_racing_saves_see_data_deadline_and_version_of_one_write
+    );
+    map_caught_by!(
+        rotate_that_leaves_a_moved_mark,
+        MapFlaw::RotateLeavesAMovedMark,
+        late_writes_after_a_rotate_never_bring_the_old_id_back
+    );
+    map_caught_by!(
+        negative_deadlines_clamped,
+        MapFlaw::NegativeDeadlinesClamped,
+        extreme_deadlines_are_live_exactly_while_now_is_before_them
+    );
+    map_caught_by!(
+        touch_that_refuses_past_deadlines,
+        MapFlaw::TouchRefusesPastDeadlines,
+        touch_to_a_past_deadline_expires_the_record_at_once
+    );
+    map_caught_by!(
+        save_that_sees_a_live_record_at_the_deadline,
+        MapFlaw::SaveSeesLiveAtTheDeadline,
+        writes_at_exactly_the_deadline_treat_the_record_as_expired
+    );
+    map_caught_by!(
+        ttl_from_real_time,
+        MapFlaw::TtlFromRealTime,
+        records_stay_live_while_real_time_passes_and_the_clock_stands_still
+    );
+    map_caught_by!(
+        long_keys_cut,
+        MapFlaw::LongKeysCut,
+        keys_of_hundreds_of_bytes_and_tens_of_kibibytes_round_trip
+    );
+    map_caught_by!(
+        blob_cap_at_the_limit,
+        MapFlaw::BlobCapAtTheLimit,
+        data_at_the_configured_limit_round_trips_and_one_byte_over_is_refused
+    );
+    map_caught_by!(
+        ids_that_stop_after_one_page,
+        MapFlaw::IdsStopAfterOnePage,
+        ids_and_count_over_thousands_of_records_agree_and_miss_none
+    );
+    map_caught_by!(
+        purge_that_removes_one_batch,
+        MapFlaw::PurgeRemovesOneBatch,
+        purge_removes_and_counts_hundreds_of_expired_records
+    );
+    map_caught_by!(
+        purge_that_sweeps_every_namespace,
+        MapFlaw::PurgeSweepsEveryNamespace,
+        purge_count_ids_and_clear_touch_only_their_own_namespace
+    );
+
+    /// The model test's new moves catch these flaws too: touch into the
+    /// past, a clock on the exact deadline, and late save_if_version with
+    /// the version an id had before it was rotated away.
+    #[test]
+    fn the_model_test_catches_the_edge_flaws_too() {
+        use session_store_conformance::model::{ModelSettings, model_matches_the_reference};
+        for flaw in [
+            MapFlaw::TouchRefusesPastDeadlines,
+            MapFlaw::SaveSeesLiveAtTheDeadline,
+            MapFlaw::RotateLeavesAMovedMark,
+        ] {
+            let verdict = model_matches_the_reference(&MapHarness::new(flaw), &ModelSettings::default().cases(4_096));
+            let failure = verdict.expect_err(&format!("the model test did not catch {flaw:?}"));
+            assert!(failure.detail.contains("shortest failing sequence"), "{failure}");
+            eprintln!("{flaw:?} caught by the model:\n{failure}");
+        }
+    }
+
+    /// Under the weaker rotate rule a store may show both ids during a
+    /// rotate, but never neither: the suite checks exactly that.
+    #[test]
+    fn the_weaker_rotate_rule_allows_both_ids_but_never_neither() {
+        let reader =
+            |h: &MapHarness| block_on(properties::a_reader_during_a_rotate_sees_exactly_one_of_the_two_ids_live(h));
+        assert_eq!(
+            reader(&MapHarness::declaring_weak_rotate(MapFlaw::RotateCopiesThenDeletes)),
+            Ok(session_store_conformance::Pass::Passed)
+        );
+        let failure = reader(&MapHarness::declaring_weak_rotate(MapFlaw::RotateDeletesThenCopies))
+            .expect_err("a rotate that shows neither id passed under the weaker rule");
+        assert!(failure.rule.contains("rotate_briefly_shows_both_ids"), "{failure}");
+        assert!(failure.detail.contains("neither"), "{failure}");
+    }
+
+    /// Without a flaw the map store passes every property and the model test.
+    #[test]
+    fn the_map_store_without_a_flaw_passes_everything() {
+        for (name, verdict) in every_verdict(&MapHarness::new(MapFlaw::None)) {
+            assert!(verdict.is_ok(), "control ({name}) failed: {verdict:?}");
+        }
+        let model = session_store_conformance::model::model_matches_the_reference(
+            &MapHarness::new(MapFlaw::None),
+            &session_store_conformance::model::ModelSettings::default(),
+        );
+        assert!(model.is_ok(), "control (model) failed: {model:?}");
     }
 }
 

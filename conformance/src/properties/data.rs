@@ -1,6 +1,7 @@
 //! Data: exact round-trips, large values, delete, corrupt bytes and the size limit.
 
 use super::*;
+use session_store_core::SessionData;
 
 // The strategies and awkward cases are shared with store authors' own tests.
 use crate::fixtures::{awkward_data as special_data, session_data as arbitrary_data};
@@ -349,6 +350,277 @@ pub async fn oversized_records_are_refused_and_nothing_is_written<H: Harness>(ha
         count == 1,
         TOO_LARGE,
         "count is {count} after refused writes, expected 1"
+    );
+    Ok(Pass::Passed)
+}
+
+/// Keys of 255, 256 and 300 bytes, 500 bytes of multi-byte unicode, 20 KiB
+/// and 64 KiB round-trip exactly, through create and through save, beside
+/// short keys.
+pub async fn keys_of_hundreds_of_bytes_and_tens_of_kibibytes_round_trip<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "keys_of_hundreds_of_bytes_and_tens_of_kibibytes_round_trip").await?;
+    let store = env.open().await?;
+    let long_keys = [
+        crate::env::pseudo_random_text(255, 1),
+        crate::env::pseudo_random_text(256, 2),
+        crate::env::pseudo_random_text(300, 3),
+        "ключ🔑".repeat(50),
+        crate::env::pseudo_random_text(20 * 1024, 4),
+        crate::env::pseudo_random_text(64 * 1024, 5),
+    ];
+    let mut data = SessionData::new();
+    let _ = data.insert("short", &1);
+    for (i, key) in long_keys.iter().enumerate() {
+        let _ = data.insert(key.clone(), &format!("value {i}"));
+    }
+    let record = env.record(data, 60_000);
+    store.create(&record).await.map_err(env.op("create with long keys"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &record.id,
+        Some(&stored(&record, 1)),
+        LONG_KEYS,
+        "after creating keys of 255 B to 64 KiB",
+    )
+    .await?;
+    let mut next = record.clone();
+    next.data = SessionData::new();
+    for (i, key) in long_keys.iter().rev().enumerate() {
+        let _ = next.data.insert(format!("{key}{i}"), &i);
+    }
+    let v = store.save(&next).await.map_err(env.op("save with long keys"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &next.id,
+        Some(&stored(&next, v)),
+        LONG_KEYS,
+        "after saving keys of 256 B to 64 KiB",
+    )
+    .await?;
+    Ok(Pass::Passed)
+}
+
+/// With the default limit (8 MiB of [`SessionData::byte_size`]): data of
+/// exactly the limit round-trips through create, one byte less through
+/// save, and one byte over is refused by create and save with `TooLarge`
+/// naming both sizes, writing nothing.
+pub async fn data_at_the_configured_limit_round_trips_and_one_byte_over_is_refused<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(
+        harness,
+        "data_at_the_configured_limit_round_trips_and_one_byte_over_is_refused",
+    )
+    .await?;
+    let limit = env.config.max_record_bytes;
+    let store = env.open().await?;
+    let exact = env.record(data_of_size("big", limit, 11), 60_000);
+    debug_assert_eq!(exact.data.byte_size(), limit);
+    store.create(&exact).await.map_err(|e| {
+        env.fail(
+            AT_LIMIT,
+            format!("create of data of exactly the {limit}-byte limit failed: {}", chain(&e)),
+        )
+    })?;
+    expect_loaded(
+        &env,
+        &store,
+        &exact.id,
+        Some(&stored(&exact, 1)),
+        AT_LIMIT,
+        "data of exactly the limit",
+    )
+    .await?;
+    let mut under = exact.clone();
+    under.data = data_of_size("big", limit - 1, 12);
+    let v = store.save(&under).await.map_err(|e| {
+        env.fail(
+            AT_LIMIT,
+            format!("save of data one byte under the limit failed: {}", chain(&e)),
+        )
+    })?;
+    expect_loaded(
+        &env,
+        &store,
+        &exact.id,
+        Some(&stored(&under, v)),
+        AT_LIMIT,
+        "data one byte under the limit",
+    )
+    .await?;
+    let over = data_of_size("big", limit + 1, 13);
+    let mut grown = stored(&under, v);
+    grown.data = over.clone();
+    let fresh = env.record(over, 60_000);
+    for (what, result) in [
+        ("save", store.save(&grown).await.map(|_| ())),
+        ("create", store.create(&fresh).await),
+    ] {
+        match result {
+            Err(Error::TooLarge { size, limit: l }) if size == limit + 1 && l == limit => {}
+            other => {
+                return Err(env.fail(
+                    AT_LIMIT,
+                    format!(
+                        "{what} of data one byte over the {limit}-byte limit returned {}",
+                        match other {
+                            Ok(()) => "Ok".to_owned(),
+                            Err(e) => chain(&e),
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    expect_loaded(
+        &env,
+        &store,
+        &exact.id,
+        Some(&stored(&under, v)),
+        AT_LIMIT,
+        "after a refused save one byte over the limit",
+    )
+    .await?;
+    expect_loaded(&env, &store, &fresh.id, None, AT_LIMIT, "after a refused create").await?;
+    Ok(Pass::Passed)
+}
+
+/// Raw access: beside four live and three expired healthy records, one live
+/// record holds garbage bytes and (where the harness can) one is broken in a
+/// backend-specific way ([`Harness::write_malformed`]). Then `count` and
+/// `ids` succeed and are exact for the healthy records (a corrupt record
+/// may or may not be counted and listed), `purge_expired` removes and counts
+/// exactly the three expired ones, and the corrupt records still give
+/// `Error::Decode` afterwards.
+pub async fn count_ids_and_purge_stay_exact_beside_corrupt_records<H: Harness>(harness: &H) -> Verdict {
+    if !harness.capabilities().raw_access {
+        return skipped("the harness does not declare the `raw_access` capability");
+    }
+    let env = Env::new(harness, "count_ids_and_purge_stay_exact_beside_corrupt_records").await?;
+    let store = env.open().await?;
+    let mut live = Vec::new();
+    for i in 0..4_i64 {
+        let r = env.record(data_of(&[("live", i)]), 60_000);
+        store.create(&r).await.map_err(env.op("create"))?;
+        live.push(stored(&r, 1));
+    }
+    let mut expired = Vec::new();
+    for i in 0..3_i64 {
+        let r = env.record(data_of(&[("expired", i)]), 1_000);
+        store.create(&r).await.map_err(env.op("create"))?;
+        expired.push(r.id);
+    }
+    let garbage = env.record(data_of_size("victim", 200, 5), 60_000);
+    store.create(&garbage).await.map_err(env.op("create"))?;
+    let raw = env
+        .h
+        .read_raw(&env.ns, &garbage.id)
+        .await
+        .map_err(env.op("harness.read_raw"))?
+        .ok_or_else(|| env.fail(DECODE, "harness.read_raw returned None for a live record"))?;
+    env.h
+        .write_raw(
+            &env.ns,
+            &garbage.id,
+            crate::env::pseudo_random_text(raw.len(), 78).as_bytes(),
+        )
+        .await
+        .map_err(env.op("harness.write_raw"))?;
+    let mut corrupt = vec![garbage.id];
+    let mut allowance = 1_u64;
+    let malformed = env.record(data_of(&[("malformed", 1)]), 60_000);
+    store.create(&malformed).await.map_err(env.op("create"))?;
+    match env
+        .h
+        .write_malformed(&env.ns, &malformed.id)
+        .await
+        .map_err(env.op("harness.write_malformed"))?
+    {
+        Some(extra) => {
+            corrupt.push(malformed.id);
+            allowance += 1 + extra;
+        }
+        None => live.push(stored(&malformed, 1)),
+    }
+    env.advance(1_000);
+    let healthy: BTreeSet<SessionId> = live.iter().map(|r| r.id).collect();
+    let corrupt_set: BTreeSet<SessionId> = corrupt.iter().copied().collect();
+    let n = healthy.len() as u64;
+    let count = store.count().await.map_err(|e| {
+        env.fail(
+            CORRUPT_LISTING,
+            format!("count beside corrupt records failed: {}", chain(&e)),
+        )
+    })?;
+    ensure!(
+        env,
+        (n..=n + allowance).contains(&count),
+        CORRUPT_LISTING,
+        "count beside {} corrupt entries is {count}, expected the {n} healthy live records (plus at most the corrupt entries)",
+        allowance
+    );
+    let ids = store.ids().await.map_err(|e| {
+        env.fail(
+            CORRUPT_LISTING,
+            format!("ids beside corrupt records failed: {}", chain(&e)),
+        )
+    })?;
+    let set: BTreeSet<SessionId> = ids.iter().copied().collect();
+    let listed_healthy: BTreeSet<SessionId> = set.difference(&corrupt_set).copied().collect();
+    ensure!(
+        env,
+        set.len() == ids.len() && listed_healthy == healthy,
+        CORRUPT_LISTING,
+        "ids beside corrupt records list {} ids ({} distinct), {} of the {n} healthy live ones, {} not healthy and live",
+        ids.len(),
+        set.len(),
+        listed_healthy.intersection(&healthy).count(),
+        listed_healthy.difference(&healthy).count()
+    );
+    let purged = store.purge_expired().await.map_err(|e| {
+        env.fail(
+            CORRUPT_LISTING,
+            format!("purge_expired beside corrupt records failed: {}", chain(&e)),
+        )
+    })?;
+    ensure!(
+        env,
+        purged == expired.len() as u64,
+        CORRUPT_LISTING,
+        "purge beside corrupt records removed {purged}, expected exactly the {} expired healthy records",
+        expired.len()
+    );
+    for id in &expired {
+        expect_loaded(&env, &store, id, None, NO_REVIVAL, "an expired record after purge").await?;
+    }
+    for r in &live {
+        expect_loaded(
+            &env,
+            &store,
+            &r.id,
+            Some(r),
+            CORRUPT_LISTING,
+            "a healthy record after purge",
+        )
+        .await?;
+    }
+    for id in &corrupt {
+        match store.load(id).await {
+            Err(Error::Decode { .. }) => {}
+            other => {
+                return Err(env.fail(
+                    DECODE,
+                    format!("load of a corrupt live record after purge returned {other:?}, expected Error::Decode"),
+                ));
+            }
+        }
+    }
+    let again = store.count().await.map_err(env.op("count"))?;
+    ensure!(
+        env,
+        again == count,
+        CORRUPT_LISTING,
+        "count after purging only expired healthy records changed from {count} to {again}"
     );
     Ok(Pass::Passed)
 }

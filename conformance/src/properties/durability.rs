@@ -154,3 +154,72 @@ pub async fn store_objects_on_one_namespace_share_records_and_one_conditional_sa
     );
     Ok(Pass::Passed)
 }
+
+/// Shared stores: each store object first looks (so a cache would be
+/// warm), then a write through the other is seen by its very next load:
+/// create, save, touch, rotate, save_if_version and delete, in turn
+/// through A and B.
+pub async fn a_write_through_one_store_object_is_seen_by_the_next_load_through_another<H: Harness>(
+    harness: &H,
+) -> Verdict {
+    if !harness.capabilities().shared {
+        return skipped("the harness does not declare the `shared` capability");
+    }
+    let env = Env::new(
+        harness,
+        "a_write_through_one_store_object_is_seen_by_the_next_load_through_another",
+    )
+    .await?;
+    let a = env.open().await?;
+    let b = env.open().await?;
+    let record = env.record(data_of(&[("n", 1)]), 60_000);
+    let id = record.id;
+    expect_loaded(&env, &b, &id, None, NO_STALE, "B before anything was written").await?;
+    expect_loaded(&env, &a, &id, None, NO_STALE, "A before anything was written").await?;
+    a.create(&record).await.map_err(env.op("create on A"))?;
+    let mut current = stored(&record, 1);
+    expect_loaded(&env, &b, &id, Some(&current), NO_STALE, "B after A created").await?;
+    let mut next = current.clone();
+    next.data = data_of(&[("n", 2)]);
+    let v = b.save(&next).await.map_err(env.op("save on B"))?;
+    current = stored(&next, v);
+    expect_loaded(&env, &a, &id, Some(&current), NO_STALE, "A after B saved").await?;
+    let deadline = env.now() + Duration::from_millis(90_001);
+    ensure!(
+        env,
+        a.touch(&id, deadline).await.map_err(env.op("touch on A"))?,
+        TOUCH,
+        "touch of a live record returned false"
+    );
+    current.expires_at = deadline;
+    expect_loaded(&env, &b, &id, Some(&current), NO_STALE, "B after A touched").await?;
+    let new = SessionId::random();
+    expect_loaded(&env, &a, &new, None, NO_STALE, "A before the rotate").await?;
+    ensure!(
+        env,
+        b.rotate(&id, &new).await.map_err(env.op("rotate on B"))?,
+        ROTATE,
+        "rotate of a live record returned false"
+    );
+    current.id = new;
+    expect_loaded(&env, &a, &id, None, NO_STALE, "A's old id after B rotated").await?;
+    expect_loaded(&env, &a, &new, Some(&current), NO_STALE, "A's new id after B rotated").await?;
+    let mut next = current.clone();
+    next.data = data_of(&[("n", 3)]);
+    let v = a.save_if_version(&next).await.map_err(env.op("save_if_version on A"))?;
+    let stale = current.clone();
+    current = stored(&next, v);
+    expect_loaded(&env, &b, &new, Some(&current), NO_STALE, "B after A's save_if_version").await?;
+    match b.save_if_version(&stale).await {
+        Err(Error::Conflict { .. }) => {}
+        other => {
+            return Err(env.fail(
+                NO_STALE,
+                format!("save_if_version on B with the version A replaced returned {other:?}, expected Conflict"),
+            ));
+        }
+    }
+    a.delete(&new).await.map_err(env.op("delete on A"))?;
+    expect_loaded(&env, &b, &new, None, NO_STALE, "B after A deleted").await?;
+    Ok(Pass::Passed)
+}

@@ -234,3 +234,233 @@ pub async fn namespaces_are_isolated<H: Harness>(harness: &H) -> Verdict {
     a.clear().await.map_err(env.op("clear"))?;
     Ok(Pass::Passed)
 }
+
+/// Creates `n` records live for `ttl_ms` (data tagged with `tag`) from eight
+/// tasks at once; returns them as stored.
+async fn create_many<H: Harness>(
+    env: &Env<'_, H>,
+    store: &Arc<H::Store>,
+    n: usize,
+    ttl_ms: impl Fn(usize) -> u64,
+    tag: i64,
+) -> Result<Vec<Record>, Failure> {
+    let records: Vec<Record> = (0..n)
+        .map(|i| env.record(data_of(&[("tag", tag), ("i", i as i64)]), ttl_ms(i)))
+        .collect();
+    let jobs = records
+        .chunks(n.div_ceil(8).max(1))
+        .map(|chunk| {
+            let (store, chunk) = (store.clone(), chunk.to_vec());
+            async move {
+                for r in &chunk {
+                    store.create(r).await?;
+                }
+                Ok::<_, Error>(())
+            }
+        })
+        .collect();
+    for result in start_together(env, crate::env::HEALTHY, "a creating task", jobs).await? {
+        result.map_err(env.op("create"))?;
+    }
+    Ok(records.iter().map(|r| stored(r, 1)).collect())
+}
+
+/// 2,000 live and 200 expired records: `ids` lists every live one exactly
+/// once and no other, and `count` says 2,000 (paged scans miss nothing and
+/// repeat nothing).
+pub async fn ids_and_count_over_thousands_of_records_agree_and_miss_none<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "ids_and_count_over_thousands_of_records_agree_and_miss_none").await?;
+    let store = Arc::new(env.open().await?);
+    let live = create_many(&env, &store, 2_000, |_| 60_000, 1).await?;
+    create_many(&env, &store, 200, |_| 1_000, 2).await?;
+    env.advance(1_000);
+    let expected: BTreeSet<SessionId> = live.iter().map(|r| r.id).collect();
+    let ids = store.ids().await.map_err(env.op("ids"))?;
+    let set: BTreeSet<SessionId> = ids.iter().copied().collect();
+    ensure!(
+        env,
+        set.len() == ids.len(),
+        SCALE_LISTING,
+        "ids over 2,200 records listed {} ids, {} distinct",
+        ids.len(),
+        set.len()
+    );
+    ensure!(
+        env,
+        set == expected,
+        SCALE_LISTING,
+        "ids over 2,000 live and 200 expired records listed {} ids: {} live ones missing, {} not live",
+        ids.len(),
+        expected.difference(&set).count(),
+        set.difference(&expected).count()
+    );
+    let count = store.count().await.map_err(env.op("count"))?;
+    ensure!(
+        env,
+        count == 2_000,
+        SCALE_LISTING,
+        "count over 2,000 live and 200 expired records is {count}"
+    );
+    store.clear().await.map_err(env.op("clear"))?;
+    Ok(Pass::Passed)
+}
+
+/// 600 expired records (deadlines spread over a second) beside 100 live
+/// ones: one purge removes and counts all 600, the live ones all still load,
+/// and a second purge finds nothing.
+pub async fn purge_removes_and_counts_hundreds_of_expired_records<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "purge_removes_and_counts_hundreds_of_expired_records").await?;
+    let store = Arc::new(env.open().await?);
+    let expired = create_many(&env, &store, 600, |i| 1 + (i as u64 * 1_000) / 600, 1).await?;
+    let live = create_many(&env, &store, 100, |i| 1_001 + i as u64, 2).await?;
+    env.advance(1_000);
+    let purged = store.purge_expired().await.map_err(env.op("purge_expired"))?;
+    ensure!(
+        env,
+        purged == 600,
+        SCALE_PURGE,
+        "purge with 600 expired records (beside 100 live) returned {purged}"
+    );
+    let count = store.count().await.map_err(env.op("count"))?;
+    ensure!(
+        env,
+        count == 100,
+        SCALE_PURGE,
+        "count after the purge is {count}, expected 100"
+    );
+    for r in &live {
+        expect_loaded(
+            &env,
+            &*store,
+            &r.id,
+            Some(r),
+            PURGE,
+            "a live record after a large purge",
+        )
+        .await?;
+    }
+    for r in expired.iter().step_by(37) {
+        expect_loaded(
+            &env,
+            &*store,
+            &r.id,
+            None,
+            NO_REVIVAL,
+            "an expired record after a large purge",
+        )
+        .await?;
+    }
+    let again = store.purge_expired().await.map_err(env.op("purge_expired"))?;
+    ensure!(
+        env,
+        again == 0,
+        SCALE_PURGE,
+        "a second purge removed {again} more records"
+    );
+    store.clear().await.map_err(env.op("clear"))?;
+    Ok(Pass::Passed)
+}
+
+/// Two namespaces, each with live and expired records (one id in both,
+/// expired in one and live in the other): count, ids, purge and clear of
+/// each see, remove and count only its own.
+pub async fn purge_count_ids_and_clear_touch_only_their_own_namespace<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "purge_count_ids_and_clear_touch_only_their_own_namespace").await?;
+    let other_ns = env.another_namespace().await?;
+    let a = env.open().await?;
+    let b = env.open_on(&other_ns).await?;
+    // (namespace A?, ttl): A has 3 live and 2 expired, B 2 live and 3 expired.
+    let shared_id = SessionId::random();
+    let mut records: Vec<(bool, Record)> = Vec::new();
+    for (in_a, ttl, n) in [
+        (true, 60_000, 0),
+        (true, 60_000, 1),
+        (true, 60_000, 2),
+        (true, 1_000, 3),
+        (true, 500, 4),
+        (false, 60_000, 5),
+        (false, 60_000, 6),
+        (false, 1_000, 7),
+        (false, 999, 8),
+        (false, 1, 9),
+    ] {
+        let mut r = env.record(data_of(&[("n", n)]), ttl);
+        if n == 3 || n == 5 {
+            r.id = shared_id; // expired in A, live in B
+        }
+        let store = if in_a { &a } else { &b };
+        store.create(&r).await.map_err(env.op("create"))?;
+        records.push((in_a, stored(&r, 1)));
+    }
+    env.advance(1_000);
+    let live_of = |in_a: bool| -> BTreeSet<SessionId> {
+        records
+            .iter()
+            .filter(|(ns, r)| *ns == in_a && r.expires_at > env.now())
+            .map(|(_, r)| r.id)
+            .collect()
+    };
+    let (live_a, live_b) = (live_of(true), live_of(false));
+    for (name, store, live) in [("A", &a, &live_a), ("B", &b, &live_b)] {
+        let count = store.count().await.map_err(env.op("count"))?;
+        ensure!(
+            env,
+            count == live.len() as u64,
+            NAMESPACE_LISTING,
+            "count in namespace {name} is {count}, expected its own {} live records",
+            live.len()
+        );
+        let ids: BTreeSet<_> = store.ids().await.map_err(env.op("ids"))?.into_iter().collect();
+        ensure!(
+            env,
+            ids == *live,
+            NAMESPACE_LISTING,
+            "ids in namespace {name} list {} ids, {} of them its own live ones (of {})",
+            ids.len(),
+            ids.intersection(live).count(),
+            live.len()
+        );
+    }
+    let purged_a = a.purge_expired().await.map_err(env.op("purge_expired"))?;
+    ensure!(
+        env,
+        purged_a == 2,
+        NAMESPACE_LISTING,
+        "purge in A removed {purged_a}, expected its own 2 expired records (B has 3)"
+    );
+    for (in_a, r) in &records {
+        let (store, live) = if *in_a { (&a, &live_a) } else { (&b, &live_b) };
+        let expected = live.contains(&r.id).then_some(r);
+        expect_loaded(&env, store, &r.id, expected, NAMESPACE_LISTING, "after purging A").await?;
+    }
+    let purged_b = b.purge_expired().await.map_err(env.op("purge_expired"))?;
+    ensure!(
+        env,
+        purged_b == 3,
+        NAMESPACE_LISTING,
+        "purge in B after purging A removed {purged_b}, expected B's own 3 expired records"
+    );
+    a.clear().await.map_err(env.op("clear"))?;
+    let (ca, cb) = (
+        a.count().await.map_err(env.op("count"))?,
+        b.count().await.map_err(env.op("count"))?,
+    );
+    ensure!(
+        env,
+        ca == 0 && cb == live_b.len() as u64,
+        NAMESPACE_LISTING,
+        "after clearing A: count A = {ca}, count B = {cb}, expected 0 and {}",
+        live_b.len()
+    );
+    let ids_b: BTreeSet<_> = b.ids().await.map_err(env.op("ids"))?.into_iter().collect();
+    ensure!(
+        env,
+        ids_b == live_b,
+        NAMESPACE_LISTING,
+        "after clearing A, B's ids list {} ids, expected its {} live ones",
+        ids_b.len(),
+        live_b.len()
+    );
+    b.clear().await.map_err(env.op("clear"))?;
+    Ok(Pass::Passed)
+}

@@ -45,6 +45,29 @@ const LOST_WRITES: &str = "concurrent writes to distinct ids are all kept";
 const TORN: &str =
     "save is atomic, last writer wins: racing saves leave exactly one writer's whole record with distinct versions";
 const ONE_WINNER: &str = "racing save_if_version from one version have exactly one winner";
+const ONE_CREATE: &str = "create checks and writes in one atomic step: racing creates on one id have exactly one winner, whose record is stored";
+const ONE_ROTATE: &str = "rotate checks and moves in one atomic step: racing rotates onto one new id have exactly one winner, and every other record stays intact";
+const ROTATE_ATOMIC: &str = "rotate is one atomic step: a reader during a rotate sees exactly one of the two ids live, never both and never neither";
+const ROTATE_WEAK: &str = "a store declaring `rotate_briefly_shows_both_ids` still never shows neither id during a rotate, and only the new id once rotate returned";
+const TOUCH_DELETE: &str = "touch is one atomic step: a touch racing a delete never brings the record back";
+const PURGE_SAVE: &str = "purge removes only records expired when it removes them: a purge racing a save of the same expired id never removes the fresh record";
+const ONE_WRITE: &str =
+    "save is atomic: a reader during racing saves sees data, deadline and version of one and the same write";
+const LATE_AFTER_ROTATE: &str = "a write that loaded the record before a rotate is a conflict (save_if_version) or false (touch), and never brings the old id back";
+const EXTREMES: &str =
+    "deadlines at the epoch, before it and at Timestamp::MAX are live exactly while now < expires_at, with no overflow";
+const TOUCH_PAST: &str =
+    "touch of a live record to a deadline at or before now returns true and the record is expired at once";
+const AT_DEADLINE: &str = "at now == expires_at the record is expired for every write: save starts again at version 1, create replaces it, touch and rotate return false, save_if_version is a conflict";
+const REAL_TIME: &str = "liveness follows the injected clock alone: a record stays live while real time passes and the clock stands still (a store's own TTL is set from the injected clock, with grace)";
+const LONG_KEYS: &str = "keys of hundreds of bytes and tens of KiB round-trip exactly";
+const AT_LIMIT: &str = "data exactly at and just under the configured limit (SessionData::byte_size) round-trips; one byte over is refused with TooLarge and nothing is written";
+const SCALE_LISTING: &str = "ids and count over thousands of records agree, list every live record once and no other";
+const SCALE_PURGE: &str = "purge over hundreds of expired records removes and counts every one of them";
+const NAMESPACE_LISTING: &str = "purge, count, ids and clear each touch and count only their own namespace";
+const NO_STALE: &str =
+    "store objects on one namespace keep no stale state: a write through one is seen by the next load through another";
+const CORRUPT_LISTING: &str = "a corrupt record does not make count, ids or purge_expired fail, and their answers stay exact for every healthy record";
 
 /// The one list of property names: calls `$crate::$callback!((args) names…)`.
 #[doc(hidden)]
@@ -78,7 +101,37 @@ macro_rules! __property_list {
             concurrent_writes_to_distinct_ids_lose_nothing,
             racing_saves_on_one_id_leave_exactly_one_whole_record,
             racing_conditional_saves_have_exactly_one_winner,
+            racing_creates_on_one_id_have_exactly_one_winner,
+            racing_rotates_onto_one_new_id_have_exactly_one_winner,
+            a_reader_during_a_rotate_sees_exactly_one_of_the_two_ids_live,
+            touch_racing_delete_never_brings_the_record_back,
+            purge_racing_a_save_of_the_same_expired_id_never_removes_the_fresh_record,
+            readers_during_racing_saves_see_data_deadline_and_version_of_one_write,
+            late_writes_after_a_rotate_never_bring_the_old_id_back,
+            extreme_deadlines_are_live_exactly_while_now_is_before_them,
+            touch_to_a_past_deadline_expires_the_record_at_once,
+            writes_at_exactly_the_deadline_treat_the_record_as_expired,
+            records_stay_live_while_real_time_passes_and_the_clock_stands_still,
+            keys_of_hundreds_of_bytes_and_tens_of_kibibytes_round_trip,
+            data_at_the_configured_limit_round_trips_and_one_byte_over_is_refused,
+            ids_and_count_over_thousands_of_records_agree_and_miss_none,
+            purge_removes_and_counts_hundreds_of_expired_records,
+            purge_count_ids_and_clear_touch_only_their_own_namespace,
+            a_write_through_one_store_object_is_seen_by_the_next_load_through_another,
+            count_ids_and_purge_stay_exact_beside_corrupt_records,
         }
+    };
+}
+
+/// Runs every property against `$harness` (an expression), one after the
+/// other, giving `Vec<(&'static str, Verdict)>`; must be used inside an
+/// async block. For the suite's own tests (a broken store must fail exactly
+/// the one property that names its flaw).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __run_every_property {
+    (($harness:expr) $($name:ident),* $(,)?) => {
+        vec![$((stringify!($name), $crate::properties::$name($harness).await)),*]
     };
 }
 

@@ -163,3 +163,103 @@ pub async fn rotate_onto_a_live_id_is_a_collision_and_changes_nothing<H: Harness
     .await?;
     Ok(Pass::Passed)
 }
+
+/// A request loaded the record, then a login rotated it: the request's late
+/// save_if_version (with the version it loaded, and with the version the
+/// moved record still has) is a conflict, its late touch returns false, and
+/// the old id never loads again; the moved record is unchanged. The same
+/// after a second rotate, for the middle id.
+pub async fn late_writes_after_a_rotate_never_bring_the_old_id_back<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "late_writes_after_a_rotate_never_bring_the_old_id_back").await?;
+    let store = env.open().await?;
+    let record = env.record(data_of(&[("user", 0), ("cart", 3)]), 60_000);
+    store.create(&record).await.map_err(env.op("create"))?;
+    let v = store.save(&record).await.map_err(env.op("save"))?;
+    let mut ids = vec![record.id];
+    let mut moved = stored(&record, v);
+    for hop in 1..=2 {
+        let old = moved.id;
+        let loaded = store
+            .load(&old)
+            .await
+            .map_err(env.op("load"))?
+            .ok_or_else(|| env.fail(ROUND_TRIP, "a live record does not load"))?;
+        let new = SessionId::random();
+        let rotated = store.rotate(&old, &new).await.map_err(env.op("rotate"))?;
+        ensure!(env, rotated, ROTATE, "rotate {hop} of a live record returned false");
+        moved.id = new;
+        ids.push(new);
+        let mut late = loaded.clone();
+        late.data = data_of(&[("user", -1), ("late", hop)]);
+        late.expires_at = env.now() + Duration::from_secs(7_200);
+        match store.save_if_version(&late).await {
+            Err(Error::Conflict { .. }) => {}
+            other => {
+                return Err(env.fail(
+                    LATE_AFTER_ROTATE,
+                    format!(
+                        "save_if_version on the old id (version {}) after rotate {hop} returned {other:?}, expected Conflict",
+                        late.version
+                    ),
+                ));
+            }
+        }
+        expect_loaded(
+            &env,
+            &store,
+            &old,
+            None,
+            LATE_AFTER_ROTATE,
+            &format!("the old id after a late save_if_version (rotate {hop})"),
+        )
+        .await?;
+        let touched = store
+            .touch(&old, env.now() + Duration::from_secs(7_200))
+            .await
+            .map_err(env.op("touch"))?;
+        ensure!(
+            env,
+            !touched,
+            LATE_AFTER_ROTATE,
+            "a late touch of the old id after rotate {hop} returned true"
+        );
+        expect_loaded(
+            &env,
+            &store,
+            &old,
+            None,
+            LATE_AFTER_ROTATE,
+            &format!("the old id after a late touch (rotate {hop})"),
+        )
+        .await?;
+        expect_loaded(
+            &env,
+            &store,
+            &new,
+            Some(&moved),
+            LATE_AFTER_ROTATE,
+            &format!("the moved record after late writes to its old id (rotate {hop})"),
+        )
+        .await?;
+    }
+    for old in &ids[..ids.len() - 1] {
+        expect_loaded(&env, &store, old, None, LATE_AFTER_ROTATE, "an old id at the end").await?;
+    }
+    let listed = store.ids().await.map_err(env.op("ids"))?;
+    ensure!(
+        env,
+        listed == vec![moved.id],
+        LATE_AFTER_ROTATE,
+        "ids after two rotates and late writes to the old ids list {} ids (the current one present: {})",
+        listed.len(),
+        listed.contains(&moved.id)
+    );
+    let count = store.count().await.map_err(env.op("count"))?;
+    ensure!(
+        env,
+        count == 1,
+        LATE_AFTER_ROTATE,
+        "count after two rotates and late writes to the old ids is {count}, expected 1"
+    );
+    Ok(Pass::Passed)
+}

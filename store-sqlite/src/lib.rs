@@ -823,13 +823,20 @@ impl SessionStore for SqliteStore {
                     };
                     match parsed {
                         Some(id) => ids.push(id),
+                        // A row this store never wrote (another program, a
+                        // damaged file): not a record, so it is skipped, and
+                        // every valid row is still listed. Logged by its
+                        // fingerprint only: the value may be a credential.
                         None => {
-                            // Not an id, but maybe a credential all the same: only its fingerprint is shown.
-                            let shown = match value {
+                            let fingerprint = match value {
                                 ValueRef::Text(t) | ValueRef::Blob(t) => Fingerprint::of_bytes(t),
                                 other => Fingerprint::of_bytes(format!("{other:?}").as_bytes()),
                             };
-                            return Err(Error::decode(shown, "the id column holds no valid session id", None).into());
+                            tracing::warn!(
+                                table = %s.table,
+                                id = %fingerprint,
+                                "ids skipped a row whose id column holds no valid session id"
+                            );
                         }
                     }
                 }

@@ -108,6 +108,32 @@ impl Harness for SqliteHarness {
         }
         Ok(())
     }
+
+    /// `id`'s data column becomes an integer (a wrong-typed column), and two
+    /// live rows are added whose id column holds no valid session id: a
+    /// 22-character string outside the alphabet and an integer.
+    async fn write_malformed(&self, ns: &(PathBuf, String), id: &SessionId) -> Result<Option<u64>> {
+        let conn = connect(ns)?;
+        let fail = |e| Error::backend("writing malformed rows", e);
+        let changed = conn
+            .execute(
+                &format!("UPDATE \"{}\" SET data = 42 WHERE id = ?1", ns.1),
+                [id.to_string()],
+            )
+            .map_err(fail)?;
+        if changed != 1 {
+            return Err(Error::backend_msg(format!("no record {id} to break")));
+        }
+        conn.execute(
+            &format!(
+                "INSERT INTO \"{}\" (id, data, expires_at, version) VALUES ('not a session id!!!!!!', x'00', ?1, 1), (7, x'00', ?1, 1)",
+                ns.1
+            ),
+            [i64::MAX],
+        )
+        .map_err(fail)?;
+        Ok(Some(2))
+    }
 }
 
 session_store_conformance::conformance_tests!(SqliteHarness::new());

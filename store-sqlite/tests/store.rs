@@ -145,19 +145,14 @@ async fn corrupt_rows_fail_alone_and_never_panic() {
         assert!(store.load(&good.id).await.unwrap().is_some(), "others unaffected");
         store.delete(&bad.id).await.unwrap();
     }
-    // A garbage id in the table is a decode error for ids(), never a panic.
+    // A garbage id in the table is no record: ids() skips it (logging a
+    // fingerprint) and still lists every valid row; never a panic.
     conn.execute(
         "INSERT INTO sessions (id, data, expires_at, version) VALUES ('../etc', x'00', 9223372036854775807, 1)",
         [],
     )
     .unwrap();
-    let err = store.ids().await.unwrap_err();
-    assert!(err.is_decode(), "{err}");
-    assert!(
-        matches!(err, session_store_core::Error::Decode { id, .. } if id == session_store_core::Fingerprint::of_bytes(b"../etc")),
-        "names the fingerprint of the raw text: {err}"
-    );
-    assert!(!err.to_string().contains("../etc"), "never the raw text: {err}");
+    assert_eq!(store.ids().await.unwrap(), vec![good.id]);
     assert_eq!(store.count().await.unwrap(), 2);
 }
 

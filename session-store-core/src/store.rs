@@ -86,6 +86,15 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Returns `false`, changing nothing, when no live record is under `old`.
     /// Returns [`Error::IdCollision`], changing nothing, when a live record is
     /// under `new` (including when `new == old`).
+    ///
+    /// What a backend may weaken, and only by saying so (in its docs and as
+    /// the conformance capability `rotate_briefly_shows_both_ids`): a
+    /// backend that cannot move a record in one step (a Redis Cluster with
+    /// the two ids in different hash slots) may let a concurrent reader
+    /// load the record under both ids while rotate runs. It must never let
+    /// a reader find neither id live, and once rotate has returned only the
+    /// new id loads. A crash in the middle leaves both ids live, never
+    /// neither.
     async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool>;
 
     /// Removes every expired record of this store and returns how many it

@@ -188,8 +188,11 @@ impl session_store_conformance::Harness for RedisHarness {
     type Store = RedisStore;
     type Namespace = String;
 
+    /// Everything; on a cluster also the weaker rotate rule the store
+    /// documents for a rotate between two hash slots.
     fn capabilities(&self) -> session_store_conformance::Capabilities {
         session_store_conformance::Capabilities::all()
+            .rotate_briefly_shows_both_ids(matches!(self.target, Ok(Target::Cluster(_))))
     }
 
     async fn available(&self) -> std::result::Result<(), String> {
@@ -251,6 +254,35 @@ impl session_store_conformance::Harness for RedisHarness {
             .await
             .map(drop)
             .map_err(|e| session_store_core::Error::backend("HSET d", e))
+    }
+
+    /// `id`'s key becomes a string (the wrong Redis type), and a live key of
+    /// our shape whose id part is no valid session id is added.
+    async fn write_malformed(&self, prefix: &String, id: &SessionId) -> session_store_core::Result<Option<u64>> {
+        let mut raw = self.target()?.raw().await;
+        let fail = |e| session_store_core::Error::backend("writing malformed keys", e);
+        let key = Self::key(prefix, id);
+        raw.query::<i64>(redis::cmd("DEL").arg(&key)).await.map_err(fail)?;
+        raw.query::<()>(redis::cmd("SET").arg(&key).arg("not a hash").arg("EX").arg(600))
+            .await
+            .map_err(fail)?;
+        let foreign = format!("{prefix}{{not a session id!!!!!!}}");
+        raw.query::<i64>(
+            redis::cmd("HSET")
+                .arg(&foreign)
+                .arg("d")
+                .arg("x")
+                .arg("e")
+                .arg(i64::MAX)
+                .arg("v")
+                .arg(1),
+        )
+        .await
+        .map_err(fail)?;
+        raw.query::<i64>(redis::cmd("EXPIRE").arg(&foreign).arg(600))
+            .await
+            .map_err(fail)?;
+        Ok(Some(1))
     }
 }
 

@@ -905,6 +905,8 @@ mod map_flaws {
         PurgeRemovesOneBatch,
         /// Purge removes the expired records of every namespace (counting its own).
         PurgeSweepsEveryNamespace,
+        /// clock() answers the system clock, not the clock it was given.
+        ExposesTheSystemClock,
     }
 
     /// One stored record.
@@ -1016,6 +1018,13 @@ mod map_flaws {
 
     #[async_trait]
     impl SessionStore for MapStore {
+        fn clock(&self) -> SharedClock {
+            if self.flaw == MapFlaw::ExposesTheSystemClock {
+                return session_store_core::system_clock();
+            }
+            Arc::clone(&self.clock)
+        }
+
         async fn create(&self, record: &Record) -> Result<()> {
             self.check(record)?;
             if self.flaw == MapFlaw::CreateChecksThenWrites {
@@ -1351,6 +1360,11 @@ mod map_flaws {
         };
     }
 
+    map_caught_by!(
+        clock_that_is_not_the_given_one,
+        MapFlaw::ExposesTheSystemClock,
+        the_store_exposes_the_clock_it_was_given
+    );
     map_caught_by!(
         create_that_checks_then_writes,
         MapFlaw::CreateChecksThenWrites,

@@ -696,3 +696,24 @@ pub async fn records_stay_live_while_real_time_passes_and_the_clock_stands_still
     }
     Ok(Pass::Passed)
 }
+
+/// The store's [`clock`](SessionStore::clock) is the clock the harness gave
+/// it: it reads the same instant before and after the test moves time, so
+/// the session handle and the adapters, which take their deadlines from it,
+/// agree with the store's own liveness decisions.
+pub async fn the_store_exposes_the_clock_it_was_given<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "the_store_exposes_the_clock_it_was_given").await?;
+    let store = env.open().await?;
+    for step in [0u64, 1, 86_400_000] {
+        env.advance(step);
+        let exposed = store.clock().now();
+        let now = env.now();
+        ensure!(
+            env,
+            exposed == now,
+            CLOCK,
+            "store.clock() reads {exposed:?} while the given clock reads {now:?}"
+        );
+    }
+    Ok(Pass::Passed)
+}

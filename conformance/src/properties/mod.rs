@@ -39,6 +39,7 @@ const DELETE: &str = "delete removes the record; deleting an absent id is not an
 const DURABLE: &str = "a durable store keeps every record (data, version, deadline) across drop and reopen, and expired ones stay expired";
 const SHARED: &str =
     "store objects on one namespace see each other's writes, and conditional saves across them have exactly one winner";
+const CLOCK: &str = "a store's clock() is the clock it was given, so deadlines computed above the store agree with its liveness decisions";
 const DECODE: &str = "corrupt stored bytes give Error::Decode naming that id's fingerprint, other records still load, and nothing panics";
 const TOO_LARGE: &str = "data over the size limit is refused with TooLarge and nothing is written";
 const LOST_WRITES: &str = "concurrent writes to distinct ids are all kept";
@@ -119,6 +120,7 @@ macro_rules! __property_list {
             purge_count_ids_and_clear_touch_only_their_own_namespace,
             a_write_through_one_store_object_is_seen_by_the_next_load_through_another,
             count_ids_and_purge_stay_exact_beside_corrupt_records,
+            the_store_exposes_the_clock_it_was_given,
         }
     };
 }

@@ -14,6 +14,12 @@
 //!   keep the deadline and version outside the blob (an indexed SQLite
 //!   column, a Redis hash field), so a touch does not rewrite the data.
 //!
+//! Decoding treats its input as hostile: garbage, truncated or over-long
+//! bytes are an [`Error::Decode`], never a panic, and a length prefix that
+//! claims more than the input holds is refused before anything is
+//! allocated for it, so decoding allocates in proportion to the bytes it is
+//! given (which each backend bounds), never to the sizes they claim.
+//!
 //! ```
 //! use session_store_core::{codec, Record, SessionData, SessionId, Timestamp};
 //!
@@ -46,12 +52,15 @@ struct RecordRef<'a> {
     data: &'a BTreeMap<String, String>,
 }
 
+/// A decoded record whose strings still point into the input; see
+/// [`decode_limited`] for why decoding borrows.
 #[derive(Deserialize)]
-struct RecordOwned {
+struct RecordBorrowed<'a> {
     created_at: i64,
     expires_at: i64,
     version: u64,
-    data: BTreeMap<String, String>,
+    #[serde(borrow)]
+    data: BTreeMap<&'a str, &'a str>,
 }
 
 #[derive(Serialize)]
@@ -61,9 +70,14 @@ struct BodyRef<'a> {
 }
 
 #[derive(Deserialize)]
-struct BodyOwned {
+struct BodyBorrowed<'a> {
     created_at: i64,
-    data: BTreeMap<String, String>,
+    #[serde(borrow)]
+    data: BTreeMap<&'a str, &'a str>,
+}
+
+fn owned(data: BTreeMap<&str, &str>) -> SessionData {
+    SessionData::from_map(data.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
 fn config() -> bincode::config::Configuration {
@@ -77,10 +91,20 @@ fn encode_with<T: Serialize>(format: u8, value: &T, size_hint: usize) -> Result<
     Ok(out)
 }
 
-/// Decodes with a length limit proportional to the input, so garbage bytes
-/// that claim a huge string are refused instead of allocated.
-fn decode_limited<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
-    use bincode::serde::decode_from_slice as d;
+/// Decodes borrowing every string from `bytes`, under a length limit
+/// proportional to the input.
+///
+/// Borrowing is what bounds memory: bincode's owned decoding of a string
+/// allocates (zero-filled) the length its prefix claims before it reads a
+/// byte, so a crafted 16 MiB blob claiming a 60 GiB string made the process
+/// abort on a failed allocation, under any limit large enough for the
+/// records a store accepts. A borrowed `&str` is only a slice of the input,
+/// and a claim longer than what is left is an error with no allocation; the
+/// map of borrowed strings holds at most what the input holds, and
+/// [`owned`] then copies exactly those bytes. The limit stays as a second
+/// guard on the total that the decoder claims.
+fn decode_limited<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::serde::borrow_decode_from_slice as d;
     let c = config();
     match bytes.len() {
         0..=1_024 => d(bytes, c.with_limit::<{ 1 << 16 }>()),
@@ -91,7 +115,7 @@ fn decode_limited<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(T, us
     }
 }
 
-fn decode_with<T: serde::de::DeserializeOwned>(id: SessionId, format: u8, bytes: &[u8]) -> Result<T> {
+fn decode_with<'a, T: Deserialize<'a>>(id: SessionId, format: u8, bytes: &'a [u8]) -> Result<T> {
     let Some((&first, rest)) = bytes.split_first() else {
         return Err(Error::decode(id, "empty record", None));
     };
@@ -140,10 +164,10 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>> {
 /// [`Error::Decode`] naming `id`'s fingerprint for an unknown format byte, malformed,
 /// truncated or over-long bytes.
 pub fn decode_record(id: SessionId, bytes: &[u8]) -> Result<Record> {
-    let r: RecordOwned = decode_with(id, RECORD_V1, bytes)?;
+    let r: RecordBorrowed<'_> = decode_with(id, RECORD_V1, bytes)?;
     Ok(Record {
         id,
-        data: SessionData::from_map(r.data),
+        data: owned(r.data),
         created_at: Timestamp::from_millis(r.created_at),
         expires_at: Timestamp::from_millis(r.expires_at),
         version: r.version,
@@ -233,10 +257,10 @@ pub fn encode_body(record: &Record) -> Result<Vec<u8>> {
 ///
 /// [`Error::Decode`] naming `id`'s fingerprint, as for [`decode_record`].
 pub fn decode_body(id: SessionId, bytes: &[u8], expires_at: Timestamp, version: u64) -> Result<Record> {
-    let b: BodyOwned = decode_with(id, BODY_V1, bytes)?;
+    let b: BodyBorrowed<'_> = decode_with(id, BODY_V1, bytes)?;
     Ok(Record {
         id,
-        data: SessionData::from_map(b.data),
+        data: owned(b.data),
         created_at: Timestamp::from_millis(b.created_at),
         expires_at,
         version,

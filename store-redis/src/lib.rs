@@ -35,7 +35,10 @@
 //! data), `e`, the deadline in Unix milliseconds, and `v`, the version.
 //! Create, save, save-if-version, touch and a single-slot rotate are each one
 //! Lua script (`EVALSHA`), so each is atomic and one round trip; a load is one
-//! `HMGET`.
+//! `HMGET`. A hash whose fields this store did not write (a `d` that does
+//! not decode, an `e` or `v` that is not a decimal integer) is a decode
+//! error for that record's load; a save overwrites it, restarting at
+//! version 1 when the stored `v` is not one it could have written.
 //!
 //! # Expiry
 //!

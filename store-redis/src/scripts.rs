@@ -64,11 +64,17 @@ return 1
 "
             ),
             // KEYS[1]; ARGV: d, e, now, ttl. Returns the stored version.
+            // A stored version that is not decimal digits below 2^53 (which
+            // Lua's doubles hold exactly) restarts at 1, like an absent one:
+            // a save overwrites whatever the hash held.
             save: script!(
                 r"
 local cur = redis.call('HMGET', KEYS[1], 'e', 'v')
 local v = 1
-if cur[1] and cur[2] and lt(ARGV[3], cur[1]) then v = (tonumber(cur[2]) or 0) + 1 end
+if cur[1] and cur[2] and lt(ARGV[3], cur[1]) then
+  local n = string.match(cur[2], '^[0-9]+$') and tonumber(cur[2])
+  if n and n < 9007199254740992 then v = n + 1 end
+end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'e', ARGV[2], 'v', string.format('%d', v))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return v

@@ -1,6 +1,7 @@
 //! Property tests over arbitrary bytes for every decoder of outside bytes in
 //! the core: session id text (a cookie value, a file name, a key), and the
-//! codec's record and body layouts (a file, a row, a hash field).
+//! codec's record, record header and body layouts (a file, a row, a hash
+//! field).
 //!
 //! Each decoder must answer an error or a value, never panic; where a
 //! value comes back it must be the one thing the bytes mean (the canonical
@@ -182,11 +183,28 @@ fn apply_byte_edit(bytes: &mut Vec<u8>, edit: &ByteEdit) {
 /// Decodes `bytes` as both layouts under `id`: each answer is a decode
 /// error or a record for `id` holding no more data than the bytes.
 fn check_decode(id: SessionId, bytes: &[u8]) -> Result<(Option<Record>, Option<Record>), TestCaseError> {
+    let header = codec::decode_record_header(id, bytes);
+    if let Err(e) = &header {
+        prop_assert!(e.is_decode(), "not a decode error: {e}");
+    }
     let full = match codec::decode_record(id, bytes) {
         Ok(r) => {
             prop_assert_eq!(r.id, id);
             prop_assert!(r.data.byte_size() <= bytes.len());
             check_values(&r.data);
+            // A record's header says what the record says, from its first
+            // bytes alone.
+            let head = &bytes[..codec::RECORD_HEADER_MAX.min(bytes.len())];
+            for h in [
+                header.as_ref().ok().copied(),
+                codec::decode_record_header(id, head).ok(),
+            ] {
+                let h = h.ok_or_else(|| TestCaseError::fail("a record whose header does not decode"))?;
+                prop_assert_eq!(
+                    (h.created_at, h.expires_at, h.version),
+                    (r.created_at, r.expires_at, r.version)
+                );
+            }
             Some(r)
         }
         Err(e) => {

@@ -50,6 +50,7 @@
 //! `session-store-conformance`, checks any store against the rules written on
 //! [`SessionStore`].
 
+pub mod adapter;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod codec;

@@ -1,12 +1,12 @@
 //! Session data and the record a store keeps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Expiry, SessionId, Timestamp};
+use crate::{Error, Expiry, Result, SessionId, Timestamp};
 
 /// The data of one session: string keys mapped to self-describing values.
 ///
@@ -242,6 +242,44 @@ impl Record {
     /// Moves the deadline as `expiry` says for activity at `now`.
     pub fn refresh(&mut self, now: Timestamp, expiry: &Expiry) {
         self.expires_at = expiry.deadline(self.created_at, now);
+    }
+
+    /// Checks that every value is valid JSON text, as values are meant to
+    /// be ([`SessionData::insert_raw`] does not check).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] for this record, naming the first key (in key
+    /// order) whose value is not JSON.
+    pub fn check_json(&self) -> Result<()> {
+        for (key, json) in self.data.iter() {
+            serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|e| self.not_json(key, e))?;
+        }
+        Ok(())
+    }
+
+    /// Every value parsed as a JSON value (the shape of a framework whose
+    /// sessions hold `serde_json::Value`s).
+    ///
+    /// # Errors
+    ///
+    /// As [`check_json`](Self::check_json).
+    pub fn json_values(&self) -> Result<HashMap<String, serde_json::Value>> {
+        self.data
+            .iter()
+            .map(|(key, json)| match serde_json::from_str(json) {
+                Ok(value) => Ok((key.to_owned(), value)),
+                Err(e) => Err(self.not_json(key, e)),
+            })
+            .collect()
+    }
+
+    fn not_json(&self, key: &str, error: serde_json::Error) -> Error {
+        Error::decode(
+            self.id,
+            format!("the value under key {key:?} is not valid JSON"),
+            Some(Box::new(error)),
+        )
     }
 }
 

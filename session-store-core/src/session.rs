@@ -268,15 +268,10 @@ impl<S: SessionStore> Sessions<S> {
         let Ok(id) = cookie.parse::<SessionId>() else {
             return Ok(None);
         };
-        match self.store.load(&id).await {
-            Ok(Some(record)) => Ok(Some(Session::new(record, State::Stored))),
-            Ok(None) => Ok(None),
-            Err(e) if e.is_decode() => {
-                warn_damaged(&id, &e);
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .load_record(&id)
+            .await?
+            .map(|record| Session::new(record, State::Stored)))
     }
 
     /// [`load`](Self::load) when a cookie is given and names a live
@@ -467,9 +462,159 @@ fn warn_damaged(id: &SessionId, error: &Error) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
         session = %id.fingerprint(),
-        error = %error,
+        error = %error.chain(),
         "a stored session does not decode: to the visitor it is gone"
     );
     #[cfg(not(feature = "tracing"))]
     let _ = (id, error);
+}
+
+/// Record-level calls, for layers that hold whole records rather than a
+/// [`Session`]: adapters to a framework's own store trait
+/// (tower-sessions, actix-session), which hand over the whole state and a
+/// deadline and expect a record back. They keep the handle's rules: the
+/// clock is the store's, versions are kept by the handle, a record that does
+/// not decode is a session that is gone (one warning with the id's
+/// fingerprint), and a session deleted, rotated away or expired meanwhile is
+/// never written back. The expiry policy is not used here: the caller gives
+/// the deadline.
+impl<S: SessionStore> Sessions<S> {
+    /// The live record under `id`, or `None` when there is none, it expired,
+    /// or it is damaged: it does not decode, or a value is not valid JSON
+    /// text (a warning is logged with the id's fingerprint; the damaged
+    /// record itself is left alone, and expires like any other).
+    /// [`load`](Self::load) is this, from the cookie's text.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns for anything else (unreachable, timed out).
+    pub async fn load_record(&self, id: &SessionId) -> Result<Option<Record>> {
+        self.load_record_with(id, |record| {
+            record.check_json()?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// [`load_record`](Self::load_record) with a conversion of the record
+    /// (into a framework's own type): a decode error from `convert` is a
+    /// damaged record too ("no session", with the warning), so a framework
+    /// adapter needs no policy of its own. `convert` is expected to check
+    /// the values' JSON when it reads them ([`Record::json_values`] does).
+    ///
+    /// # Errors
+    ///
+    /// What the store returns, or what `convert` returns, for anything but
+    /// a decode error.
+    pub async fn load_record_with<T>(
+        &self,
+        id: &SessionId,
+        convert: impl FnOnce(Record) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self.store.load(id).await.and_then(|r| r.map(convert).transpose()) {
+            Err(e) if e.is_decode() => {
+                warn_damaged(id, &e);
+                Ok(None)
+            }
+            loaded => loaded,
+        }
+    }
+
+    /// Stores `data` as a new session until `expires_at`, created now by the
+    /// store's clock: under `id` unless a live session holds that id, else
+    /// under a fresh one (a live session is never overwritten). Returns the
+    /// stored record, id and version (1) included.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns ([`Error::TooLarge`], backend failures).
+    pub async fn create_record(&self, id: SessionId, data: SessionData, expires_at: Timestamp) -> Result<Record> {
+        let mut record = Record::with_deadline(id, data, self.clock.now(), expires_at);
+        self.store.create_with_fresh_id(&mut record).await?;
+        record.version = 1;
+        Ok(record)
+    }
+
+    /// Replaces the data and deadline of the live session `id` with `data`
+    /// and `expires_at`, keeping its created time: the whole state of a
+    /// request, last writer wins. The write is version-checked
+    /// ([`SessionStore::save_if_version`]), so a session that was deleted
+    /// (logout), rotated away (login), expired or damaged meanwhile is never
+    /// written back: that answers `Ok(None)` and writes nothing. Another
+    /// request's write in between makes it re-read and write again, up to
+    /// [`commit_attempts`](Self::commit_attempts) times. Returns the new
+    /// version.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns; [`Error::Conflict`] when every attempt lost a
+    /// race with another write.
+    pub async fn replace_record(
+        &self,
+        id: &SessionId,
+        data: SessionData,
+        expires_at: Timestamp,
+    ) -> Result<Option<u64>> {
+        let mut expected = 0;
+        for _ in 0..self.attempts {
+            let stored = match self.store.load(id).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => return Ok(None),
+                Err(e) if e.is_decode() => {
+                    warn_damaged(id, &e);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            expected = stored.version;
+            let record = Record {
+                data: data.clone(),
+                expires_at,
+                ..stored
+            };
+            match self.store.save_if_version(&record).await {
+                Ok(version) => return Ok(Some(version)),
+                Err(e) if e.is_conflict() => {}
+                Err(e) if e.is_decode() => {
+                    warn_damaged(id, &e);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict { id: *id, expected })
+    }
+
+    /// Moves the deadline of the live session `id` to `expires_at` without
+    /// writing its data; `false` when it is absent, expired or damaged (a
+    /// warning then).
+    ///
+    /// # Errors
+    ///
+    /// What the store returns for anything else.
+    pub async fn touch_record(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+        match self.store.touch(id, expires_at).await {
+            Err(e) if e.is_decode() => {
+                warn_damaged(id, &e);
+                Ok(false)
+            }
+            touched => touched,
+        }
+    }
+
+    /// Deletes the session `id` (logout); an absent one is no error, nor is
+    /// a damaged one the store cannot read (a warning then).
+    ///
+    /// # Errors
+    ///
+    /// What the store returns for anything else.
+    pub async fn delete_record(&self, id: &SessionId) -> Result<()> {
+        match self.store.delete(id).await {
+            Err(e) if e.is_decode() => {
+                warn_damaged(id, &e);
+                Ok(())
+            }
+            deleted => deleted,
+        }
+    }
 }

@@ -31,6 +31,10 @@
 //!
 //! # What maps to what
 //!
+//! The adapter holds the core's session handle
+//! ([`Sessions`]) over the store and calls its record-level operations, as
+//! the actix-session adapter does, so both behave the same:
+//!
 //! - **Ids** are the same 128 bits: tower-sessions' `Id(i128)` and the
 //!   store's [`SessionId`] convert by a bit cast ([`to_session_id`],
 //!   [`to_tower_id`]). tower-sessions writes the cookie as base64 of the
@@ -40,60 +44,67 @@
 //!   deadline, truncated to the millisecond ([`to_timestamp`]); a loaded
 //!   deadline converts back ([`to_offset_date_time`]), clamped to the years
 //!   -9999..=9999 that `time` can represent. Liveness is decided by the
-//!   wrapped store with its own clock (`now < expires_at`), so give the store
-//!   and the adapter ([`Adapter::with_clock`]) the same clock.
+//!   wrapped store with its own clock (`now < expires_at`), and the adapter
+//!   takes its clock from the store
+//!   ([`SessionStore::clock`](session_store_core::SessionStore::clock)):
+//!   there is no second clock to pair.
 //! - **Values**: each `serde_json::Value` is kept as its JSON text
 //!   ([`SessionData::insert_json`]) and parsed back on load; a stored value
-//!   that is not valid JSON is a decode error, never a panic.
+//!   that is not valid JSON is a damaged record, never a panic.
 //! - **A record that cannot be decoded** (damaged bytes, a value that is
-//!   not JSON, a format this version does not know) is a session that is
-//!   gone: `load` answers `None` and logs a `tracing` warning with the
-//!   session's [fingerprint](SessionId::fingerprint), so tower-sessions
-//!   starts a fresh session under a fresh id and the request is answered
-//!   normally. The damaged record itself is left alone (a newer version of
-//!   the app may have written it); it expires like any other.
+//!   not JSON, a format this version does not know, a Redis key of another
+//!   type) is a session that is gone: `load` answers `None` and a `tracing`
+//!   warning names the session's [fingerprint](SessionId::fingerprint) and
+//!   the cause ([`Sessions::load_record`]), so tower-sessions starts a fresh
+//!   session under a fresh id and the request is answered normally. The
+//!   damaged record itself is left alone (a newer version of the app may
+//!   have written it); it expires like any other. `save` and `delete` treat
+//!   it the same way.
 //! - **Errors** reach tower-sessions with a generic message
 //!   ([`STORE_FAILED`], as `Backend`), never the store's own text (which may
 //!   hold a backend's reply); an oversized record becomes `Encode` with its
 //!   size and the limit. The detail, with its whole chain of causes and the
 //!   session's fingerprint, goes to a `tracing` `error` event (`warn` for
-//!   an oversized record) of target `session_store_tower_sessions`.
+//!   an oversized record) of target `session_store_core::adapter`
+//!   ([`log_failure`]).
 //!
 //! # Concurrent requests
 //!
 //! What this adapter guarantees, and what it does not:
 //!
-//! - `create` never overwrites a live session: it maps to the store's
-//!   [`create`](session_store_core::SessionStore::create) and, on an id
-//!   collision, draws a fresh id and tries again, as tower-sessions asks.
-//! - `save` is an unconditional, atomic overwrite: **last writer wins per
-//!   request**. When two requests of one session both change it, the one
-//!   that finishes last is kept whole and the other's change is lost; a
-//!   reader never sees a mix of the two. tower-sessions' `Record` carries no
-//!   version, so the adapter cannot use the store's
-//!   [`save_if_version`](session_store_core::SessionStore::save_if_version);
-//!   when lost updates matter, use the store directly with it.
-//! - For the same reason a request that loaded the session before a
-//!   concurrent logout (`Session::flush`) or login (`Session::cycle_id`) and
-//!   changes it afterwards writes it back under the id it loaded, as
-//!   tower-sessions' own stores do. Sequential requests are safe: after
-//!   `cycle_id` the old id never loads again, after `flush` the session is
-//!   gone.
+//! - `create` never overwrites a live session: on an id collision it draws
+//!   a fresh id, as tower-sessions asks
+//!   ([`Sessions::create_record`]).
+//! - `save` is **last writer wins per request**, atomically: when two
+//!   requests of one session both change it, the one that finishes last is
+//!   kept whole and the other's change is lost; a reader never sees a mix
+//!   of the two. tower-sessions hands over the whole state, not what the
+//!   request changed, so the core's replay of changed keys cannot apply.
+//! - The write is version-checked ([`Sessions::replace_record`]): **a
+//!   session deleted meanwhile (a logout, `Session::flush`, the old id of a
+//!   `Session::cycle_id`) or expired is never brought back by a late
+//!   `save`**; such a save writes nothing, and the next request with that
+//!   cookie starts a new session. This costs one read of the record before
+//!   each write. One consequence: used as the *cache* of tower-sessions'
+//!   `CachingSessionStore`, this adapter is never filled by the cache's
+//!   `save` of a record it does not hold (every load goes to the backing
+//!   store, which stays correct).
 //! - `Session::cycle_id` is tower-sessions' delete-then-create: the old id
 //!   is deleted at once and the data is stored under a fresh id at the end
 //!   of the request.
-//! - `created_at` (used by the store's absolute-lifetime policies) is not
-//!   known to tower-sessions: the adapter stores the time of the write. Use
-//!   tower-sessions' `Expiry` to bound the session's life.
+//! - `created_at` (used by the store's absolute-lifetime policies) is the
+//!   time of `create` by the store's clock, and `save` keeps it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use session_store_core::{Error, Record, SessionData, SessionId, SharedClock, Timestamp, system_clock};
+use session_store_core::adapter::{REPLACE_ATTEMPTS, log_failure};
+use session_store_core::{Error, Record, SessionData, SessionId, Sessions, Timestamp};
 use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record as TowerRecord};
 use tower_sessions_core::session_store::{self, Error as TowerError};
+
+pub use session_store_core::adapter::STORE_FAILED;
 
 /// Any [`session_store_core::SessionStore`] as a
 /// [`tower_sessions_core::SessionStore`].
@@ -102,56 +113,45 @@ use tower_sessions_core::session_store::{self, Error as TowerError};
 /// `Adapter<dyn SessionStore>` serves a backend chosen at run time
 /// ([`Adapter::from_arc`]).
 pub struct Adapter<S: ?Sized> {
-    clock: SharedClock,
-    store: Arc<S>,
+    sessions: Sessions<Arc<S>>,
 }
 
-impl<S> Adapter<S> {
-    /// Wraps `store`; the adapter's clock is the system clock.
+impl<S: session_store_core::SessionStore> Adapter<S> {
+    /// Wraps `store`; time is the store's own clock.
     #[must_use]
     pub fn new(store: S) -> Self {
         Self::from_arc(Arc::new(store))
     }
 }
 
-impl<S: ?Sized> Adapter<S> {
+impl<S: session_store_core::SessionStore + ?Sized> Adapter<S> {
     /// Wraps a shared store (also `Arc<dyn SessionStore>`).
     #[must_use]
     pub fn from_arc(store: Arc<S>) -> Self {
         Self {
-            clock: system_clock(),
-            store,
+            sessions: Sessions::new(store).commit_attempts(REPLACE_ATTEMPTS),
         }
-    }
-
-    /// The clock the adapter stamps records' `created_at` with. Give it the
-    /// wrapped store's clock (default: the system clock).
-    #[must_use]
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The wrapped store.
     #[must_use]
     pub fn store(&self) -> &Arc<S> {
-        &self.store
+        self.sessions.store()
     }
 }
 
 impl<S: ?Sized> Clone for Adapter<S> {
     fn clone(&self) -> Self {
         Self {
-            clock: Arc::clone(&self.clock),
-            store: Arc::clone(&self.store),
+            sessions: self.sessions.clone(),
         }
     }
 }
 
-impl<S: ?Sized + fmt::Debug> fmt::Debug for Adapter<S> {
+impl<S: session_store_core::SessionStore + ?Sized + fmt::Debug> fmt::Debug for Adapter<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Adapter")
-            .field("store", &self.store)
+            .field("store", self.sessions.store())
             .finish_non_exhaustive()
     }
 }
@@ -191,16 +191,11 @@ pub fn to_offset_date_time(deadline: Timestamp) -> OffsetDateTime {
     })
 }
 
-/// The message every store failure reaches tower-sessions with: generic, so
-/// nothing internal (a backend's reply, an id) can end up in a response
-/// body or an outside log. The detail goes to the `tracing` log.
-pub const STORE_FAILED: &str = "the session store failed (the detail is in the server log)";
-
 /// A store error as a tower-sessions store error, with a generic message:
 /// an oversized record becomes `Encode` (its message says the size and the
 /// limit, nothing internal), every other failure `Backend` with
 /// [`STORE_FAILED`]. The detail is not kept; log it first
-/// ([`Error::chain`]).
+/// ([`log_failure`]).
 #[must_use]
 pub fn to_tower_error(error: &Error) -> TowerError {
     match error {
@@ -209,58 +204,28 @@ pub fn to_tower_error(error: &Error) -> TowerError {
     }
 }
 
-/// Logs a store failure of `operation` on session `id` with its whole
-/// chain of causes, and turns it into a generic tower-sessions error.
-fn failed(operation: &'static str, id: SessionId, error: &Error) -> TowerError {
-    if matches!(error, Error::TooLarge { .. }) {
-        tracing::warn!(session = %id.fingerprint(), operation, error = %error.chain(), "session refused");
-    } else {
-        tracing::error!(session = %id.fingerprint(), operation, error = %error.chain(), "session store failed");
-    }
+/// Logs a store failure of `operation` on session `id` and turns it into a
+/// generic tower-sessions error.
+fn failed(operation: &'static str, id: &SessionId, error: &Error) -> TowerError {
+    log_failure(operation, Some(id), error);
     to_tower_error(error)
 }
 
-/// Logs that the stored session `id` could not be decoded and is treated as
-/// gone.
-fn gone(operation: &'static str, id: SessionId, error: &Error) {
-    tracing::warn!(
-        session = %id.fingerprint(),
-        operation,
-        error = %error.chain(),
-        "stored session could not be decoded; treating it as gone (a fresh session starts)"
-    );
-}
-
-impl<S: ?Sized> Adapter<S> {
-    fn to_record(&self, record: &TowerRecord) -> Record {
-        let mut data = SessionData::new();
-        for (key, value) in &record.data {
-            data.insert_json(key.as_str(), value);
-        }
-        Record::with_deadline(
-            to_session_id(record.id),
-            data,
-            self.clock.now(),
-            to_timestamp(record.expiry_date),
-        )
+/// A tower-sessions record's values as session data (JSON text each).
+fn to_data(record: &TowerRecord) -> SessionData {
+    let mut data = SessionData::new();
+    for (key, value) in &record.data {
+        data.insert_json(key.as_str(), value);
     }
+    data
 }
 
+/// A stored record as a tower-sessions record; a value that is not JSON is
+/// a decode error (a damaged record).
 fn to_tower_record(record: &Record) -> Result<TowerRecord, Error> {
-    let mut data = HashMap::with_capacity(record.data.len());
-    for (key, json) in record.data.iter() {
-        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-            Error::decode(
-                record.id,
-                format!("the value under key {key:?} is not valid JSON"),
-                Some(Box::new(e)),
-            )
-        })?;
-        data.insert(key.to_owned(), value);
-    }
     Ok(TowerRecord {
         id: to_tower_id(record.id),
-        data,
+        data: record.json_values()?,
         expiry_date: to_offset_date_time(record.expires_at),
     })
 }
@@ -273,27 +238,27 @@ where
     /// Inserts a new session without ever overwriting a live one: on an id
     /// collision a fresh id is drawn and `record.id` updated.
     async fn create(&self, record: &mut TowerRecord) -> session_store::Result<()> {
-        let mut ours = self.to_record(record);
-        if let Err(e) = self.store.create_with_fresh_id(&mut ours).await {
-            return Err(failed("create", ours.id, &e));
-        }
-        record.id = to_tower_id(ours.id);
-        Ok(())
-    }
-
-    /// Overwrites the session (last writer wins, atomically). A stored
-    /// record that cannot be decoded and that the store refuses to
-    /// overwrite (the file store does) is a session that is gone: the write
-    /// is dropped with a warning, as for a session deleted meanwhile.
-    async fn save(&self, record: &TowerRecord) -> session_store::Result<()> {
-        let ours = self.to_record(record);
-        match self.store.save(&ours).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_decode() => {
-                gone("save", ours.id, &e);
+        let id = to_session_id(record.id);
+        let deadline = to_timestamp(record.expiry_date);
+        match self.sessions.create_record(id, to_data(record), deadline).await {
+            Ok(stored) => {
+                record.id = to_tower_id(stored.id);
                 Ok(())
             }
-            Err(e) => Err(failed("save", ours.id, &e)),
+            Err(e) => Err(failed("create", &id, &e)),
+        }
+    }
+
+    /// Replaces the session's state (last writer wins, atomically). A
+    /// session that was deleted, expired or damaged meanwhile is not
+    /// written back: the write is dropped, and the next request with its
+    /// cookie starts a new session.
+    async fn save(&self, record: &TowerRecord) -> session_store::Result<()> {
+        let id = to_session_id(record.id);
+        let deadline = to_timestamp(record.expiry_date);
+        match self.sessions.replace_record(&id, to_data(record), deadline).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(failed("save", &id, &e)),
         }
     }
 
@@ -302,32 +267,19 @@ where
     /// session's fingerprint), so tower-sessions starts a fresh one.
     async fn load(&self, id: &Id) -> session_store::Result<Option<TowerRecord>> {
         let id = to_session_id(*id);
-        let loaded = self
-            .store
-            .load(&id)
-            .await
-            .and_then(|r| r.as_ref().map(to_tower_record).transpose());
-        match loaded {
+        match self.sessions.load_record_with(&id, |r| to_tower_record(&r)).await {
             Ok(record) => Ok(record),
-            Err(e) if e.is_decode() => {
-                gone("load", id, &e);
-                Ok(None)
-            }
-            Err(e) => Err(failed("load", id, &e)),
+            Err(e) => Err(failed("load", &id, &e)),
         }
     }
 
     /// Removes the session; an absent one is not an error.
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let id = to_session_id(*id);
-        match self.store.delete(&id).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_decode() => {
-                gone("delete", id, &e);
-                Ok(())
-            }
-            Err(e) => Err(failed("delete", id, &e)),
-        }
+        self.sessions
+            .delete_record(&id)
+            .await
+            .map_err(|e| failed("delete", &id, &e))
     }
 }
 
@@ -341,13 +293,13 @@ where
     S: session_store_core::SessionStore + ?Sized + 'static,
 {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match self.store.purge_expired().await {
+        match self.store().purge_expired().await {
             Ok(removed) => {
                 tracing::info!(removed, "purged expired sessions");
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e.chain(), "purging expired sessions failed");
+                log_failure("purge_expired", None, &e);
                 Err(to_tower_error(&e))
             }
         }

@@ -17,7 +17,7 @@ use tower_sessions_core::{ExpiredDeletion as _, SessionStore, session_store};
 fn setup() -> (ManualClock, Arc<MemoryStore>, Adapter<MemoryStore>) {
     let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
     let store = Arc::new(MemoryStore::builder().clock(clock.shared()).build());
-    let adapter = Adapter::from_arc(Arc::clone(&store)).with_clock(clock.shared());
+    let adapter = Adapter::from_arc(Arc::clone(&store));
     (clock, store, adapter)
 }
 
@@ -114,7 +114,7 @@ async fn errors_map_to_tower_errors() {
         .clock(clock.shared())
         .max_record_bytes(16)
         .build();
-    let adapter = Adapter::new(store).with_clock(clock.shared());
+    let adapter = Adapter::new(store);
     let mut record = tower_record(&clock, Duration::from_secs(60));
     match adapter.create(&mut record).await {
         Err(TowerError::Encode(message)) => assert!(message.contains("16"), "{message}"),
@@ -161,5 +161,30 @@ async fn session_cycle_id_keeps_data_and_retires_the_old_id() -> Result<(), towe
 
     session.flush().await?;
     assert!(store.load(&new).await.unwrap().is_none(), "flush deletes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_late_save_never_revives_a_deleted_session_and_keeps_the_created_time() -> session_store::Result<()> {
+    let (clock, store, adapter) = setup();
+    let mut record = tower_record(&clock, Duration::from_secs(60));
+    adapter.create(&mut record).await?;
+    let created_at = store.load(&to_session_id(record.id)).await.unwrap().unwrap().created_at;
+    assert_eq!(created_at, clock.now(), "stamped by the store's clock");
+
+    clock.advance(Duration::from_secs(5));
+    record.data.insert("count".to_owned(), json!(4));
+    record.expiry_date = to_offset_date_time(clock.now() + Duration::from_secs(60));
+    adapter.save(&record).await?;
+    let stored = store.load(&to_session_id(record.id)).await.unwrap().unwrap();
+    assert_eq!(stored.created_at, created_at, "a save keeps the created time");
+    assert_eq!(stored.version, 2);
+
+    // A logout deletes it while a slow request still holds the record.
+    adapter.delete(&record.id).await?;
+    record.data.insert("count".to_owned(), json!(5));
+    adapter.save(&record).await?;
+    assert_eq!(adapter.load(&record.id).await?, None, "nothing was written");
+    assert_eq!(store.count().await.unwrap(), 0);
     Ok(())
 }

@@ -37,22 +37,28 @@
 //!
 //! # What maps to what
 //!
+//! The adapter holds the core's session handle ([`Sessions`]) over the
+//! store and calls its record-level operations, as the tower-sessions
+//! adapter does, so both behave the same:
+//!
 //! - **Session keys** are the store's 22-character id text form
 //!   ([`SessionId`]'s `Display`); actix-session puts them in its (signed or
 //!   private) cookie. A key that does not parse as an id is simply "no
 //!   session": `load` answers `None`, `update_ttl` and `delete` do nothing,
 //!   `update` starts a new session. Never an error page, never a panic.
 //! - **Expiry**: actix-session's TTL becomes the absolute deadline
-//!   `clock.now() + ttl`, with the adapter's clock ([`Adapter::with_clock`]);
-//!   give the adapter the wrapped store's clock, which decides liveness
-//!   (`now < expires_at`).
+//!   `now + ttl` ([`deadline_after`]), `now` by the store's own clock
+//!   ([`SessionStore::clock`](session_store_core::SessionStore::clock)),
+//!   which also decides liveness (`now < expires_at`): there is no second
+//!   clock to pair.
 //! - **Values**: actix-session already holds each value as JSON text; it is
 //!   stored as is and handed back as is. A value that is not valid JSON is
 //!   refused with `SaveError::Serialization`.
-//! - **A record that cannot be decoded** (damaged bytes, a format this
-//!   version does not know) is a session that is gone: `load` answers
-//!   `None` and logs a `tracing` warning with the session's
-//!   [fingerprint](SessionId::fingerprint), so actix-session starts a fresh
+//! - **A record that cannot be decoded** (damaged bytes, a value that is
+//!   not JSON, a format this version does not know, a Redis key of another
+//!   type) is a session that is gone: `load` answers `None` and a `tracing`
+//!   warning names the session's [fingerprint](SessionId::fingerprint) and
+//!   the cause ([`Sessions::load_record`]), so actix-session starts a fresh
 //!   session under a fresh key and the request is answered normally.
 //!   `update`, `update_ttl` and `delete` treat it the same way (nothing is
 //!   written; a warning is logged). The damaged record is left alone (a
@@ -62,26 +68,30 @@
 //!   ([`STORE_FAILED`], in the `Other` variants), never the store's own
 //!   text, which may hold a backend's reply. The detail, with its whole
 //!   chain of causes and the session's fingerprint (never the id), goes to
-//!   a `tracing` `error` event of target `session_store_actix_session`.
-//!   actix-session answers a store failure with an empty HTTP 500 body.
+//!   a `tracing` `error` event of target `session_store_core::adapter`
+//!   ([`log_failure`]). actix-session answers a store failure with an empty
+//!   HTTP 500 body.
 //!
 //! # Concurrent requests
 //!
 //! What this adapter guarantees, and what it does not:
 //!
-//! - `save` (a new session) never overwrites a live one: it maps to the
-//!   store's `create` and draws a fresh id on a collision.
-//! - `update` is **last writer wins per request**: it loads the stored
-//!   version and writes with
-//!   [`save_if_version`](session_store_core::SessionStore::save_if_version),
+//! - `save` (a new session) never overwrites a live one: it draws a fresh
+//!   id on a collision ([`Sessions::create_record`]).
+//! - `update` is **last writer wins per request**
+//!   ([`Sessions::replace_record`]): it loads the stored version and writes
+//!   with [`save_if_version`](session_store_core::SessionStore::save_if_version),
 //!   retrying when another request wrote in between, so the request that
 //!   finishes last is kept whole and an earlier one's change is lost; nobody
 //!   sees a mix. Each retry means another request's write landed, so it
-//!   gives up (with a conflict error) only when more than 31 other requests
-//!   write the same session during one update. What the version check buys: **a session deleted meanwhile
-//!   (a logout, `purge`, `renew`) or expired is never brought back by a late
-//!   write**. Such an `update` writes nothing and returns the old key, which
-//!   loads nothing, so the next request starts a new session.
+//!   gives up (with a conflict error) only when more than 31
+//!   ([`REPLACE_ATTEMPTS`] - 1) other requests write the same session
+//!   during one update. What the
+//!   version check buys: **a session deleted meanwhile (a logout, `purge`,
+//!   `renew`) or expired is never brought back by a late write**. Such an
+//!   `update` writes nothing and returns the old key, which loads nothing,
+//!   so the next request starts a new session. The session's created time
+//!   is kept.
 //! - `renew` is actix-session's delete-then-save: the old key is deleted and
 //!   the data is stored under a fresh key, so the old key never loads again.
 
@@ -91,13 +101,10 @@ use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, UpdateError};
 use actix_web::cookie::time::Duration;
-use session_store_core::{Error, Record, SessionData, SessionId, SharedClock, Timestamp, system_clock};
+use session_store_core::adapter::{REPLACE_ATTEMPTS, log_failure};
+use session_store_core::{Error, SessionData, SessionId, Sessions, Timestamp};
 
-/// How many times `update` re-reads the record after a concurrent write
-/// before giving up with a conflict. Each failed attempt means another
-/// update of the same session succeeded in between, so this many attempts
-/// always suffice while fewer requests than this update one session at once.
-const UPDATE_ATTEMPTS: usize = 32;
+pub use session_store_core::adapter::STORE_FAILED;
 
 /// Any [`session_store_core::SessionStore`] as an
 /// [`actix_session::storage::SessionStore`].
@@ -106,60 +113,57 @@ const UPDATE_ATTEMPTS: usize = 32;
 /// `Adapter<dyn SessionStore>` serves a backend chosen at run time
 /// ([`Adapter::from_arc`]).
 pub struct Adapter<S: ?Sized> {
-    clock: SharedClock,
-    store: Arc<S>,
+    sessions: Sessions<Arc<S>>,
 }
 
-impl<S> Adapter<S> {
-    /// Wraps `store`; the adapter's clock is the system clock.
+impl<S: session_store_core::SessionStore> Adapter<S> {
+    /// Wraps `store`; time is the store's own clock.
     #[must_use]
     pub fn new(store: S) -> Self {
         Self::from_arc(Arc::new(store))
     }
 }
 
-impl<S: ?Sized> Adapter<S> {
+impl<S: session_store_core::SessionStore + ?Sized> Adapter<S> {
     /// Wraps a shared store (also `Arc<dyn SessionStore>`).
     #[must_use]
     pub fn from_arc(store: Arc<S>) -> Self {
         Self {
-            clock: system_clock(),
-            store,
+            sessions: Sessions::new(store).commit_attempts(REPLACE_ATTEMPTS),
         }
-    }
-
-    /// The clock TTLs are counted from. Give it the wrapped store's clock
-    /// (default: the system clock).
-    #[must_use]
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// The wrapped store.
     #[must_use]
     pub fn store(&self) -> &Arc<S> {
-        &self.store
+        self.sessions.store()
     }
 
     fn deadline(&self, ttl: &Duration) -> Timestamp {
-        deadline_after(self.clock.now(), ttl)
+        deadline_after(self.sessions.clock().now(), ttl)
+    }
+
+    async fn create(&self, data: SessionData, ttl: &Duration) -> Result<SessionKey, anyhow::Error> {
+        let id = SessionId::random();
+        match self.sessions.create_record(id, data, self.deadline(ttl)).await {
+            Ok(stored) => to_key(stored.id),
+            Err(e) => Err(failed("create", &id, &e)),
+        }
     }
 }
 
 impl<S: ?Sized> Clone for Adapter<S> {
     fn clone(&self) -> Self {
         Self {
-            clock: Arc::clone(&self.clock),
-            store: Arc::clone(&self.store),
+            sessions: self.sessions.clone(),
         }
     }
 }
 
-impl<S: ?Sized + fmt::Debug> fmt::Debug for Adapter<S> {
+impl<S: session_store_core::SessionStore + ?Sized + fmt::Debug> fmt::Debug for Adapter<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Adapter")
-            .field("store", &self.store)
+            .field("store", self.sessions.store())
             .finish_non_exhaustive()
     }
 }
@@ -190,27 +194,11 @@ pub fn to_key(id: SessionId) -> Result<SessionKey, anyhow::Error> {
     SessionKey::try_from(id.to_string()).map_err(anyhow::Error::new)
 }
 
-/// The message every store failure reaches actix-session with: generic, so
-/// nothing internal (a backend's reply, an id) can end up in a response or
-/// an outside log. The detail goes to the `tracing` log.
-pub const STORE_FAILED: &str = "the session store failed (the detail is in the server log)";
-
-/// Logs a store failure of `operation` on session `id` with its whole chain
-/// of causes, and answers the generic error actix-session gets instead.
-fn failed(operation: &'static str, id: SessionId, error: &Error) -> anyhow::Error {
-    tracing::error!(session = %id.fingerprint(), operation, error = %error.chain(), "session store failed");
+/// Logs a store failure of `operation` on session `id` and answers the
+/// generic error actix-session gets instead.
+fn failed(operation: &'static str, id: &SessionId, error: &Error) -> anyhow::Error {
+    log_failure(operation, Some(id), error);
     anyhow::Error::msg(STORE_FAILED)
-}
-
-/// Logs that the stored session `id` could not be decoded and is treated as
-/// gone.
-fn gone(operation: &'static str, id: SessionId, error: &Error) {
-    tracing::warn!(
-        session = %id.fingerprint(),
-        operation,
-        error = %error.chain(),
-        "stored session could not be decoded; treating it as gone (a fresh session starts)"
-    );
 }
 
 fn to_data(state: HashMap<String, String>) -> Result<SessionData, anyhow::Error> {
@@ -225,20 +213,6 @@ fn to_state(data: &SessionData) -> HashMap<String, String> {
     data.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
-impl<S> Adapter<S>
-where
-    S: session_store_core::SessionStore + ?Sized,
-{
-    async fn create(&self, data: SessionData, ttl: &Duration) -> Result<SessionKey, anyhow::Error> {
-        let now = self.clock.now();
-        let mut record = Record::with_deadline(SessionId::random(), data, now, deadline_after(now, ttl));
-        if let Err(e) = self.store.create_with_fresh_id(&mut record).await {
-            return Err(failed("create", record.id, &e));
-        }
-        to_key(record.id)
-    }
-}
-
 impl<S> actix_session::storage::SessionStore for Adapter<S>
 where
     S: session_store_core::SessionStore + ?Sized,
@@ -247,16 +221,13 @@ where
         let Some(id) = parse_key(session_key) else {
             return Ok(None);
         };
-        match self.store.load(&id).await {
+        // A damaged record is `None` here, not `LoadError::Deserialization`:
+        // actix-session would keep the key and write the new state over the
+        // damaged record with `update`, which a store may refuse for a
+        // record it cannot read.
+        match self.sessions.load_record(&id).await {
             Ok(record) => Ok(record.map(|r| to_state(&r.data))),
-            // Not `LoadError::Deserialization`: actix-session would keep the
-            // key and write the new state over the damaged record with
-            // `update`, which a store may refuse for a record it cannot read.
-            Err(e) if e.is_decode() => {
-                gone("load", id, &e);
-                Ok(None)
-            }
-            Err(e) => Err(LoadError::Other(failed("load", id, &e))),
+            Err(e) => Err(LoadError::Other(failed("load", &id, &e))),
         }
     }
 
@@ -276,66 +247,30 @@ where
             // Not one of our ids: start a new session with this data.
             return self.create(data, ttl).await.map_err(UpdateError::Other);
         };
-        let mut last = None;
-        for _ in 0..UPDATE_ATTEMPTS {
-            let stored = match self.store.load(&id).await {
-                Ok(stored) => stored,
-                Err(e) if e.is_decode() => {
-                    // Damaged meanwhile: gone, like a deleted one below.
-                    gone("update", id, &e);
-                    None
-                }
-                Err(e) => return Err(UpdateError::Other(failed("update", id, &e))),
-            };
-            let Some(stored) = stored else {
-                // Deleted or expired meanwhile: a late write never brings it back.
-                return Ok(session_key);
-            };
-            let record = Record {
-                id,
-                data: data.clone(),
-                created_at: stored.created_at,
-                expires_at: self.deadline(ttl),
-                version: stored.version,
-            };
-            match self.store.save_if_version(&record).await {
-                Ok(_) => return Ok(session_key),
-                Err(e @ Error::Conflict { .. }) => last = Some(e),
-                Err(e) if e.is_decode() => {
-                    gone("update", id, &e);
-                    return Ok(session_key);
-                }
-                Err(e) => return Err(UpdateError::Other(failed("update", id, &e))),
-            }
+        // Gone meanwhile (deleted, expired, damaged): nothing is written, and
+        // the old key loads nothing, so the next request starts afresh.
+        match self.sessions.replace_record(&id, data, self.deadline(ttl)).await {
+            Ok(_) => Ok(session_key),
+            Err(e) => Err(UpdateError::Other(failed("update", &id, &e))),
         }
-        let conflict = last.unwrap_or(Error::Conflict { id, expected: 0 });
-        tracing::error!(
-            session = %id.fingerprint(),
-            attempts = UPDATE_ATTEMPTS,
-            error = %conflict.chain(),
-            "session kept changing under every attempt to update it"
-        );
-        Err(UpdateError::Other(anyhow::Error::msg(STORE_FAILED)))
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         if let Some(id) = parse_key(session_key) {
-            match self.store.touch(&id, self.deadline(ttl)).await {
-                Ok(_) => {}
-                Err(e) if e.is_decode() => gone("update_ttl", id, &e),
-                Err(e) => return Err(failed("update_ttl", id, &e)),
-            }
+            self.sessions
+                .touch_record(&id, self.deadline(ttl))
+                .await
+                .map_err(|e| failed("update_ttl", &id, &e))?;
         }
         Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         if let Some(id) = parse_key(session_key) {
-            match self.store.delete(&id).await {
-                Ok(()) => {}
-                Err(e) if e.is_decode() => gone("delete", id, &e),
-                Err(e) => return Err(failed("delete", id, &e)),
-            }
+            self.sessions
+                .delete_record(&id)
+                .await
+                .map_err(|e| failed("delete", &id, &e))?;
         }
         Ok(())
     }

@@ -1,26 +1,28 @@
 //! The counter scenario through actix-web: `SessionMiddleware` with the
 //! adapter over every backend, driven request by request with the cookies a
-//! browser would send.
+//! browser would send; on file, SQLite and Redis also a damaged record (a
+//! fresh session, other visitors untouched) and a failing store (a 5xx with
+//! a generic body, the detail in the log).
 //!
 //! Redis needs a server: `store-redis/scripts/with-redis cargo test -p
 //! session-store-actix-session` starts a private one and sets
-//! `SESSION_STORE_REDIS_URL`. Without it the Redis test says so and skips,
-//! unless `SESSION_STORE_STRICT=1`, where it fails.
+//! `SESSION_STORE_REDIS_URL`. Without it the Redis tests say so and skip,
+//! unless `SESSION_STORE_STRICT=1`, where they fail.
 
-use std::io::Write as _;
+mod backends;
+
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_session::storage::{SessionKey, SessionStore as _};
 use actix_session::{Session, SessionMiddleware};
 use actix_web::cookie::{Cookie, Key};
 use actix_web::dev::ServiceResponse;
 use actix_web::{App, HttpResponse, test, web};
+use backends::Backend;
 use session_store_actix_session::Adapter;
 use session_store_core::SessionStore;
 use session_store_file::FileStore;
 use session_store_memory::MemoryStore;
-use session_store_redis::RedisStore;
 use session_store_sqlite::SqliteStore;
 
 const COOKIE: &str = "id";
@@ -173,54 +175,31 @@ async fn scenario(open: impl AsyncFn() -> Arc<dyn SessionStore>, durable: bool) 
     assert_eq!(body, "1");
 }
 
-#[actix_web::test]
-async fn memory_backend() {
-    scenario(async || Arc::new(MemoryStore::new()) as Arc<dyn SessionStore>, false).await;
-}
-
-#[actix_web::test]
-async fn file_backend() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sessions");
-    scenario(
-        async || Arc::new(FileStore::open(&path).unwrap()) as Arc<dyn SessionStore>,
-        true,
-    )
-    .await;
-}
-
-#[actix_web::test]
-async fn sqlite_backend() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sessions.db");
-    scenario(
-        async || Arc::new(SqliteStore::open(&path).unwrap()) as Arc<dyn SessionStore>,
-        true,
-    )
-    .await;
-}
-
-#[actix_web::test]
-async fn redis_backend() {
-    let Some(url) = std::env::var("SESSION_STORE_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
-        let how = "SESSION_STORE_REDIS_URL is not set: run `store-redis/scripts/with-redis cargo test -p \
-                   session-store-actix-session` (it starts a private redis-server; apt-get install redis-server \
-                   if missing)";
-        if std::env::var("SESSION_STORE_STRICT").is_ok_and(|v| !v.is_empty() && v != "0") {
-            panic!("{how}");
+/// One test per backend, each running `$run(&backend)`; a Redis test
+/// without a server skips (see the crate docs).
+macro_rules! per_backend {
+    ($name:ident: $run:ident, [$($backend:ident),*]) => {
+        mod $name {
+            $(
+                #[actix_web::test]
+                async fn $backend() {
+                    let Some(backend) = crate::backends::Backend::by_name(stringify!($backend)).await else {
+                        return;
+                    };
+                    super::$run(&backend).await;
+                    backend.teardown().await;
+                }
+            )*
         }
-        // Straight to the stderr stream, past the test harness capture, so the skip shows.
-        let _ = writeln!(std::io::stderr(), "SKIPPED actix redis_backend: {how}");
-        return;
     };
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let prefix = format!("actix-e2e:{}-{nanos}:", std::process::id());
-    let open = async || {
-        let store = RedisStore::builder(url.clone()).prefix(prefix.clone()).build().await;
-        Arc::new(store.expect("Redis at SESSION_STORE_REDIS_URL answers")) as Arc<dyn SessionStore>
-    };
-    scenario(open, true).await;
-    open().await.clear().await.unwrap();
+}
+
+per_backend!(the_counter_story: story, [memory, file, sqlite, redis]);
+per_backend!(a_damaged_record_gives_a_fresh_session_and_other_visitors_are_untouched: damaged, [file, sqlite, redis]);
+per_backend!(a_failing_store_gives_a_5xx_with_a_generic_body: failing, [file, sqlite, redis]);
+
+async fn story(backend: &Backend) {
+    scenario(async || backend.open().await, backend.name != "memory").await;
 }
 
 #[actix_web::test]
@@ -458,68 +437,71 @@ async fn only_id(store: &dyn SessionStore) -> session_store_core::SessionId {
     ids[0]
 }
 
-#[actix_web::test]
-async fn a_damaged_record_gives_a_fresh_session_and_other_visitors_are_untouched() {
+/// Alice's record is damaged (each way the backend allows): her next
+/// request gets a fresh session under a fresh key, answered normally, and
+/// Bob's session is untouched.
+async fn damaged(backend: &Backend) {
     log();
-    let dir = tempfile::tempdir().unwrap();
-    let files = Arc::new(FileStore::open(dir.path().join("sessions")).unwrap());
-    let store: Arc<dyn SessionStore> = files.clone();
-    let key = Key::generate();
-    let app = app!(Arc::clone(&store), key);
+    for &damage in backend.damages() {
+        let store = backend.open().await;
+        store.clear().await.unwrap();
+        let key = Key::generate();
+        let app = app!(Arc::clone(&store), key);
 
-    let (body, alice) = call!(&app, "GET", "/", None);
-    assert_eq!(body, "1");
-    let (body, alice) = call!(&app, "GET", "/", alice.as_ref());
-    assert_eq!(body, "2");
-    let damaged = only_id(&*store).await;
-    let (body, bob) = call!(&app, "GET", "/", None);
-    assert_eq!(body, "1");
+        let (body, alice) = call!(&app, "GET", "/", None);
+        assert_eq!(body, "1");
+        let (body, alice) = call!(&app, "GET", "/", alice.as_ref());
+        assert_eq!(body, "2");
+        let damaged = only_id(&*store).await;
+        let (body, bob) = call!(&app, "GET", "/", None);
+        assert_eq!(body, "1");
 
-    // Garbage where the store keeps Alice's session.
-    std::fs::write(files.path_of(&damaged), b"\x07 not a session record at all").unwrap();
+        backend.damage(&damaged, damage).await;
 
-    let (body, fresh) = call!(&app, "GET", "/", alice.as_ref());
-    assert_eq!(body, "1", "a fresh session, answered normally");
-    assert_ne!(
-        fresh.as_ref().map(Cookie::value),
-        alice.as_ref().map(Cookie::value),
-        "under a fresh key"
-    );
-    let (body, _) = call!(&app, "GET", "/", fresh.as_ref());
-    assert_eq!(body, "2", "and it sticks");
-    let (body, _) = call!(&app, "GET", "/", bob.as_ref());
-    assert_eq!(body, "2", "Bob is untouched");
+        let (body, fresh) = call!(&app, "GET", "/", alice.as_ref());
+        assert_eq!(
+            body, "1",
+            "{} {damage:?}: a fresh session, answered normally",
+            backend.name
+        );
+        assert_ne!(
+            fresh.as_ref().map(Cookie::value),
+            alice.as_ref().map(Cookie::value),
+            "under a fresh key"
+        );
+        let (body, _) = call!(&app, "GET", "/", fresh.as_ref());
+        assert_eq!(body, "2", "{} {damage:?}: and it sticks", backend.name);
+        let (body, _) = call!(&app, "GET", "/", bob.as_ref());
+        assert_eq!(body, "2", "{} {damage:?}: Bob is untouched", backend.name);
 
-    let warnings = logged(&damaged.fingerprint().to_string());
-    assert!(
-        warnings
-            .iter()
-            .any(|l| l.contains(" WARN ") && l.contains("could not be decoded")),
-        "a warning names the damaged session's fingerprint: {warnings:#?}"
-    );
-    assert!(
-        logged(&damaged.to_string()).is_empty(),
-        "the log never holds the id itself"
-    );
+        let warnings = logged(&damaged.fingerprint().to_string());
+        assert!(
+            warnings
+                .iter()
+                .any(|l| l.contains(" WARN ") && l.contains(damage.logged())),
+            "{} {damage:?}: a warning names the damaged session's fingerprint and the cause: {warnings:#?}",
+            backend.name
+        );
+        assert!(
+            logged(&damaged.to_string()).is_empty(),
+            "the log never holds the id itself"
+        );
+    }
 }
 
-#[actix_web::test]
-async fn a_failing_store_gives_a_5xx_with_a_generic_body() {
+/// The store fails under Alice's request: a 5xx whose body names neither
+/// the session nor the store's own error; the detail and the fingerprint
+/// are in the log.
+async fn failing(backend: &Backend) {
     log();
-    let dir = tempfile::tempdir().unwrap();
-    let files = Arc::new(FileStore::open(dir.path().join("sessions")).unwrap());
-    let store: Arc<dyn SessionStore> = files.clone();
+    let store = backend.open().await;
     let key = Key::generate();
     let app = app!(Arc::clone(&store), key);
     let (body, alice) = call!(&app, "GET", "/", None);
     assert_eq!(body, "1");
     let id = only_id(&*store).await;
 
-    // A directory where the session file should be: every read of it fails
-    // with an I/O error ("Is a directory"), a real store failure.
-    let path = files.path_of(&id);
-    std::fs::remove_file(&path).unwrap();
-    std::fs::create_dir(&path).unwrap();
+    let detail = backend.fail(&id).await;
 
     let request = test::TestRequest::get()
         .uri("/")
@@ -535,22 +517,25 @@ async fn a_failing_store_gives_a_5xx_with_a_generic_body() {
         .await
         .unwrap_or_default();
     let body = String::from_utf8_lossy(&body).into_owned();
-    assert!(status.is_server_error(), "{status}: {body}");
+    assert!(status.is_server_error(), "{}: {status}: {body}", backend.name);
     for secret in [
         id.to_string(),
-        "directory".to_owned(),
+        detail.to_owned(),
         "os error".to_owned(),
         "session".to_owned(),
     ] {
-        assert!(!body.contains(&secret), "the body {body:?} holds {secret:?}");
+        assert!(
+            !body.contains(&secret),
+            "{}: the body {body:?} holds {secret:?}",
+            backend.name
+        );
     }
 
     let errors = logged(&id.fingerprint().to_string());
     assert!(
-        errors
-            .iter()
-            .any(|l| l.contains(" ERROR ") && l.contains("Is a directory")),
-        "the detail is logged with the fingerprint: {errors:#?}"
+        errors.iter().any(|l| l.contains(" ERROR ") && l.contains(detail)),
+        "{}: the detail is logged with the fingerprint: {errors:#?}",
+        backend.name
     );
     assert!(logged(&id.to_string()).is_empty(), "the log never holds the id itself");
 }

@@ -36,8 +36,14 @@
 //! request of the same visitor committed first, never writes back a session
 //! that was logged out or rotated away meanwhile, and treats a record that
 //! does not decode as a session that is gone (a warning with the id's
-//! [`Fingerprint`], never an error page). Below it, the [`SessionStore`]
-//! trait is what a backend implements; its docs state every rule.
+//! [`Fingerprint`], never an error page). Adapters to a framework's own
+//! session middleware (tower-sessions, actix-session) use the same handle
+//! through its record-level calls ([`Sessions::load_record`],
+//! [`Sessions::replace_record`], ...) and the [`adapter`] module's generic
+//! failure message and log line, so every layer above the trait treats a
+//! damaged record and a failing store alike. Below it, the
+//! [`SessionStore`] trait is what a backend implements; its docs state
+//! every rule.
 //!
 //! Features: `tracing` (default) for the handle's warnings; `purger` for
 //! the background `Purger` (a tokio task); `blocking` for

@@ -462,6 +462,7 @@ fn warn_damaged(id: &SessionId, error: &Error) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
         session = %id.fingerprint(),
+        // With every cause: the backend's own word (WRONGTYPE, a codec error).
         error = %error.chain(),
         "a stored session does not decode: to the visitor it is gone"
     );

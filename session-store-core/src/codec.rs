@@ -43,6 +43,12 @@ use crate::{Error, Record, Result, SessionData, SessionId, Timestamp};
 pub const RECORD_V1: u8 = 0x01;
 /// Format byte of a body (created and data), version 1.
 pub const BODY_V1: u8 = 0x11;
+/// Format byte of a full record with an owner (created, deadline, version,
+/// owner, data): written only for a record that has an owner, so records
+/// without one stay readable by a reader that knows only version 1.
+pub const RECORD_V2: u8 = 0x02;
+/// Format byte of a body with an owner (created, owner, data).
+pub const BODY_V2: u8 = 0x12;
 
 #[derive(Serialize)]
 struct RecordRef<'a> {
@@ -59,6 +65,42 @@ struct RecordBorrowed<'a> {
     created_at: i64,
     expires_at: i64,
     version: u64,
+    #[serde(borrow)]
+    data: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Serialize)]
+struct RecordRefV2<'a> {
+    created_at: i64,
+    expires_at: i64,
+    version: u64,
+    owner: &'a str,
+    data: &'a BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct RecordBorrowedV2<'a> {
+    created_at: i64,
+    expires_at: i64,
+    version: u64,
+    #[serde(borrow)]
+    owner: &'a str,
+    #[serde(borrow)]
+    data: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Serialize)]
+struct BodyRefV2<'a> {
+    created_at: i64,
+    owner: &'a str,
+    data: &'a BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct BodyBorrowedV2<'a> {
+    created_at: i64,
+    #[serde(borrow)]
+    owner: &'a str,
     #[serde(borrow)]
     data: BTreeMap<&'a str, &'a str>,
 }
@@ -145,16 +187,30 @@ fn decode_with<'a, T: Deserialize<'a>>(id: SessionId, format: u8, bytes: &'a [u8
 /// Only if serialization itself fails, which plain strings and integers do
 /// not.
 pub fn encode_record(record: &Record) -> Result<Vec<u8>> {
-    encode_with(
-        RECORD_V1,
-        &RecordRef {
-            created_at: record.created_at.as_millis(),
-            expires_at: record.expires_at.as_millis(),
-            version: record.version,
-            data: record.data.entries(),
-        },
-        record.data.byte_size(),
-    )
+    let size = record.data.byte_size() + record.owner.as_ref().map_or(0, String::len);
+    match &record.owner {
+        None => encode_with(
+            RECORD_V1,
+            &RecordRef {
+                created_at: record.created_at.as_millis(),
+                expires_at: record.expires_at.as_millis(),
+                version: record.version,
+                data: record.data.entries(),
+            },
+            size,
+        ),
+        Some(owner) => encode_with(
+            RECORD_V2,
+            &RecordRefV2 {
+                created_at: record.created_at.as_millis(),
+                expires_at: record.expires_at.as_millis(),
+                version: record.version,
+                owner,
+                data: record.data.entries(),
+            },
+            size,
+        ),
+    }
 }
 
 /// Decodes a full record stored under `id`.
@@ -164,6 +220,17 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>> {
 /// [`Error::Decode`] naming `id`'s fingerprint for an unknown format byte, malformed,
 /// truncated or over-long bytes.
 pub fn decode_record(id: SessionId, bytes: &[u8]) -> Result<Record> {
+    if bytes.first() == Some(&RECORD_V2) {
+        let r: RecordBorrowedV2<'_> = decode_with(id, RECORD_V2, bytes)?;
+        return Ok(Record {
+            id,
+            data: owned(r.data),
+            created_at: Timestamp::from_millis(r.created_at),
+            expires_at: Timestamp::from_millis(r.expires_at),
+            version: r.version,
+            owner: Some(r.owner.to_owned()),
+        });
+    }
     let r: RecordBorrowed<'_> = decode_with(id, RECORD_V1, bytes)?;
     Ok(Record {
         id,
@@ -171,6 +238,7 @@ pub fn decode_record(id: SessionId, bytes: &[u8]) -> Result<Record> {
         created_at: Timestamp::from_millis(r.created_at),
         expires_at: Timestamp::from_millis(r.expires_at),
         version: r.version,
+        owner: None,
     })
 }
 
@@ -222,13 +290,14 @@ pub fn decode_record_header(id: SessionId, bytes: &[u8]) -> Result<RecordHeader>
     let Some((&first, rest)) = bytes.split_first() else {
         return Err(Error::decode(id, "empty record", None));
     };
-    if first != RECORD_V1 {
+    if first != RECORD_V1 && first != RECORD_V2 {
         return Err(Error::decode(
             id,
-            format!("unknown record format {first:#04x} (expected {RECORD_V1:#04x})"),
+            format!("unknown record format {first:#04x} (expected {RECORD_V1:#04x} or {RECORD_V2:#04x})"),
             None,
         ));
     }
+    // Both versions start with created, deadline and version.
     let (header, _): (RecordHeader, usize) = bincode::serde::decode_from_slice(rest, config().with_limit::<64>())
         .map_err(|e| Error::decode(id, "malformed record header", Some(Box::new(e))))?;
     Ok(header)
@@ -240,14 +309,26 @@ pub fn decode_record_header(id: SessionId, bytes: &[u8]) -> Result<RecordHeader>
 ///
 /// Only if serialization itself fails.
 pub fn encode_body(record: &Record) -> Result<Vec<u8>> {
-    encode_with(
-        BODY_V1,
-        &BodyRef {
-            created_at: record.created_at.as_millis(),
-            data: record.data.entries(),
-        },
-        record.data.byte_size(),
-    )
+    let size = record.data.byte_size() + record.owner.as_ref().map_or(0, String::len);
+    match &record.owner {
+        None => encode_with(
+            BODY_V1,
+            &BodyRef {
+                created_at: record.created_at.as_millis(),
+                data: record.data.entries(),
+            },
+            size,
+        ),
+        Some(owner) => encode_with(
+            BODY_V2,
+            &BodyRefV2 {
+                created_at: record.created_at.as_millis(),
+                owner,
+                data: record.data.entries(),
+            },
+            size,
+        ),
+    }
 }
 
 /// Decodes a body stored under `id`, joining it with the deadline and
@@ -257,6 +338,17 @@ pub fn encode_body(record: &Record) -> Result<Vec<u8>> {
 ///
 /// [`Error::Decode`] naming `id`'s fingerprint, as for [`decode_record`].
 pub fn decode_body(id: SessionId, bytes: &[u8], expires_at: Timestamp, version: u64) -> Result<Record> {
+    if bytes.first() == Some(&BODY_V2) {
+        let b: BodyBorrowedV2<'_> = decode_with(id, BODY_V2, bytes)?;
+        return Ok(Record {
+            id,
+            data: owned(b.data),
+            created_at: Timestamp::from_millis(b.created_at),
+            expires_at,
+            version,
+            owner: Some(b.owner.to_owned()),
+        });
+    }
     let b: BodyBorrowed<'_> = decode_with(id, BODY_V1, bytes)?;
     Ok(Record {
         id,
@@ -264,6 +356,7 @@ pub fn decode_body(id: SessionId, bytes: &[u8], expires_at: Timestamp, version: 
         created_at: Timestamp::from_millis(b.created_at),
         expires_at,
         version,
+        owner: None,
     })
 }
 
@@ -292,6 +385,7 @@ mod tests {
             created_at: Timestamp::from_millis(created),
             expires_at: Timestamp::from_millis(expires),
             version,
+            owner: None,
         }
     }
 
@@ -380,7 +474,7 @@ mod tests {
             for (k, v) in &entries {
                 data.insert_json(k.clone(), v);
             }
-            let r = Record { id: SessionId::random(), data, created_at: Timestamp::from_millis(created), expires_at: Timestamp::from_millis(expires), version };
+            let r = Record { id: SessionId::random(), data, created_at: Timestamp::from_millis(created), expires_at: Timestamp::from_millis(expires), version, owner: None };
             let back = decode_record(r.id, &encode_record(&r).unwrap()).unwrap();
             prop_assert_eq!(&back, &r);
             for (k, v) in &entries {

@@ -92,6 +92,10 @@ pub enum Error {
     /// record: retrying cannot help.
     #[error("encoding a session record failed")]
     Encode(#[source] BoxError),
+    /// The store does not offer this operation (an owner index, say); see
+    /// the store's docs. Permanent.
+    #[error("this session store does not offer {0}")]
+    Unsupported(&'static str),
     /// A session value did not convert to or from JSON (a value whose
     /// `Serialize` fails, or stored JSON that is not the type asked for).
     #[error("session value is not the expected JSON: {0}")]

@@ -205,6 +205,12 @@ pub struct Record {
     pub expires_at: Timestamp,
     /// The version the store last wrote (0 for a record never stored).
     pub version: u64,
+    /// The authenticated user this session belongs to, if any: an opaque
+    /// string (a user id). Stores keep it with the record; those with an
+    /// owner index list and revoke an owner's sessions by it (see
+    /// [`SessionStore::owner_sessions`](crate::SessionStore::owner_sessions)).
+    /// Set it with the write that logs the user in.
+    pub owner: Option<String>,
 }
 
 impl Record {
@@ -218,6 +224,7 @@ impl Record {
             created_at: now,
             expires_at: expiry.deadline(now, now),
             version: 0,
+            owner: None,
         }
     }
 
@@ -230,6 +237,7 @@ impl Record {
             created_at,
             expires_at,
             version: 0,
+            owner: None,
         }
     }
 

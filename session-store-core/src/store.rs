@@ -114,6 +114,39 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Removes every record of this store's namespace, and nothing outside it.
     async fn clear(&self) -> Result<()>;
 
+    /// The ids of the live sessions whose record names `owner` (see
+    /// [`Record::owner`]), in no particular order: a "your devices" page, or
+    /// what "log out everywhere" is about to end.
+    ///
+    /// A store with an owner index keeps it in the same atomic step as the
+    /// write, delete, rotate, purge or eviction that changes a record's
+    /// owner or existence, and answers in time proportional to that owner's
+    /// sessions, not to all sessions stored. Expired records are never
+    /// listed. A backend that cannot update its index in the same step
+    /// (its docs and the conformance capability say so) may hold stale
+    /// entries, but filters every one out of every answer and removes them
+    /// when it purges.
+    ///
+    /// The default answers [`Error::Unsupported`]: a store without an owner
+    /// index.
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+        let _ = owner;
+        Err(Error::Unsupported("an owner index"))
+    }
+
+    /// Deletes every session whose record names `owner`, except `keep` when
+    /// given (the current device), and returns how many live sessions it
+    /// deleted: "log out everywhere" and "log out my other sessions". A
+    /// session created for the owner while this runs (a concurrent login)
+    /// may survive it; every session that existed before it began is gone
+    /// when it returns.
+    ///
+    /// The default answers [`Error::Unsupported`].
+    async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let _ = (owner, keep);
+        Err(Error::Unsupported("an owner index"))
+    }
+
     /// Creates `record`, drawing a fresh id on the (astronomically unlikely)
     /// collision with a live record; `record.id` holds the id that was
     /// stored.
@@ -166,6 +199,12 @@ macro_rules! forward_store {
             }
             async fn rotate_to_fresh_id(&self, old: &SessionId) -> Result<Option<SessionId>> {
                 (**self).rotate_to_fresh_id(old).await
+            }
+            async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+                (**self).owner_sessions(owner).await
+            }
+            async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
+                (**self).delete_owner_sessions(owner, keep).await
             }
             async fn create(&self, record: &Record) -> Result<()> {
                 (**self).create(record).await

@@ -26,6 +26,12 @@ pub struct Capabilities {
     /// returned, only the new id loads. Without this flag the suite demands
     /// the full rule: a reader sees exactly one of the two ids live.
     pub rotate_briefly_shows_both_ids: bool,
+    /// The store keeps an owner index: [`SessionStore::owner_sessions`] and
+    /// [`SessionStore::delete_owner_sessions`] work (a store without one
+    /// answers [`Error::Unsupported`](session_store_core::Error::Unsupported)).
+    /// Not part of [`all`](Self::all): declare it with
+    /// [`owner_index`](Self::owner_index).
+    pub owner_index: bool,
 }
 
 impl Capabilities {
@@ -37,11 +43,12 @@ impl Capabilities {
             shared: false,
             raw_access: false,
             rotate_briefly_shows_both_ids: false,
+            owner_index: false,
         }
     }
 
-    /// Every optional capability (a durable, shared store with raw access),
-    /// and no weakened rule.
+    /// A durable, shared store with raw access, and no weakened rule (add
+    /// [`owner_index`](Self::owner_index) where the store has one).
     #[must_use]
     pub const fn all() -> Self {
         Self {
@@ -49,6 +56,7 @@ impl Capabilities {
             shared: true,
             raw_access: true,
             rotate_briefly_shows_both_ids: false,
+            owner_index: false,
         }
     }
 
@@ -70,6 +78,13 @@ impl Capabilities {
     #[must_use]
     pub const fn raw_access(mut self, yes: bool) -> Self {
         self.raw_access = yes;
+        self
+    }
+
+    /// Sets [`owner_index`](Self::owner_index).
+    #[must_use]
+    pub const fn owner_index(mut self, yes: bool) -> Self {
+        self.owner_index = yes;
         self
     }
 

@@ -907,6 +907,20 @@ mod map_flaws {
         PurgeSweepsEveryNamespace,
         /// clock() answers the system clock, not the clock it was given.
         ExposesTheSystemClock,
+        /// Save and save-if-version store the record without its owner.
+        OwnerDroppedOnWrite,
+        /// owner_sessions lists the owner's expired sessions too.
+        OwnerListsExpired,
+        /// delete_owner_sessions deletes the session it was told to keep.
+        RevokeIgnoresKeep,
+    }
+
+    impl MapFlaw {
+        /// Whether the store offers an owner index: the control and the
+        /// index's own flaws (a store that drops owners has no index).
+        fn has_owner_index(self) -> bool {
+            matches!(self, Self::None | Self::OwnerListsExpired | Self::RevokeIgnoresKeep)
+        }
     }
 
     /// One stored record.
@@ -1000,7 +1014,11 @@ mod map_flaws {
         }
 
         fn put(&self, map: &mut HashMap<(u64, SessionId), Entry>, record: &Record, version: u64) {
-            map.insert((self.ns, record.id), self.entry(record, version));
+            let mut entry = self.entry(record, version);
+            if self.flaw == MapFlaw::OwnerDroppedOnWrite && version > 1 {
+                entry.record.owner = None;
+            }
+            map.insert((self.ns, record.id), entry);
         }
 
         fn check(&self, record: &Record) -> Result<()> {
@@ -1266,6 +1284,41 @@ mod map_flaws {
             self.lock().retain(|(ns, _), _| *ns != self.ns);
             Ok(())
         }
+
+        async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+            if !self.flaw.has_owner_index() {
+                return Err(Error::Unsupported("an owner index"));
+            }
+            let now = self.now();
+            Ok(self
+                .lock()
+                .iter()
+                .filter(|((ns, _), e)| *ns == self.ns && e.record.owner.as_deref() == Some(owner) && !e.moved)
+                .filter(|(_, e)| self.flaw == MapFlaw::OwnerListsExpired || self.live(e, now))
+                .map(|((_, id), _)| *id)
+                .collect())
+        }
+
+        async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
+            if !self.flaw.has_owner_index() {
+                return Err(Error::Unsupported("an owner index"));
+            }
+            let now = self.now();
+            let keep = keep.filter(|_| self.flaw != MapFlaw::RevokeIgnoresKeep);
+            let mut map = self.lock();
+            let doomed: Vec<(u64, SessionId)> = map
+                .iter()
+                .filter(|((ns, id), e)| *ns == self.ns && e.record.owner.as_deref() == Some(owner) && Some(id) != keep)
+                .map(|(k, _)| *k)
+                .collect();
+            let mut live = 0;
+            for key in doomed {
+                if map.remove(&key).is_some_and(|e| self.live(&e, now)) {
+                    live += 1;
+                }
+            }
+            Ok(live)
+        }
     }
 
     /// Opens map stores with one flaw; a namespace is a number, and every
@@ -1302,7 +1355,9 @@ mod map_flaws {
         type Namespace = u64;
 
         fn capabilities(&self) -> Capabilities {
-            Capabilities::none().rotate_briefly_shows_both_ids(self.weak_rotate)
+            Capabilities::none()
+                .rotate_briefly_shows_both_ids(self.weak_rotate)
+                .owner_index(self.flaw.has_owner_index())
         }
 
         async fn new_namespace(&self) -> Result<u64> {
@@ -1360,6 +1415,21 @@ mod map_flaws {
         };
     }
 
+    map_caught_by!(
+        owner_dropped_on_write,
+        MapFlaw::OwnerDroppedOnWrite,
+        the_owner_round_trips_through_every_write
+    );
+    map_caught_by!(
+        owner_index_listing_expired_sessions,
+        MapFlaw::OwnerListsExpired,
+        owner_sessions_follow_every_write_rotate_delete_and_expiry
+    );
+    map_caught_by!(
+        revoke_that_ignores_the_session_to_keep,
+        MapFlaw::RevokeIgnoresKeep,
+        revoking_an_owner_removes_exactly_that_owners_sessions
+    );
     map_caught_by!(
         clock_that_is_not_the_given_one,
         MapFlaw::ExposesTheSystemClock,

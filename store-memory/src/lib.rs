@@ -39,7 +39,7 @@
 //! log in. The bound is kept per shard (capacity divided by the shard count,
 //! rounded up), so the store holds at most about `capacity` records.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -219,6 +219,10 @@ struct Shard {
     by_deadline: BTreeSet<(Timestamp, u128)>,
     /// How many entries of `by_deadline` are stale.
     stale: usize,
+    /// The owner index: for each owner, the keys of this shard's records
+    /// that name it. Exact: kept under the shard's lock by every change of
+    /// a record (write, delete, rotate, purge, eviction).
+    by_owner: HashMap<String, HashSet<u128>>,
 }
 
 impl Shard {
@@ -227,7 +231,33 @@ impl Shard {
             map: HashMap::with_hasher(hash),
             by_deadline: BTreeSet::new(),
             stale: 0,
+            by_owner: HashMap::new(),
         }
+    }
+
+    fn index_owner(&mut self, key: u128, owner: Option<&String>) {
+        if let Some(owner) = owner {
+            self.by_owner.entry(owner.clone()).or_default().insert(key);
+        }
+    }
+
+    fn unindex_owner(&mut self, key: u128, owner: Option<&String>) {
+        if let Some(owner) = owner
+            && let Some(keys) = self.by_owner.get_mut(owner)
+        {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.by_owner.remove(owner);
+            }
+        }
+    }
+
+    /// Removes the record under `key` from the map and the owner index
+    /// (not from the lazy deadline index).
+    fn drop_record(&mut self, key: u128) -> Option<Record> {
+        let old = self.map.remove(&key)?;
+        self.unindex_owner(key, old.owner.as_ref());
+        Some(old)
     }
 
     fn live(&self, key: u128, now: Timestamp) -> Option<&Record> {
@@ -248,7 +278,7 @@ impl Shard {
     }
 
     fn remove(&mut self, key: u128) -> Option<Record> {
-        let old = self.map.remove(&key)?;
+        let old = self.drop_record(key)?;
         self.note_stale();
         Some(old)
     }
@@ -256,7 +286,13 @@ impl Shard {
     fn put(&mut self, record: Record) {
         let key = record.id.as_u128();
         let deadline = record.expires_at;
-        match self.map.insert(key, record) {
+        let owner = record.owner.clone();
+        let old = self.map.insert(key, record);
+        if old.as_ref().map(|o| &o.owner) != Some(&owner) {
+            self.unindex_owner(key, old.as_ref().and_then(|o| o.owner.as_ref()));
+            self.index_owner(key, owner.as_ref());
+        }
+        match old {
             Some(old) if old.expires_at == deadline => {}
             Some(_) => {
                 // The old entry goes stale; the new one may have been stale
@@ -300,7 +336,7 @@ impl Shard {
             }
             self.by_deadline.pop_first();
             if self.is_current((deadline, key)) {
-                self.map.remove(&key);
+                self.drop_record(key);
                 removed += 1;
             } else {
                 self.stale = self.stale.saturating_sub(1);
@@ -327,7 +363,7 @@ impl Shard {
                 break;
             };
             if self.is_current(entry) {
-                self.map.remove(&entry.1);
+                self.drop_record(entry.1);
             } else {
                 self.stale = self.stale.saturating_sub(1);
             }
@@ -338,6 +374,7 @@ impl Shard {
         self.map.clear();
         self.by_deadline.clear();
         self.stale = 0;
+        self.by_owner.clear();
     }
 }
 
@@ -529,6 +566,42 @@ impl SessionStore for MemoryStore {
             shard.write().clear();
         }
         Ok(())
+    }
+
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+        let now = self.now();
+        let mut ids = Vec::new();
+        for shard in &self.inner.shards {
+            let shard = shard.read();
+            if let Some(keys) = shard.by_owner.get(owner) {
+                ids.extend(keys.iter().filter_map(|key| shard.live(*key, now)).map(|r| r.id));
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let now = self.now();
+        let keep = keep.map(|id| id.as_u128());
+        let mut removed = 0;
+        for shard in &self.inner.shards {
+            // Most shards hold none of this owner's sessions: no write lock.
+            if !shard.read().by_owner.contains_key(owner) {
+                continue;
+            }
+            let mut shard = shard.write();
+            let keys: Vec<u128> = shard
+                .by_owner
+                .get(owner)
+                .map(|keys| keys.iter().copied().filter(|k| Some(*k) != keep).collect())
+                .unwrap_or_default();
+            for key in keys {
+                if shard.remove(key).is_some_and(|r| r.is_live_at(now)) {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 }
 

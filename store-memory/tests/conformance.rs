@@ -16,7 +16,7 @@ impl Harness for MemoryHarness {
     type Namespace = ();
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::none()
+        Capabilities::none().owner_index(true)
     }
 
     async fn new_namespace(&self) -> Result<()> {

@@ -495,6 +495,14 @@ fn millis_of(id: &SessionId, value: ValueRef<'_>) -> Result<Timestamp> {
     }
 }
 
+/// The session id in an id column, if it holds one.
+fn id_of(value: ValueRef<'_>) -> Option<SessionId> {
+    match value {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|t| t.parse::<SessionId>().ok()),
+        _ => None,
+    }
+}
+
 fn decode_row(id: &SessionId, row: &rusqlite::Row<'_>) -> Op<Record> {
     let bytes = match row.get_ref(0)? {
         ValueRef::Blob(b) | ValueRef::Text(b) => b,
@@ -601,13 +609,13 @@ impl SessionStore for SqliteStore {
     async fn create(&self, record: &Record) -> Result<()> {
         codec::check_size(&record.data, self.inner.max_record_bytes)?;
         let body = codec::encode_body(record)?;
-        let (id, expires_at) = (record.id, record.expires_at.as_millis());
+        let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
         let created = self
             .run(move |s| {
                 let key = id.encode();
                 s.write("create", |c, now| {
                     Ok(c.prepare_cached(&s.sql.create)?
-                        .execute(params![key.as_str(), body, expires_at, now])?)
+                        .execute(params![key.as_str(), body, expires_at, now, owner])?)
                 })
             })
             .await?;
@@ -636,12 +644,12 @@ impl SessionStore for SqliteStore {
     async fn save(&self, record: &Record) -> Result<u64> {
         codec::check_size(&record.data, self.inner.max_record_bytes)?;
         let body = codec::encode_body(record)?;
-        let (id, expires_at) = (record.id, record.expires_at.as_millis());
+        let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
         self.run(move |s| {
             let key = id.encode();
             s.write("save", |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.save)?;
-                let mut rows = stmt.query(params![key.as_str(), body, expires_at, now])?;
+                let mut rows = stmt.query(params![key.as_str(), body, expires_at, now, owner])?;
                 let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
                 let version = version_of(&id, row.get_ref(0)?)?;
                 // Step the statement to its end: the autocommit happens
@@ -666,7 +674,7 @@ impl SessionStore for SqliteStore {
             return Err(conflict);
         };
         let body = codec::encode_body(record)?;
-        let (id, expires_at) = (record.id, record.expires_at.as_millis());
+        let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
         let written = self
             .run(move |s| {
                 let key = id.encode();
@@ -676,7 +684,8 @@ impl SessionStore for SqliteStore {
                         body,
                         expires_at,
                         expected,
-                        now
+                        now,
+                        owner
                     ])?)
                 })
             })
@@ -817,10 +826,7 @@ impl SessionStore for SqliteStore {
                 let mut ids = Vec::new();
                 while let Some(row) = rows.next()? {
                     let value = row.get_ref(0)?;
-                    let parsed = match value {
-                        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|t| t.parse::<SessionId>().ok()),
-                        _ => None,
-                    };
+                    let parsed = id_of(value);
                     match parsed {
                         Some(id) => ids.push(id),
                         // A row this store never wrote (another program, a
@@ -851,6 +857,44 @@ impl SessionStore for SqliteStore {
             s.write("clear", |c, _| {
                 c.prepare_cached(&s.sql.clear)?.execute([])?;
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+        let owner = owner.to_owned();
+        self.run(move |s| {
+            s.read("owner_sessions", |c, now| {
+                let mut stmt = c.prepare_cached(&s.sql.owner_sessions)?;
+                let mut rows = stmt.query(params![owner, now])?;
+                let mut ids = Vec::new();
+                while let Some(row) = rows.next()? {
+                    if let Some(id) = id_of(row.get_ref(0)?) {
+                        ids.push(id);
+                    }
+                }
+                Ok(ids)
+            })
+        })
+        .await
+    }
+
+    async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let (owner, keep) = (owner.to_owned(), keep.map(|id| id.encode()));
+        self.run(move |s| {
+            s.write("delete_owner_sessions", |c, now| {
+                let mut stmt = c.prepare_cached(&s.sql.delete_owner_sessions)?;
+                let keep = keep.as_ref().map(|k| k.as_str());
+                let mut rows = stmt.query(params![owner, keep, now])?;
+                let mut live = 0;
+                // Every row, to the end: the autocommit happens there.
+                while let Some(row) = rows.next()? {
+                    if row.get::<_, bool>(0)? {
+                        live += 1;
+                    }
+                }
+                Ok(live)
             })
         })
         .await

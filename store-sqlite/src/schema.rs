@@ -7,7 +7,7 @@ use session_store_core::{Error, Result};
 pub(crate) const META_TABLE: &str = "session_store_schema";
 
 /// The schema version this library writes.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Checks that `name` is a plain identifier: `[A-Za-z_][A-Za-z0-9_]{0,62}`,
 /// not reserved by SQLite (`sqlite_*`) nor by this crate.
@@ -46,6 +46,8 @@ pub(crate) struct Sql {
     pub(crate) count: String,
     pub(crate) ids: String,
     pub(crate) clear: String,
+    pub(crate) owner_sessions: String,
+    pub(crate) delete_owner_sessions: String,
 }
 
 impl Sql {
@@ -54,18 +56,19 @@ impl Sql {
         Self {
             load: format!("SELECT data, expires_at, version FROM {t} WHERE id = ?1 AND expires_at > ?2"),
             create: format!(
-                "INSERT INTO {t} (id, data, expires_at, version) VALUES (?1, ?2, ?3, 1) \
-                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, version = 1 \
+                "INSERT INTO {t} (id, data, expires_at, version, owner) VALUES (?1, ?2, ?3, 1, ?5) \
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, version = 1, \
+                 owner = excluded.owner \
                  WHERE {t}.expires_at <= ?4"
             ),
             save: format!(
-                "INSERT INTO {t} (id, data, expires_at, version) VALUES (?1, ?2, ?3, 1) \
+                "INSERT INTO {t} (id, data, expires_at, version, owner) VALUES (?1, ?2, ?3, 1, ?5) \
                  ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, \
-                 version = CASE WHEN {t}.expires_at > ?4 THEN {t}.version + 1 ELSE 1 END \
+                 version = CASE WHEN {t}.expires_at > ?4 THEN {t}.version + 1 ELSE 1 END, owner = excluded.owner \
                  RETURNING version"
             ),
             save_if_version: format!(
-                "UPDATE {t} SET data = ?2, expires_at = ?3, version = version + 1 \
+                "UPDATE {t} SET data = ?2, expires_at = ?3, version = version + 1, owner = ?6 \
                  WHERE id = ?1 AND version = ?4 AND expires_at > ?5"
             ),
             touch: format!("UPDATE {t} SET expires_at = ?2 WHERE id = ?1 AND expires_at > ?3"),
@@ -76,12 +79,19 @@ impl Sql {
             count: format!("SELECT COUNT(*) FROM {t} WHERE expires_at > ?1"),
             ids: format!("SELECT id FROM {t} WHERE expires_at > ?1"),
             clear: format!("DELETE FROM {t}"),
+            owner_sessions: format!("SELECT id FROM {t} WHERE owner = ?1 AND expires_at > ?2"),
+            // RETURNING tells live from expired rows; the caller steps it to
+            // the end (the commit happens there).
+            delete_owner_sessions: format!(
+                "DELETE FROM {t} WHERE owner = ?1 AND (?2 IS NULL OR id != ?2) RETURNING expires_at > ?3"
+            ),
         }
     }
 }
 
 /// The migration from version `i` to `i + 1`, with `{t}` standing for the
-/// quoted table name and `{i}` for the quoted index name.
+/// quoted table name, `{i}` for the quoted deadline index name and `{o}`
+/// for the quoted owner index name.
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the table and its deadline index.
     "CREATE TABLE IF NOT EXISTS {t} (
@@ -91,6 +101,10 @@ const MIGRATIONS: &[&str] = &[
          version INTEGER NOT NULL
      );
      CREATE INDEX IF NOT EXISTS {i} ON {t} (expires_at);",
+    // 1 -> 2: the owner index (a partial index: sessions without an owner
+    // cost it nothing).
+    "ALTER TABLE {t} ADD COLUMN owner TEXT;
+     CREATE INDEX IF NOT EXISTS {o} ON {t} (owner) WHERE owner IS NOT NULL;",
 ];
 
 /// Creates the bookkeeping table and brings `table` to [`SCHEMA_VERSION`],
@@ -127,8 +141,14 @@ pub(crate) fn migrate(conn: &mut Connection, table: &str) -> rusqlite::Result<st
     }
     let quoted_table = format!("\"{table}\"");
     let quoted_index = format!("\"{table}.expires_at\"");
+    let quoted_owner_index = format!("\"{table}.owner\"");
     for step in &MIGRATIONS[current as usize..] {
-        tx.execute_batch(&step.replace("{t}", &quoted_table).replace("{i}", &quoted_index))?;
+        tx.execute_batch(
+            &step
+                .replace("{t}", &quoted_table)
+                .replace("{i}", &quoted_index)
+                .replace("{o}", &quoted_owner_index),
+        )?;
     }
     tx.execute(
         &format!(

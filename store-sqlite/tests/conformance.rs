@@ -40,7 +40,7 @@ impl Harness for SqliteHarness {
     type Namespace = (PathBuf, String);
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().owner_index(true)
     }
 
     async fn new_namespace(&self) -> Result<(PathBuf, String)> {

@@ -96,13 +96,58 @@ async fn survives_reopen_and_records_schema_version() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     // A table from a newer library is refused, not misread.
     conn.execute("UPDATE session_store_schema SET version = 99", [])
         .unwrap();
     drop(store);
     let err = db.builder(&clock).open().unwrap_err();
     assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_table_migrates_to_the_owner_index_keeping_its_records() {
+    let db = Db::new();
+    let clock = clock();
+    let old = record(clock.now(), MINUTE, 1);
+    {
+        // The 0.1 schema, as that release left it, with one record.
+        let conn = raw(&db.path);
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE session_store_schema (table_name TEXT PRIMARY KEY NOT NULL COLLATE NOCASE, version INTEGER NOT NULL);
+             INSERT INTO session_store_schema VALUES ('sessions', 1);
+             CREATE TABLE \"sessions\" (id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, expires_at INTEGER NOT NULL, version INTEGER NOT NULL);
+             CREATE INDEX \"sessions.expires_at\" ON \"sessions\" (expires_at);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO \"sessions\" VALUES (?1, ?2, ?3, 1)",
+            rusqlite::params![
+                old.id.to_string(),
+                session_store_core::codec::encode_body(&old).unwrap(),
+                old.expires_at.as_millis()
+            ],
+        )
+        .unwrap();
+    }
+    let store = db.builder(&clock).open().unwrap();
+    assert_eq!(store.load(&old.id).await.unwrap().unwrap().data, old.data);
+    let mut owned = record(clock.now(), MINUTE, 2);
+    owned.owner = Some("alice".into());
+    store.create(&owned).await.unwrap();
+    assert_eq!(store.owner_sessions("alice").await.unwrap(), vec![owned.id]);
+    let plan: String = raw(&db.path)
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT id FROM \"sessions\" WHERE owner = 'alice' AND expires_at > 0",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(
+        plan.contains("sessions.owner"),
+        "the owner lookup uses its index: {plan}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

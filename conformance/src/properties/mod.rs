@@ -121,6 +121,9 @@ macro_rules! __property_list {
             a_write_through_one_store_object_is_seen_by_the_next_load_through_another,
             count_ids_and_purge_stay_exact_beside_corrupt_records,
             the_store_exposes_the_clock_it_was_given,
+            the_owner_round_trips_through_every_write,
+            owner_sessions_follow_every_write_rotate_delete_and_expiry,
+            revoking_an_owner_removes_exactly_that_owners_sessions,
         }
     };
 }
@@ -145,6 +148,7 @@ mod data;
 mod durability;
 mod expiry;
 mod listing;
+mod owners;
 mod rotate;
 mod versions;
 
@@ -153,6 +157,7 @@ pub use data::*;
 pub use durability::*;
 pub use expiry::*;
 pub use listing::*;
+pub use owners::*;
 pub use rotate::*;
 pub use versions::*;
 

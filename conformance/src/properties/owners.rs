@@ -1,0 +1,249 @@
+//! Owners: a record's owner round-trips, and the owner index (list and
+//! revoke an owner's sessions) follows every write, rotate, delete, expiry
+//! and purge.
+
+use super::*;
+
+const OWNER: &str = "a record's owner round-trips through every write, and rotate keeps it";
+const OWNER_INDEX: &str = "owner_sessions lists exactly the live sessions whose record names that owner, after every write, rotate, delete, expiry and purge";
+const REVOKE: &str = "delete_owner_sessions removes every session of the owner except the one kept, counts the live ones, and touches no other session";
+
+fn owned(env: &Env<'_, impl Harness>, owner: Option<&str>, n: i64, ttl_ms: u64) -> Record {
+    let mut r = env.record(data_of(&[("n", n)]), ttl_ms);
+    r.owner = owner.map(str::to_owned);
+    r
+}
+
+/// The owner's listed ids, sorted.
+async fn listed<H: Harness>(env: &Env<'_, H>, store: &H::Store, owner: &str) -> Result<Vec<SessionId>, Failure> {
+    let mut ids = store.owner_sessions(owner).await.map_err(env.op("owner_sessions"))?;
+    ids.sort();
+    Ok(ids)
+}
+
+fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
+    ids.sort();
+    ids
+}
+
+/// Create, save and save-if-version store the record's owner (or none),
+/// a save can change or remove it, and rotate keeps it. Every store keeps
+/// the owner, with or without an owner index.
+pub async fn the_owner_round_trips_through_every_write<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "the_owner_round_trips_through_every_write").await?;
+    let store = env.open().await?;
+    let mut r = owned(&env, Some("user:42 ünïcode"), 1, 60_000);
+    store.create(&r).await.map_err(env.op("create"))?;
+    for (step, owner) in [
+        ("save", Some("user:7")),
+        ("save_if_version", None),
+        ("save", Some("user:42")),
+    ] {
+        let got = store.load(&r.id).await.map_err(env.op("load"))?;
+        let got_owner = got.as_ref().and_then(|g| g.owner.clone());
+        ensure!(
+            env,
+            got_owner == r.owner,
+            OWNER,
+            "before {step}: stored owner {got_owner:?}, written {:?}",
+            r.owner
+        );
+        r.version = got.map_or(0, |g| g.version);
+        r.owner = owner.map(str::to_owned);
+        r.version = if step == "save" {
+            store.save(&r).await.map_err(env.op("save"))?
+        } else {
+            store.save_if_version(&r).await.map_err(env.op("save_if_version"))?
+        };
+    }
+    let new = SessionId::random();
+    let moved = store.rotate(&r.id, &new).await.map_err(env.op("rotate"))?;
+    ensure!(env, moved, ROTATE, "rotate of a live record returned false");
+    let got = store.load(&new).await.map_err(env.op("load"))?.and_then(|g| g.owner);
+    ensure!(
+        env,
+        got.as_deref() == Some("user:42"),
+        OWNER,
+        "after rotate the owner is {got:?}"
+    );
+    Ok(Pass::Passed)
+}
+
+/// `owner_sessions` lists exactly the live sessions of an owner: after
+/// create and save (other owners and unowned sessions never listed), a
+/// save that changes the owner, rotate (the new id, not the old), delete,
+/// expiry (at exactly the deadline) and purge.
+pub async fn owner_sessions_follow_every_write_rotate_delete_and_expiry<H: Harness>(harness: &H) -> Verdict {
+    if !harness.capabilities().owner_index {
+        return skipped("the harness does not declare the `owner_index` capability");
+    }
+    let env = Env::new(harness, "owner_sessions_follow_every_write_rotate_delete_and_expiry").await?;
+    let store = env.open().await?;
+    let a1 = owned(&env, Some("alice"), 1, 60_000);
+    let a2 = owned(&env, Some("alice"), 2, 60_000);
+    let short = owned(&env, Some("alice"), 3, 1_000);
+    let b1 = owned(&env, Some("bob"), 4, 60_000);
+    let none = owned(&env, None, 5, 60_000);
+    for r in [&a1, &short, &b1, &none] {
+        store.create(r).await.map_err(env.op("create"))?;
+    }
+    store.save(&a2).await.map_err(env.op("save"))?;
+    let got = listed(&env, &store, "alice").await?;
+    let want = sorted(vec![a1.id, a2.id, short.id]);
+    ensure!(
+        env,
+        got == want,
+        OWNER_INDEX,
+        "after creates and a save: {got:?}, expected {want:?}"
+    );
+    let got = listed(&env, &store, "nobody").await?;
+    ensure!(env, got.is_empty(), OWNER_INDEX, "an unknown owner lists {got:?}");
+
+    // A save moves a2 from alice to bob.
+    let mut moved = a2.clone();
+    moved.version = 1;
+    moved.owner = Some("bob".into());
+    store.save_if_version(&moved).await.map_err(env.op("save_if_version"))?;
+    let (alice, bob) = (listed(&env, &store, "alice").await?, listed(&env, &store, "bob").await?);
+    ensure!(
+        env,
+        alice == sorted(vec![a1.id, short.id]) && bob == sorted(vec![b1.id, a2.id]),
+        OWNER_INDEX,
+        "after a save changed a2's owner: alice {alice:?}, bob {bob:?}"
+    );
+
+    // Rotate: the new id is listed, the old one is not.
+    let rotated = SessionId::random();
+    let ok = store.rotate(&a1.id, &rotated).await.map_err(env.op("rotate"))?;
+    ensure!(env, ok, ROTATE, "rotate of a live record returned false");
+    let got = listed(&env, &store, "alice").await?;
+    let want = sorted(vec![rotated, short.id]);
+    ensure!(
+        env,
+        got == want,
+        OWNER_INDEX,
+        "after a rotate: {got:?}, expected {want:?}"
+    );
+
+    // Expiry, at exactly the deadline, then purge.
+    env.set(short.expires_at);
+    let got = listed(&env, &store, "alice").await?;
+    ensure!(
+        env,
+        got == vec![rotated],
+        OWNER_INDEX,
+        "at the short session's deadline: {got:?}"
+    );
+    store.purge_expired().await.map_err(env.op("purge_expired"))?;
+    let got = listed(&env, &store, "alice").await?;
+    ensure!(env, got == vec![rotated], OWNER_INDEX, "after purge: {got:?}");
+
+    // Delete; then a new session under the purged id's owner.
+    store.delete(&rotated).await.map_err(env.op("delete"))?;
+    let got = listed(&env, &store, "alice").await?;
+    ensure!(
+        env,
+        got.is_empty(),
+        OWNER_INDEX,
+        "after deleting alice's last session: {got:?}"
+    );
+    let again = owned(&env, Some("alice"), 6, 60_000);
+    store.create(&again).await.map_err(env.op("create"))?;
+    let got = listed(&env, &store, "alice").await?;
+    ensure!(env, got == vec![again.id], OWNER_INDEX, "after a new login: {got:?}");
+    let got = listed(&env, &store, "bob").await?;
+    ensure!(
+        env,
+        got == sorted(vec![b1.id, a2.id]),
+        OWNER_INDEX,
+        "bob's sessions changed: {got:?}"
+    );
+    Ok(Pass::Passed)
+}
+
+/// `delete_owner_sessions` with a session to keep removes the owner's
+/// others and says how many live ones it removed (an expired one is not
+/// counted); without one it removes them all; other owners' and unowned
+/// sessions stay.
+pub async fn revoking_an_owner_removes_exactly_that_owners_sessions<H: Harness>(harness: &H) -> Verdict {
+    if !harness.capabilities().owner_index {
+        return skipped("the harness does not declare the `owner_index` capability");
+    }
+    let env = Env::new(harness, "revoking_an_owner_removes_exactly_that_owners_sessions").await?;
+    let store = env.open().await?;
+    let alice: Vec<Record> = (0..4).map(|n| owned(&env, Some("alice"), n, 60_000)).collect();
+    let stale = owned(&env, Some("alice"), 9, 1_000);
+    let bob = owned(&env, Some("bob"), 10, 60_000);
+    let none = owned(&env, None, 11, 60_000);
+    for r in alice.iter().chain([&stale, &bob, &none]) {
+        store.create(r).await.map_err(env.op("create"))?;
+    }
+    env.set(stale.expires_at);
+    let keep = alice[1].id;
+    let removed = store
+        .delete_owner_sessions("alice", Some(&keep))
+        .await
+        .map_err(env.op("delete_owner_sessions"))?;
+    ensure!(
+        env,
+        removed == 3,
+        REVOKE,
+        "revoking all but one of 4 live sessions (and 1 expired) said {removed}"
+    );
+    for r in &alice {
+        let loaded = store.load(&r.id).await.map_err(env.op("load"))?.is_some();
+        ensure!(
+            env,
+            loaded == (r.id == keep),
+            REVOKE,
+            "after revoking all but one, session {:?} {}",
+            r.id,
+            if loaded {
+                "still loads"
+            } else {
+                "is gone, but it was the one kept"
+            }
+        );
+    }
+    for r in [&bob, &none] {
+        let loaded = store.load(&r.id).await.map_err(env.op("load"))?.is_some();
+        ensure!(
+            env,
+            loaded,
+            REVOKE,
+            "revoking alice removed {:?} (owner {:?})",
+            r.id,
+            r.owner
+        );
+    }
+    let got = listed(&env, &store, "alice").await?;
+    ensure!(
+        env,
+        got == vec![keep],
+        REVOKE,
+        "after revoking all but one, alice lists {got:?}"
+    );
+    let removed = store
+        .delete_owner_sessions("alice", None)
+        .await
+        .map_err(env.op("delete_owner_sessions"))?;
+    ensure!(
+        env,
+        removed == 1,
+        REVOKE,
+        "revoking alice's last session said {removed}"
+    );
+    let got = listed(&env, &store, "alice").await?;
+    ensure!(env, got.is_empty(), REVOKE, "after revoking all, alice lists {got:?}");
+    let removed = store
+        .delete_owner_sessions("alice", None)
+        .await
+        .map_err(env.op("delete_owner_sessions"))?;
+    ensure!(
+        env,
+        removed == 0,
+        REVOKE,
+        "revoking an owner with no sessions said {removed}"
+    );
+    Ok(Pass::Passed)
+}

@@ -261,3 +261,71 @@ async fn values_that_are_not_json_are_data_errors_and_change_nothing() {
     session.insert("n", &"text").unwrap();
     assert!(matches!(session.get::<u32>("n"), Err(Error::Data(_))));
 }
+
+#[tokio::test]
+async fn log_out_everywhere_and_other_devices_through_the_handle() {
+    let clock = clock();
+    let store = memory(&clock);
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::OnInactivity(IDLE));
+    // Alice logs in on three devices; Bob on one.
+    let mut devices = Vec::new();
+    for user in ["alice", "alice", "alice", "bob"] {
+        let mut s = sessions.start();
+        s.insert("cart", &0).unwrap();
+        sessions.commit(&mut s).await.unwrap();
+        assert!(sessions.rotate(&mut s).await.unwrap());
+        s.set_owner(Some(user.to_owned()));
+        assert_eq!(
+            sessions.commit(&mut s).await.unwrap(),
+            Committed::Saved,
+            "the owner is a change"
+        );
+        devices.push(s);
+    }
+    let listed = sessions.owner_sessions("alice").await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|r| r.owner.as_deref() == Some("alice")));
+    // A concurrent request of one device that changed data keeps the owner.
+    let mut other = sessions
+        .load(&devices[0].id().unwrap().to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    other.insert("cart", &2).unwrap();
+    sessions.commit(&mut other).await.unwrap();
+    assert_eq!(sessions.owner_sessions("alice").await.unwrap().len(), 3);
+
+    let current = &devices[1];
+    assert_eq!(sessions.log_out_other_sessions(current).await.unwrap(), 2);
+    let left = sessions.owner_sessions("alice").await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![current.id().unwrap()]
+    );
+    assert!(
+        sessions
+            .load(&devices[0].id().unwrap().to_string())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(sessions.log_out_everywhere("alice").await.unwrap(), 1);
+    assert!(sessions.owner_sessions("alice").await.unwrap().is_empty());
+    assert_eq!(
+        sessions.owner_sessions("bob").await.unwrap().len(),
+        1,
+        "bob is untouched"
+    );
+    // A session without an owner has no other devices.
+    assert_eq!(sessions.log_out_other_sessions(&sessions.start()).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_an_owner_index_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let store = FileStore::builder(tmp.path()).clock(clock.shared()).open().unwrap();
+    let sessions = Sessions::new(store);
+    let err = sessions.log_out_everywhere("alice").await.unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)) && !err.is_transient(), "{err:?}");
+}

@@ -93,6 +93,8 @@ pub struct Session {
     changes: BTreeMap<String, Option<String>>,
     /// Whether this request cleared the data first.
     cleared: bool,
+    /// The owner this request set (`Some(None)`: removed), if it did.
+    owner_change: Option<Option<String>>,
 }
 
 impl Session {
@@ -102,7 +104,24 @@ impl Session {
             state,
             changes: BTreeMap::new(),
             cleared: false,
+            owner_change: None,
         }
+    }
+
+    /// The authenticated user this session belongs to, if any.
+    #[must_use]
+    pub fn owner(&self) -> Option<&str> {
+        self.record.owner.as_deref()
+    }
+
+    /// Sets (or, with `None`, removes) the session's owner: call it at
+    /// login, together with [`Sessions::rotate`]. The next commit writes it
+    /// with the data, in the same step, and from then on the store's owner
+    /// index lists the session under it
+    /// ([`Sessions::owner_sessions`], [`Sessions::log_out_everywhere`]).
+    pub fn set_owner(&mut self, owner: Option<String>) {
+        self.record.owner.clone_from(&owner);
+        self.owner_change = Some(owner);
     }
 
     /// The session's id, once it is stored (a new session gets its id at
@@ -121,7 +140,7 @@ impl Session {
     /// Whether this request changed the data.
     #[must_use]
     pub fn is_changed(&self) -> bool {
-        self.cleared || !self.changes.is_empty()
+        self.cleared || !self.changes.is_empty() || self.owner_change.is_some()
     }
 
     /// The value under `key`, decoded from its JSON.
@@ -200,6 +219,7 @@ impl Session {
     fn committed(&mut self) {
         self.changes.clear();
         self.cleared = false;
+        self.owner_change = None;
         self.state = State::Stored;
     }
 }
@@ -366,6 +386,9 @@ impl<S: SessionStore> Sessions<S> {
             };
             record = fresh;
             session.replay_onto(&mut record.data);
+            if let Some(owner) = &session.owner_change {
+                record.owner.clone_from(owner);
+            }
             record.refresh(self.clock.now(), &self.expiry);
         }
         Err(Error::Conflict {
@@ -454,6 +477,57 @@ impl<S: SessionStore> Sessions<S> {
             self.store.delete(&session.record.id).await?;
         }
         Ok(())
+    }
+}
+
+/// Owners: "your devices", "log out everywhere", "log out my other
+/// sessions", on a store with an owner index
+/// ([`SessionStore::owner_sessions`]); other stores answer
+/// [`Error::Unsupported`].
+impl<S: SessionStore> Sessions<S> {
+    /// The live sessions of `owner` (their records: created time, deadline,
+    /// data), for a page that lists where a user is logged in. Costs in
+    /// proportion to that owner's sessions. A session that expired, was
+    /// removed or is damaged between the listing and its load is left out.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns ([`Error::Unsupported`] without an index).
+    pub async fn owner_sessions(&self, owner: &str) -> Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for id in self.store.owner_sessions(owner).await? {
+            match self.store.load(&id).await {
+                Ok(Some(record)) if record.owner.as_deref() == Some(owner) => records.push(record),
+                Ok(_) => {}
+                Err(e) if e.is_decode() => warn_damaged(&id, &e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(records)
+    }
+
+    /// Ends every session of `owner` ("log out everywhere", after a
+    /// password reset say) and returns how many live ones it ended.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns ([`Error::Unsupported`] without an index).
+    pub async fn log_out_everywhere(&self, owner: &str) -> Result<u64> {
+        self.store.delete_owner_sessions(owner, None).await
+    }
+
+    /// Ends every other session of this session's owner, keeping this one
+    /// ("log out my other devices"), and returns how many it ended; 0 for a
+    /// session without an owner or not stored yet.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns ([`Error::Unsupported`] without an index).
+    pub async fn log_out_other_sessions(&self, session: &Session) -> Result<u64> {
+        match (session.owner(), session.id()) {
+            (Some(owner), Some(id)) => self.store.delete_owner_sessions(owner, Some(&id)).await,
+            _ => Ok(0),
+        }
     }
 }
 

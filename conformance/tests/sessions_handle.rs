@@ -328,4 +328,278 @@ async fn a_store_without_an_owner_index_says_so() {
     let sessions = Sessions::new(store);
     let err = sessions.log_out_everywhere("alice").await.unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)) && !err.is_transient(), "{err:?}");
+async fn update_runs_again_on_fresh_data_after_a_conflict() {
+    let clock = clock();
+    let store = memory(&clock);
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::OnInactivity(IDLE));
+    let mut session = sessions.start();
+    session.insert("count", &1u64).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let cookie = session.id().unwrap().to_string();
+    // Both load version 1; the other request counts first.
+    let mut slow = sessions.load(&cookie).await.unwrap().unwrap();
+    let mut fast = sessions.load(&cookie).await.unwrap().unwrap();
+    let increment = |s: &mut session_store_core::Session| {
+        let n = s.get::<u64>("count")?.unwrap_or(0) + 1;
+        s.insert("count", &n)?;
+        Ok(n)
+    };
+    assert_eq!(
+        sessions.update(&mut fast, increment).await.unwrap(),
+        (2, Committed::Saved)
+    );
+    let mut runs = 0;
+    let (n, committed) = sessions
+        .update(&mut slow, |s| {
+            runs += 1;
+            increment(s)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (n, committed, runs),
+        (3, Committed::Saved, 2),
+        "rerun on the fresh data"
+    );
+    assert_eq!(slow.record().version, 3);
+    assert!(!slow.is_changed(), "committed at once");
+    let stored = store.load(&slow.id().unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.data.get::<u64>("count").unwrap(), Some(3));
+    // The request's own commit afterwards has nothing to write.
+    assert_eq!(sessions.commit(&mut slow).await.unwrap(), Committed::Nothing);
+    assert_eq!(store.load(&slow.id().unwrap()).await.unwrap().unwrap().version, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_counter_lose_nothing() {
+    let clock = clock();
+    let sessions = Sessions::new(memory(&clock))
+        .expiry(Expiry::OnInactivity(IDLE))
+        // 32 tasks: each attempt lost is another task's success, so 32 attempts always suffice.
+        .commit_attempts(32);
+    let mut session = sessions.start();
+    session.insert("count", &0u64).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let cookie = session.id().unwrap().to_string();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (sessions, cookie, barrier) = (sessions.clone(), cookie.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = sessions.load(&cookie).await.unwrap().unwrap();
+            barrier.wait().await; // all loaded the same version
+            sessions
+                .update(&mut s, |s| {
+                    let n = s.get::<u64>("count")?.unwrap_or(0) + 1;
+                    s.insert("count", &n)?;
+                    Ok(n)
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        let (n, committed) = t.await.unwrap();
+        assert_eq!(committed, Committed::Saved);
+        seen.push(n);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=32).collect::<Vec<u64>>(), "each count handed out once");
+    let stored = sessions.load(&cookie).await.unwrap().unwrap();
+    assert_eq!(stored.get::<u64>("count").unwrap(), Some(32));
+    assert_eq!(stored.record().version, 33);
+}
+
+#[tokio::test]
+async fn update_never_writes_back_a_session_ended_or_rotated_meanwhile() {
+    let clock = clock();
+    let store = memory(&clock);
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::OnInactivity(IDLE));
+    for ending in ["logout", "login"] {
+        let mut session = sessions.start();
+        session.insert("count", &1u64).unwrap();
+        sessions.commit(&mut session).await.unwrap();
+        let old = session.id().unwrap();
+        let mut slow = sessions.load(&old.to_string()).await.unwrap().unwrap();
+        let mut fast = sessions.load(&old.to_string()).await.unwrap().unwrap();
+        if ending == "logout" {
+            sessions.end(&mut fast).await.unwrap();
+        } else {
+            assert!(sessions.rotate(&mut fast).await.unwrap());
+        }
+        let (n, committed) = sessions
+            .update(&mut slow, |s| {
+                let n = s.get::<u64>("count")?.unwrap_or(0) + 1;
+                s.insert("count", &n)?;
+                Ok(n)
+            })
+            .await
+            .unwrap();
+        assert_eq!((n, committed), (2, Committed::Gone), "{ending}");
+        assert!(
+            store.load(&old).await.unwrap().is_none(),
+            "{ending}: the old id stays gone"
+        );
+        assert_eq!(
+            sessions.commit(&mut slow).await.unwrap(),
+            Committed::Nothing,
+            "{ending}"
+        );
+        assert!(store.load(&old).await.unwrap().is_none(), "{ending}");
+        if let Some(new) = fast.id() {
+            let moved = store.load(&new).await.unwrap().unwrap();
+            assert_eq!(
+                moved.data.get::<u64>("count").unwrap(),
+                Some(1),
+                "the rotated session is untouched"
+            );
+        }
+    }
+    // On a session ended in this request: the closure runs, nothing is written.
+    let mut session = sessions.start();
+    session.insert("k", &1).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let id = session.id().unwrap();
+    sessions.end(&mut session).await.unwrap();
+    let (_, committed) = sessions.update(&mut session, |s| s.insert("k", &2)).await.unwrap();
+    assert_eq!(committed, Committed::Gone);
+    assert!(store.load(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn update_writes_pending_changes_and_a_failing_closure_writes_nothing() {
+    let clock = clock();
+    let store = memory(&clock);
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::OnInactivity(IDLE));
+    // A new session: created by the update.
+    let mut session = sessions.start();
+    let (_, committed) = sessions.update(&mut session, |s| s.insert("a", &1)).await.unwrap();
+    assert_eq!(committed, Committed::Created);
+    let id = session.id().unwrap();
+    // An empty new session stays unstored.
+    let mut empty = sessions.start();
+    assert_eq!(
+        sessions.update(&mut empty, |s| s.get::<i32>("a")).await.unwrap(),
+        (None, Committed::Nothing)
+    );
+    assert_eq!(store.count().await.unwrap(), 1);
+
+    // A pending change of this request goes with the update, also after a conflict.
+    let mut slow = sessions.load(&id.to_string()).await.unwrap().unwrap();
+    let mut other = sessions.load(&id.to_string()).await.unwrap().unwrap();
+    other.insert("b", &2).unwrap();
+    sessions.commit(&mut other).await.unwrap();
+    slow.insert("pending", &"yes").unwrap();
+    slow.remove("gone-key");
+    let (seen, committed) = sessions
+        .update(&mut slow, |s| {
+            let b = s.get::<i32>("b")?;
+            s.insert("c", &3)?;
+            Ok(b)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (seen, committed),
+        (Some(2), Committed::Saved),
+        "the rerun saw the other request's key"
+    );
+    let stored = store.load(&id).await.unwrap().unwrap();
+    for (key, value) in [("a", "1"), ("b", "2"), ("c", "3"), ("pending", "\"yes\"")] {
+        assert_eq!(stored.data.get_raw(key), Some(value), "{key}");
+    }
+    let version = stored.version;
+
+    // A closure that fails: its error, nothing written, the session as before.
+    let err = sessions
+        .update(&mut slow, |s| {
+            s.insert("d", &4)?;
+            s.get::<u32>("pending") // a string, not a number
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Data(_)), "{err:?}");
+    assert!(!slow.is_changed() && slow.get::<i32>("d").unwrap().is_none());
+    assert_eq!(store.load(&id).await.unwrap().unwrap().version, version);
+    // A closure that changes nothing writes nothing.
+    assert_eq!(
+        sessions.update(&mut slow, |s| s.get::<i32>("a")).await.unwrap(),
+        (Some(1), Committed::Nothing)
+    );
+    assert_eq!(store.load(&id).await.unwrap().unwrap().version, version);
+}
+
+#[tokio::test]
+async fn read_only_commits_touch_at_most_once_per_throttle_window() {
+    let clock = clock();
+    let store = memory(&clock);
+    // Idle 60 s: the default throttle window is 6 s.
+    let sessions = Sessions::new(store.clone()).expiry(Expiry::OnInactivity(IDLE));
+    let mut session = sessions.start();
+    session.insert("k", &1).unwrap();
+    sessions.commit(&mut session).await.unwrap();
+    let id = session.id().unwrap();
+    let created_deadline = session.expires_at();
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(1));
+        let mut s = sessions.load(&id.to_string()).await.unwrap().unwrap();
+        assert_eq!(
+            sessions.commit(&mut s).await.unwrap(),
+            Committed::Nothing,
+            "inside the window"
+        );
+    }
+    assert_eq!(
+        store.load(&id).await.unwrap().unwrap().expires_at,
+        created_deadline,
+        "no write"
+    );
+    clock.advance(Duration::from_secs(1)); // 6 s since the last write: the window is over
+    let mut s = sessions.load(&id.to_string()).await.unwrap().unwrap();
+    assert_eq!(sessions.commit(&mut s).await.unwrap(), Committed::Touched);
+    let touched = store.load(&id).await.unwrap().unwrap();
+    assert_eq!(touched.expires_at, clock.now() + IDLE);
+    assert_eq!(touched.version, 1, "a touch rewrites no data");
+    // The window starts again from the touch.
+    clock.advance(Duration::from_secs(5));
+    let mut s = sessions.load(&id.to_string()).await.unwrap().unwrap();
+    assert_eq!(sessions.commit(&mut s).await.unwrap(), Committed::Nothing);
+    // A changed session is always saved, with a fresh deadline.
+    let mut s = sessions.load(&id.to_string()).await.unwrap().unwrap();
+    s.insert("k", &2).unwrap();
+    assert_eq!(sessions.commit(&mut s).await.unwrap(), Committed::Saved);
+    assert_eq!(store.load(&id).await.unwrap().unwrap().expires_at, clock.now() + IDLE);
+    // The explicit touch is never throttled.
+    clock.advance(Duration::from_secs(1));
+    let mut s = sessions.load(&id.to_string()).await.unwrap().unwrap();
+    assert!(sessions.touch(&mut s).await.unwrap());
+    assert_eq!(store.load(&id).await.unwrap().unwrap().expires_at, clock.now() + IDLE);
+
+    // Throttling off: every commit that moves the deadline touches.
+    let eager = Sessions::new(store.clone())
+        .expiry(Expiry::OnInactivity(IDLE))
+        .touch_throttle(0.0);
+    for _ in 0..3 {
+        clock.advance(Duration::from_millis(10));
+        let mut s = eager.load(&id.to_string()).await.unwrap().unwrap();
+        assert_eq!(eager.commit(&mut s).await.unwrap(), Committed::Touched);
+    }
+    // A larger fraction, a larger window (a half of 60 s); NaN and huge values are clamped.
+    let lazy = Sessions::new(store.clone())
+        .expiry(Expiry::OnInactivity(IDLE))
+        .touch_throttle(0.5);
+    clock.advance(Duration::from_secs(29));
+    let mut s = lazy.load(&id.to_string()).await.unwrap().unwrap();
+    assert_eq!(lazy.commit(&mut s).await.unwrap(), Committed::Nothing);
+    clock.advance(Duration::from_secs(1));
+    let mut s = lazy.load(&id.to_string()).await.unwrap().unwrap();
+    assert_eq!(lazy.commit(&mut s).await.unwrap(), Committed::Touched);
+    for odd in [f64::NAN, -1.0, f64::INFINITY] {
+        let odd = Sessions::new(store.clone())
+            .expiry(Expiry::OnInactivity(Duration::MAX))
+            .touch_throttle(odd);
+        let mut s = odd.load(&id.to_string()).await.unwrap().unwrap();
+        odd.commit(&mut s).await.unwrap(); // no panic on any of them
+    }
 }

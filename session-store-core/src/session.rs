@@ -1,6 +1,7 @@
 //! The session handle: what a request does with its session, on any store.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,6 +11,10 @@ use crate::{Error, Expiry, Record, Result, SessionData, SessionId, SessionStore,
 /// How many times [`Sessions::commit`] replays a request's changes onto a
 /// record another request changed meanwhile before it gives up.
 pub const DEFAULT_COMMIT_ATTEMPTS: usize = 8;
+
+/// The default touch throttle of [`Sessions::touch_throttle`]: an unchanged
+/// session's deadline is moved at most once per a tenth of the idle timeout.
+pub const DEFAULT_TOUCH_THROTTLE: f64 = 0.1;
 
 /// A store, its clock and an expiry policy: the lifecycle of a session in a
 /// request, with no version or clock bookkeeping left to the caller.
@@ -43,6 +48,14 @@ pub const DEFAULT_COMMIT_ATTEMPTS: usize = 8;
 ///   later commit wins. A session that was deleted (logout) or rotated away
 ///   (login) meanwhile is never written back: the commit answers
 ///   [`Committed::Gone`].
+/// - [`update`](Self::update) is a read-modify-write that commits at once
+///   (a counter, a cart): on a conflict it reloads the record and runs the
+///   closure again on the fresh data, so nothing computed from an old value
+///   is ever written.
+/// - Sliding expiry is throttled ([`touch_throttle`](Self::touch_throttle)):
+///   the commit of an unchanged session moves its deadline only once it
+///   would move by at least a tenth of the idle timeout (by default), so
+///   read-only traffic does not write on every request.
 /// - [`rotate`](Self::rotate) moves the session to a fresh id (call it at
 ///   login), [`end`](Self::end) deletes it (logout).
 #[derive(Debug, Clone)]
@@ -51,6 +64,9 @@ pub struct Sessions<S> {
     clock: SharedClock,
     expiry: Expiry,
     attempts: usize,
+    /// The share of the idle timeout an unchanged session's deadline must
+    /// move by before a commit touches it, in `0.0..=1.0`.
+    touch_throttle: f64,
 }
 
 /// What [`Sessions::commit`] did.
@@ -234,6 +250,7 @@ impl<S: SessionStore> Sessions<S> {
             clock,
             expiry: Expiry::default(),
             attempts: DEFAULT_COMMIT_ATTEMPTS,
+            touch_throttle: DEFAULT_TOUCH_THROTTLE,
         }
     }
 
@@ -251,6 +268,40 @@ impl<S: SessionStore> Sessions<S> {
     pub fn commit_attempts(mut self, attempts: usize) -> Self {
         self.attempts = attempts.max(1);
         self
+    }
+
+    /// Throttles sliding expiry: the commit of an unchanged session touches
+    /// it (moves its deadline) only when the deadline would move by at
+    /// least `fraction` of the policy's idle timeout (the `idle` of
+    /// [`Expiry::OnInactivity`] and [`Expiry::IdleAndAbsolute`], the `cap`
+    /// of [`Expiry::OnSessionEnd`]); otherwise it writes nothing and
+    /// answers [`Committed::Nothing`]. Default [`DEFAULT_TOUCH_THROTTLE`]
+    /// (a tenth): with a 30-minute idle timeout, a visitor's read-only
+    /// requests write at most once every 3 minutes, and the session may
+    /// end up to 3 minutes before the last request + 30 minutes.
+    ///
+    /// `0.0` turns throttling off (every commit that moves the deadline
+    /// touches). The value is clamped into `0.0..=1.0` (NaN counts as
+    /// `0.0`); at `1.0` an unchanged session is never touched in time, so
+    /// keep it small. Changed sessions are always saved with a fresh
+    /// deadline, and [`touch`](Self::touch) is never throttled.
+    #[must_use]
+    pub fn touch_throttle(mut self, fraction: f64) -> Self {
+        self.touch_throttle = if fraction > 0.0 { fraction.min(1.0) } else { 0.0 };
+        self
+    }
+
+    /// How far an unchanged session's deadline must move before a commit
+    /// touches it.
+    fn touch_window(&self) -> Duration {
+        let idle = match self.expiry {
+            Expiry::OnInactivity(idle) | Expiry::IdleAndAbsolute { idle, .. } => idle,
+            Expiry::OnSessionEnd { cap } => cap,
+            // A fixed deadline never moves: nothing to throttle.
+            Expiry::AtDateTime(_) => return Duration::ZERO,
+        };
+        // At most `idle` (the fraction is at most 1); never a panic on a huge one.
+        Duration::try_from_secs_f64(idle.as_secs_f64() * self.touch_throttle).map_or(idle, |w| w.min(idle))
     }
 
     /// The store.
@@ -339,6 +390,14 @@ impl<S: SessionStore> Sessions<S> {
                 if deadline == session.record.expires_at {
                     return Ok(Committed::Nothing);
                 }
+                // Throttled: the deadline would move by less than the window.
+                let window = self.touch_window();
+                if !window.is_zero()
+                    && deadline > session.record.expires_at
+                    && deadline.saturating_duration_since(session.record.expires_at) < window
+                {
+                    return Ok(Committed::Nothing);
+                }
                 match self.store.touch(&session.record.id, deadline).await {
                     Ok(true) => {
                         session.record.expires_at = deadline;
@@ -395,6 +454,118 @@ impl<S: SessionStore> Sessions<S> {
             id: record.id,
             expected: record.version,
         })
+    }
+
+    /// An atomic read-modify-write: runs `f` on the session and commits at
+    /// once. A stored session is saved with
+    /// [`SessionStore::save_if_version`]; when another request committed
+    /// first, the record is reloaded, this request's earlier uncommitted
+    /// changes are replayed onto it, and `f` runs again on the fresh data,
+    /// up to [`commit_attempts`](Self::commit_attempts) times. So a value
+    /// computed from the old one (a counter, a cart) is never lost to a
+    /// concurrent request of the same visitor, nor written from stale data.
+    ///
+    /// Returns what `f` returned on the run that counted, and what was
+    /// written:
+    ///
+    /// - [`Committed::Saved`] (a stored session), [`Committed::Created`]
+    ///   (a new session that holds data; a new id cannot conflict),
+    /// - [`Committed::Nothing`] when `f` changed nothing and nothing was
+    ///   pending (the deadline is left to the request's [`commit`](Self::commit)),
+    ///   or for a new session left empty,
+    /// - [`Committed::Gone`] when the session was ended in this request,
+    ///   or deleted, rotated away or damaged meanwhile: nothing is written
+    ///   (a late write never brings a session back) and the value is that
+    ///   of `f`'s last run.
+    ///
+    /// `f` may run several times: keep it free of side effects outside the
+    /// session. It sees the session with this request's earlier changes.
+    /// When it fails, its error is returned and nothing of that run is
+    /// written or kept.
+    ///
+    /// ```
+    /// # use session_store_core::{Sessions, SessionStore};
+    /// # async fn visit(sessions: &Sessions<impl SessionStore>, cookie: Option<&str>) -> session_store_core::Result<u64> {
+    /// let mut session = sessions.load_or_start(cookie).await?;
+    /// let (count, _) = sessions
+    ///     .update(&mut session, |s| {
+    ///         let count = s.get::<u64>("count")?.unwrap_or(0) + 1;
+    ///         s.insert("count", &count)?;
+    ///         Ok(count)
+    ///     })
+    ///     .await?;
+    /// # Ok(count) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// What `f` returns; what the store returns ([`Error::TooLarge`],
+    /// backend failures); [`Error::Conflict`] when every attempt lost a
+    /// race.
+    pub async fn update<T, F>(&self, session: &mut Session, mut f: F) -> Result<(T, Committed)>
+    where
+        F: FnMut(&mut Session) -> Result<T>,
+    {
+        match session.state {
+            State::Gone => {
+                let mut scratch = session.clone();
+                let value = f(&mut scratch)?;
+                Ok((value, Committed::Gone))
+            }
+            State::New => {
+                let mut trial = session.clone();
+                let value = f(&mut trial)?;
+                *session = trial;
+                let committed = self.commit(session).await?;
+                Ok((value, committed))
+            }
+            State::Stored => {
+                // The session as loaded plus this request's pending changes:
+                // what `f` starts from on every run.
+                let mut base = session.clone();
+                for attempt in 1..=self.attempts {
+                    let mut trial = base.clone();
+                    let value = f(&mut trial)?;
+                    if !trial.is_changed() {
+                        *session = trial;
+                        return Ok((value, Committed::Nothing));
+                    }
+                    let mut record = trial.record.clone();
+                    record.refresh(self.clock.now(), &self.expiry);
+                    match self.store.save_if_version(&record).await {
+                        Ok(version) => {
+                            record.version = version;
+                            trial.record = record;
+                            trial.committed();
+                            *session = trial;
+                            return Ok((value, Committed::Saved));
+                        }
+                        Err(e) if e.is_conflict() && attempt < self.attempts => {}
+                        Err(e) if e.is_decode() => return Ok((value, self.gone(session, &e))),
+                        Err(e) => return Err(e),
+                    }
+                    // Another request committed first: run again on what it wrote.
+                    let fresh = match self.store.load(&record.id).await {
+                        Ok(Some(fresh)) => fresh,
+                        Ok(None) => {
+                            session.state = State::Gone;
+                            return Ok((value, Committed::Gone));
+                        }
+                        Err(e) if e.is_decode() => return Ok((value, self.gone(session, &e))),
+                        Err(e) => return Err(e),
+                    };
+                    let mut next = Session::new(fresh, State::Stored);
+                    session.replay_onto(&mut next.record.data);
+                    next.changes.clone_from(&session.changes);
+                    next.cleared = session.cleared;
+                    base = next;
+                }
+                Err(Error::Conflict {
+                    id: base.record.id,
+                    expected: base.record.version,
+                })
+            }
+        }
     }
 
     /// Marks `session` gone because its stored record does not decode.

@@ -1,0 +1,239 @@
+//! The tower `Layer` and `Service`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use session_store_core::{Error, Expiry, SessionStore, Sessions};
+
+use crate::cookie::{CookieConfig, SameSite, is_attribute_value, is_token};
+use crate::session::Session;
+
+/// The body of an error answer by default: nothing about the session or the
+/// store (the detail goes to the log).
+pub const DEFAULT_ERROR_BODY: &str = "internal error\n";
+
+/// The status of an error answer by default: `503 Service Unavailable` when
+/// retrying may help (the store is unreachable, failing or timed out:
+/// [`Error::is_transient`]), `500 Internal Server Error` for anything else
+/// (a value that is not the JSON asked for, a record over the size limit, a
+/// conflict that outlasted every attempt, a misconfigured store).
+#[must_use]
+pub fn default_error_status(error: &Error) -> StatusCode {
+    if error.is_transient() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+/// What every request of one layer shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) sessions: Sessions<Arc<dyn SessionStore>>,
+    pub(crate) cookie: CookieConfig,
+    pub(crate) error_status: fn(&Error) -> StatusCode,
+    pub(crate) error_body: &'static str,
+}
+
+/// The tower [`Layer`](tower_layer::Layer) that gives every request its
+/// [`Session`] and commits it when the response is ready (see the crate
+/// docs for what it guarantees).
+///
+/// ```
+/// use std::time::Duration;
+/// use session_store_core::Expiry;
+/// use session_store_memory::MemoryStore;
+/// use session_store_tower::{SameSite, SessionLayer};
+///
+/// let layer = SessionLayer::new(MemoryStore::new())
+///     .expiry(Expiry::IdleAndAbsolute {
+///         idle: Duration::from_secs(30 * 60),
+///         lifetime: Duration::from_secs(12 * 3600),
+///     })
+///     .same_site(SameSite::Strict)
+///     .cookie_name("__Host-session");
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionLayer {
+    config: Arc<Config>,
+}
+
+impl SessionLayer {
+    /// A layer over `store` (any backend of the workspace, or your own),
+    /// with the default expiry policy ([`Expiry::default`]: two weeks of
+    /// inactivity) and the safe cookie defaults.
+    pub fn new(store: impl SessionStore + 'static) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// A layer over a shared store, for a backend chosen at run time.
+    #[must_use]
+    pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            config: Arc::new(Config {
+                sessions: Sessions::new(store),
+                cookie: CookieConfig::default(),
+                error_status: default_error_status,
+                error_body: DEFAULT_ERROR_BODY,
+            }),
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// The expiry policy: the store's deadlines and the cookie's `Max-Age`
+    /// ([`Expiry::OnSessionEnd`]: a cookie without `Max-Age`, which the
+    /// browser drops when it closes).
+    #[must_use]
+    pub fn expiry(self, expiry: Expiry) -> Self {
+        self.with(|c| c.sessions = c.sessions.clone().expiry(expiry))
+    }
+
+    /// How many times a commit (or an [`update`](Session::update)) is
+    /// tried again after losing a race to a concurrent request of the same
+    /// visitor ([`Sessions::commit_attempts`]; default
+    /// [`DEFAULT_COMMIT_ATTEMPTS`](session_store_core::DEFAULT_COMMIT_ATTEMPTS)).
+    /// Each lost attempt is another request's success, so `n` attempts
+    /// always suffice for `n` concurrent requests of one visitor.
+    #[must_use]
+    pub fn commit_attempts(self, attempts: usize) -> Self {
+        self.with(|c| c.sessions = c.sessions.clone().commit_attempts(attempts))
+    }
+
+    /// Touch throttling ([`Sessions::touch_throttle`]): a request that did
+    /// not change the session moves its deadline only once it would move by
+    /// this fraction of the idle timeout (default a tenth).
+    #[must_use]
+    pub fn touch_throttle(self, fraction: f64) -> Self {
+        self.with(|c| c.sessions = c.sessions.clone().touch_throttle(fraction))
+    }
+
+    /// The cookie's name (default [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME), `id`).
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a cookie name (an RFC 6265 token: letters,
+    /// digits and ``!#$%&'*+-.^_`|~``): a configuration error, found when
+    /// the app is built.
+    #[must_use]
+    pub fn cookie_name(self, name: &str) -> Self {
+        assert!(is_token(name), "{name:?} is not a valid cookie name");
+        self.with(|c| name.clone_into(&mut c.cookie.name))
+    }
+
+    /// The cookie's `Path` (default `/`).
+    ///
+    /// # Panics
+    ///
+    /// When `path` is empty or holds a `;`, a space or a control character.
+    #[must_use]
+    pub fn cookie_path(self, path: &str) -> Self {
+        assert!(is_attribute_value(path), "{path:?} is not a valid cookie path");
+        self.with(|c| path.clone_into(&mut c.cookie.path))
+    }
+
+    /// The cookie's `Domain` (default none: the cookie goes back to this
+    /// host only, the safest choice).
+    ///
+    /// # Panics
+    ///
+    /// As [`cookie_path`](Self::cookie_path).
+    #[must_use]
+    pub fn cookie_domain(self, domain: &str) -> Self {
+        assert!(is_attribute_value(domain), "{domain:?} is not a valid cookie domain");
+        self.with(|c| c.cookie.domain = Some(domain.to_owned()))
+    }
+
+    /// Whether the cookie is `Secure` (sent back over HTTPS only). On by
+    /// default; turn it off only for plain-HTTP development, where a
+    /// browser would not send a `Secure` cookie back (curl does).
+    #[must_use]
+    pub fn secure(self, secure: bool) -> Self {
+        self.with(|c| c.cookie.secure = secure)
+    }
+
+    /// The cookie's `SameSite` (default [`SameSite::Lax`]).
+    /// [`SameSite::None`] needs [`secure`](Self::secure): browsers refuse
+    /// the cookie otherwise.
+    #[must_use]
+    pub fn same_site(self, same_site: SameSite) -> Self {
+        self.with(|c| c.cookie.same_site = same_site)
+    }
+
+    /// The status of an error answer for a store error (default
+    /// [`default_error_status`]: 503 when retrying may help, else 500).
+    #[must_use]
+    pub fn error_status(self, status: fn(&Error) -> StatusCode) -> Self {
+        self.with(|c| c.error_status = status)
+    }
+
+    /// The body of an error answer (default [`DEFAULT_ERROR_BODY`]). Keep
+    /// it generic: the detail goes to the log.
+    #[must_use]
+    pub fn error_body(self, body: &'static str) -> Self {
+        self.with(|c| c.error_body = body)
+    }
+
+    /// The session handle the layer commits through (its store, clock and
+    /// policy).
+    #[must_use]
+    pub fn sessions(&self) -> &Sessions<Arc<dyn SessionStore>> {
+        &self.config.sessions
+    }
+}
+
+impl<I> tower_layer::Layer<I> for SessionLayer {
+    type Service = SessionService<I>;
+
+    fn layer(&self, inner: I) -> SessionService<I> {
+        if self.config.cookie.same_site == SameSite::None && !self.config.cookie.secure {
+            tracing::warn!("SameSite=None without Secure: browsers will refuse the session cookie");
+        }
+        SessionService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around an inner one.
+#[derive(Debug, Clone)]
+pub struct SessionService<I> {
+    inner: I,
+    config: Arc<Config>,
+}
+
+impl<I, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for SessionService<I>
+where
+    I: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    I::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<&'static str> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = I::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let cookie = self.config.cookie.find(request.headers());
+        let session = Session::new(Arc::clone(&self.config), cookie);
+        request.extensions_mut().insert(session.clone());
+        // The clone that was made ready is the one that is called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            Ok(session.finish(response).await)
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! Sessions for tower and axum, over any backend of the session-store
+//! family, keeping the whole store contract: concurrent requests of one
+//! visitor lose nothing, a logged-out or rotated session is never brought
+//! back, and a damaged record is a fresh session, not an error page.
+//!
+//! ```no_run
+//! use axum::{Router, routing::{get, post}};
+//! use session_store_memory::MemoryStore;
+//! use session_store_tower::{Session, SessionError, SessionLayer};
+//!
+//! async fn count(session: Session) -> Result<String, SessionError> {
+//!     // Read-modify-write, committed at once; rerun on fresh data after a conflict.
+//!     let n = session
+//!         .update(|s| {
+//!             let n = s.get::<u64>("count")?.unwrap_or(0) + 1;
+//!             s.insert("count", &n)?;
+//!             Ok(n)
+//!         })
+//!         .await?;
+//!     Ok(n.to_string())
+//! }
+//!
+//! async fn login(session: Session) -> Result<&'static str, SessionError> {
+//!     session.rotate().await?;                  // a fresh id, the same data
+//!     session.insert("user", "alice").await?;   // written when the answer is ready
+//!     Ok("welcome")
+//! }
+//!
+//! async fn logout(session: Session) -> Result<&'static str, SessionError> {
+//!     session.end().await?;                     // deleted; the cookie is cleared
+//!     Ok("bye")
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     // Any backend: MemoryStore, FileStore, SqliteStore, RedisStore, Arc<dyn SessionStore>...
+//!     let app = Router::new()
+//!         .route("/", get(count))
+//!         .route("/login", post(login))
+//!         .route("/logout", post(logout))
+//!         .layer(SessionLayer::new(MemoryStore::new()));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await
+//! }
+//! ```
+//!
+//! # What a request does
+//!
+//! - **Lazy, at most one load.** [`SessionLayer`] puts a [`Session`] into
+//!   every request; the session is loaded from the store on its first use
+//!   and at most once per request. A request that never uses it costs no
+//!   store call and gets no cookie.
+//! - **Nothing written for nothing changed.** When the response is ready
+//!   the layer commits through the core handle,
+//!   [`Sessions::commit`](session_store_core::Sessions::commit): a new
+//!   session is stored only if it holds data; a changed one is saved with
+//!   `save_if_version`; an unchanged one only has its deadline moved
+//!   (`touch`, no data rewritten), and only once per a tenth of the idle
+//!   timeout ([`SessionLayer::touch_throttle`]), so read-only traffic does
+//!   not write on every request.
+//! - **Concurrent requests of one visitor lose nothing.** On a version
+//!   conflict the commit reloads the record and replays only the keys this
+//!   request changed onto it, then tries again (bounded,
+//!   [`SessionLayer::commit_attempts`]): two requests that change different
+//!   keys both land. **Where both changed the same key, the later commit
+//!   wins.** For a value computed from the old one (a counter, a cart) use
+//!   [`Session::update`]: it commits at once and, on a conflict, runs the
+//!   closure again on the fresh data, so no increment is lost.
+//! - **No resurrection.** A request that loaded the session before a
+//!   concurrent logout ([`Session::end`]) or login ([`Session::rotate`])
+//!   never writes it back, neither under the old id nor the new one; its
+//!   changes are dropped. Its answer leaves the browser's cookie as it is:
+//!   the logout's or login's own answer set it, and a late answer must not
+//!   undo it.
+//! - **A damaged record** (bytes that do not decode) is a session that is
+//!   gone: a `tracing` warning with the id's fingerprint, a fresh session,
+//!   a normal answer.
+//! - **The store is down:** the request is answered `503` (a failure a
+//!   retry may fix: unreachable, I/O, timeout) or `500` (anything else),
+//!   with a generic body ([`DEFAULT_ERROR_BODY`]), as soon as the store
+//!   gives up: each backend bounds its calls (the Redis store with its
+//!   `timeout`). Handlers return [`SessionError`] with `?`; a failure of the
+//!   commit after the handler replaces the handler's answer, since its
+//!   changes were not kept. The detail, with its chain of causes and the
+//!   session's fingerprint, goes to a `tracing` `error` event. Pick another
+//!   status with [`SessionLayer::error_status`], another body with
+//!   [`SessionLayer::error_body`].
+//!
+//! # Expiry
+//!
+//! [`SessionLayer::expiry`] takes the core's
+//! [`Expiry`](session_store_core::Expiry): sliding expiry
+//! (`OnInactivity`), a fixed deadline, a browser-session cookie with a
+//! server-side cap (`OnSessionEnd`), or, as OWASP asks, an idle timeout and
+//! an absolute lifetime together (`IdleAndAbsolute`): no amount of activity
+//! keeps a session past its lifetime. The store decides liveness with its
+//! own clock; the cookie's `Max-Age` is the time left until the stored
+//! deadline, sent whenever the deadline or the id changes.
+//!
+//! # The cookie
+//!
+//! Safe by default: `HttpOnly` (always; no script needs a session id),
+//! `SameSite=Lax`, `Path=/`, no `Domain`, and `Secure`, which only
+//! [`SessionLayer::secure`]`(false)` turns off, for plain-HTTP development.
+//! The name is `id` unless [`SessionLayer::cookie_name`] says otherwise
+//! (`__Host-…` names fit the defaults). The cookie's value is the session
+//! id's 22-character text; a value that is not one, or names no live
+//! session, is just "no session". A new session always gets a fresh random
+//! id at its first write: an id chosen by the client is never used. When
+//! several cookies of the name arrive, the first whose value is a session
+//! id's text is used. The cookie is cleared (`Max-Age=0`) by the answer of
+//! the request that ended the session.
+//!
+//! # Without axum
+//!
+//! The layer is a plain tower [`Layer`](tower_layer::Layer) over any
+//! `Service<http::Request<_>, Response = http::Response<B>>` whose body `B`
+//! is `From<&'static str>` (for the error answer). A service finds the
+//! [`Session`] in the request's extensions. The feature `axum` (default)
+//! adds the extractor and `IntoResponse` for [`SessionError`].
+
+mod cookie;
+mod layer;
+mod session;
+
+#[cfg(feature = "axum")]
+mod axum;
+
+pub use cookie::{DEFAULT_COOKIE_NAME, SameSite};
+pub use layer::{DEFAULT_ERROR_BODY, SessionLayer, SessionService, default_error_status};
+pub use session::{Result, Session, SessionError, SessionState};
+
+/// The README's example, compiled as a doctest so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

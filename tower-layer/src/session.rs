@@ -1,0 +1,401 @@
+//! One request's session: loaded on first use, committed by the layer.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::header::SET_COOKIE;
+use http::{Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use session_store_core::{Error, Expiry, Fingerprint, SessionId, Timestamp};
+use tokio::sync::Mutex;
+
+use crate::layer::Config;
+
+/// The state of a session as this request sees it (re-exported from the
+/// core crate): what the closure of [`Session::update`] reads and changes,
+/// with `get`, `insert`, `remove` and `clear`.
+pub use session_store_core::Session as SessionState;
+
+/// The session of the request being served: put into the request's
+/// extensions by [`SessionLayer`](crate::SessionLayer), taken by a handler
+/// as an axum extractor (feature `axum`) or with
+/// `request.extensions().get::<Session>()`.
+///
+/// Cloning is cheap; every clone is the same session. The session is loaded
+/// from the store on first use (at most once per request) and committed by
+/// the layer once the response is ready; a request that does not use it
+/// costs no store call.
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: Arc<Config>,
+    /// The session id the browser's cookie names, if its text is one.
+    cookie: Option<SessionId>,
+    state: Mutex<State>,
+}
+
+struct State {
+    slot: Slot,
+    /// The id the browser holds for a session that loaded (its cookie is
+    /// up to date while the id and the deadline stay the same).
+    loaded: Option<(SessionId, Timestamp)>,
+    /// Whether this request ended the session (its cookie is cleared
+    /// unless a new session took its place).
+    ended: bool,
+}
+
+enum Slot {
+    /// Not used yet.
+    Unloaded,
+    /// Loaded (or started).
+    Loaded(SessionState),
+    /// The load failed; the request saw the error.
+    Failed,
+    /// The request is over: the session was committed.
+    Finished,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the id: the cookie's fingerprint at most.
+        f.debug_struct("Session")
+            .field("cookie", &self.shared.cookie.map(SessionId::fingerprint))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A store error met by a [`Session`] method, with the session's
+/// fingerprint, the status and the generic body the layer answers it with.
+///
+/// With the `axum` feature it is an `IntoResponse`: a handler returns it
+/// with `?`, the visitor sees the status and the generic body, and the
+/// detail (the whole chain of causes and the fingerprint, never the id)
+/// goes to a `tracing` `error` event. `Display` shows the detail too: it is
+/// for a log, not for a response body.
+pub struct SessionError {
+    error: Error,
+    session: Option<Fingerprint>,
+    status: StatusCode,
+    body: &'static str,
+}
+
+impl SessionError {
+    fn new(config: &Config, error: Error, session: Option<Fingerprint>) -> Self {
+        Self {
+            status: (config.error_status)(&error),
+            body: config.error_body,
+            session: session.or_else(|| error.fingerprint()),
+            error,
+        }
+    }
+
+    /// The store's error.
+    #[must_use]
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The store's error, taken out.
+    #[must_use]
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+
+    /// The fingerprint of the session it is about, if one was known.
+    #[must_use]
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.session
+    }
+
+    /// The status the layer answers it with (see
+    /// [`SessionLayer::error_status`](crate::SessionLayer::error_status)).
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The generic body the layer answers it with.
+    #[must_use]
+    pub fn body(&self) -> &'static str {
+        self.body
+    }
+
+    /// Logs the detail (a `tracing` `error` event, target
+    /// `session_store_tower`, with the fingerprint and the chain of causes).
+    pub fn log(&self, what: &str) {
+        match self.session {
+            Some(session) => tracing::error!(%session, error = %self.error.chain(), "{what}"),
+            None => tracing::error!(error = %self.error.chain(), "{what}"),
+        }
+    }
+}
+
+impl fmt::Debug for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionError")
+            .field("error", &self.error)
+            .field("session", &self.session)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.session {
+            Some(session) => write!(f, "session {session}: {}", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// What a [`Session`] method returns.
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;
+
+impl Session {
+    pub(crate) fn new(config: Arc<Config>, cookie: Option<SessionId>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                cookie,
+                state: Mutex::new(State {
+                    slot: Slot::Unloaded,
+                    loaded: None,
+                    ended: false,
+                }),
+            }),
+        }
+    }
+
+    fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    fn error(&self, error: Error, session: Option<Fingerprint>) -> SessionError {
+        SessionError::new(self.config(), error, session)
+    }
+
+    /// Runs `f` on the loaded session (loading it first if this is its
+    /// first use in the request).
+    async fn with<T>(&self, f: impl AsyncFnOnce(&Config, &mut SessionState, &mut State) -> Result<T>) -> Result<T> {
+        let mut guard = self.shared.state.lock().await;
+        let state = &mut *guard;
+        if matches!(state.slot, Slot::Unloaded) {
+            let sessions = &self.config().sessions;
+            let loaded = match self.shared.cookie {
+                Some(id) => sessions.load(&id.to_string()).await,
+                None => Ok(None),
+            };
+            match loaded {
+                Ok(Some(session)) => {
+                    state.loaded = session.id().map(|id| (id, session.expires_at()));
+                    state.slot = Slot::Loaded(session);
+                }
+                Ok(None) => state.slot = Slot::Loaded(sessions.start()),
+                Err(e) => {
+                    state.slot = Slot::Failed;
+                    return Err(self.error(e, self.shared.cookie.map(SessionId::fingerprint)));
+                }
+            }
+        }
+        let mut slot = std::mem::replace(&mut state.slot, Slot::Failed);
+        let result = match &mut slot {
+            Slot::Loaded(session) => f(self.config(), session, state).await,
+            Slot::Failed | Slot::Unloaded => Err(self.error(
+                Error::backend_msg("the session could not be loaded earlier in this request"),
+                self.shared.cookie.map(SessionId::fingerprint),
+            )),
+            Slot::Finished => Err(self.error(
+                Error::config("the session was used after its request was answered"),
+                None,
+            )),
+        };
+        state.slot = slot;
+        result
+    }
+
+    /// The value under `key`, decoded from its JSON; `None` when absent.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session, or the stored JSON is not a
+    /// `T` ([`Error::Data`]).
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.with(async |_, s, _| s.get(key).map_err(|e| self.error(e, fingerprint(s))))
+            .await
+    }
+
+    /// Sets `key` to `value` (held as JSON); written when the response is
+    /// ready.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session, or `value` does not serialize
+    /// to JSON ([`Error::Data`]; nothing changes then).
+    pub async fn insert<T: Serialize>(&self, key: impl Into<String>, value: T) -> Result<()> {
+        let key = key.into();
+        self.with(async |_, s, _| s.insert(key, &value).map_err(|e| self.error(e, fingerprint(s))))
+            .await
+    }
+
+    /// Removes `key`; answers whether it was there.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn remove(&self, key: &str) -> Result<bool> {
+        self.with(async |_, s, _| Ok(s.remove(key))).await
+    }
+
+    /// Removes every key (the session stays, under its id).
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn clear(&self) -> Result<()> {
+        self.with(async |_, s, _| {
+            s.clear();
+            Ok(())
+        })
+        .await
+    }
+
+    /// An atomic read-modify-write, committed at once
+    /// ([`Sessions::update`](session_store_core::Sessions::update)): `f`
+    /// reads and changes the session; on a conflict with a concurrent
+    /// request of the same visitor the session is reloaded and `f` runs
+    /// again on the fresh data. Use it for anything computed from an old
+    /// value (a counter, a cart). `f` may run several times: keep it free
+    /// of side effects outside the session.
+    ///
+    /// When the session was ended or rotated away by a concurrent request,
+    /// nothing is written and `f`'s last answer is returned.
+    ///
+    /// # Errors
+    ///
+    /// What `f` returns; the store failed; every attempt lost a race
+    /// ([`SessionLayer::commit_attempts`](crate::SessionLayer::commit_attempts)).
+    pub async fn update<T>(&self, f: impl FnMut(&mut SessionState) -> session_store_core::Result<T>) -> Result<T> {
+        self.with(async |config, s, _| {
+            config
+                .sessions
+                .update(s, f)
+                .await
+                .map(|(value, _)| value)
+                .map_err(|e| self.error(e, fingerprint(s).or(self.shared.cookie.map(SessionId::fingerprint))))
+        })
+        .await
+    }
+
+    /// Moves the session to a fresh id, keeping its data: call it at login
+    /// and at any change of privilege (the defence against session
+    /// fixation). The old id stops working at once; the response carries
+    /// the new cookie. A session not stored yet gets a fresh id anyway.
+    /// Answers `false` when the session was gone from the store meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn rotate(&self) -> Result<bool> {
+        self.with(async |config, s, _| {
+            let before = fingerprint(s);
+            config.sessions.rotate(s).await.map_err(|e| self.error(e, before))
+        })
+        .await
+    }
+
+    /// Deletes the session (logout); the response clears the cookie. Data
+    /// inserted afterwards in the same request starts a new session under
+    /// a fresh id.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to delete it (the session counts as ended anyway).
+    pub async fn end(&self) -> Result<()> {
+        self.with(async |config, s, state| {
+            let before = fingerprint(s);
+            state.ended = true;
+            let result = config.sessions.end(s).await;
+            *s = config.sessions.start();
+            result.map_err(|e| self.error(e, before))
+        })
+        .await
+    }
+
+    /// The fingerprint of the session's id (for a log line; never the id),
+    /// `None` while it is not stored.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn fingerprint(&self) -> Result<Option<Fingerprint>> {
+        self.with(async |_, s, _| Ok(fingerprint(s))).await
+    }
+
+    /// Commits the session, if the request used it, and sets or clears
+    /// the cookie on `response`; a store error becomes the generic error
+    /// answer.
+    pub(crate) async fn finish<B: From<&'static str>>(&self, mut response: Response<B>) -> Response<B> {
+        let mut state = self.shared.state.lock().await;
+        let Slot::Loaded(mut session) = std::mem::replace(&mut state.slot, Slot::Finished) else {
+            return response;
+        };
+        let config = self.config();
+        match config.sessions.commit(&mut session).await {
+            Ok(_) => {}
+            Err(e) => {
+                let error = self.error(
+                    e,
+                    fingerprint(&session).or(state.loaded.map(|(id, _)| id.fingerprint())),
+                );
+                error.log("committing the session failed");
+                return error_response(&error);
+            }
+        }
+        let cookie = match session.id() {
+            Some(id) if state.loaded != Some((id, session.expires_at())) => {
+                let now = config.sessions.clock().now();
+                let max_age = match config.sessions.policy() {
+                    Expiry::OnSessionEnd { .. } => None,
+                    _ => Some(session.expires_at().saturating_duration_since(now)),
+                };
+                Some(config.cookie.set(id, max_age))
+            }
+            // Ended here: the browser's cookie goes. A session found gone
+            // by the commit (ended or rotated by a concurrent request) keeps
+            // the browser's cookie as it is: that request's answer set it,
+            // and this late answer must not undo a concurrent login.
+            None if state.ended && self.shared.cookie.is_some() => Some(config.cookie.clear()),
+            _ => None,
+        };
+        if let Some(cookie) = cookie {
+            response.headers_mut().append(SET_COOKIE, cookie);
+        }
+        response
+    }
+}
+
+fn fingerprint(session: &SessionState) -> Option<Fingerprint> {
+    session.id().map(SessionId::fingerprint)
+}
+
+/// The generic answer to a store error.
+pub(crate) fn error_response<B: From<&'static str>>(error: &SessionError) -> Response<B> {
+    let mut response = Response::new(B::from(error.body));
+    *response.status_mut() = error.status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 
+use session_store_tower::SameSite;
+
 /// The help text.
 pub const USAGE: &str = "\
 usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P]
                [--memory-capacity N|unbounded] [--port PORT]
+               [--middleware layer|tower-sessions] [--secure true|false] [--same-site strict|lax|none]
 
   --store            session backend (env SESSION_STORE; default: file)
   --dir              directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
@@ -14,6 +17,12 @@ usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] 
   --memory-capacity  most sessions the memory store keeps, `unbounded` or 0 for no bound
                      (env SESSION_MEMORY_CAPACITY; default: 100000)
   --port             port on 127.0.0.1 (env PORT; default: 3000; 0 picks a free one)
+  --middleware       layer: session-store-tower, version-checked, no lost counts (default);
+                     tower-sessions: tower-sessions and the workspace's adapter, last writer wins
+                     (env SESSION_MIDDLEWARE)
+  --secure           the cookie's Secure attribute (env SESSION_COOKIE_SECURE; default: true);
+                     false for plain HTTP to a host other than localhost / 127.0.0.1
+  --same-site        the cookie's SameSite (env SESSION_COOKIE_SAMESITE; default: lax)
 
 GET / counts visits in the session; POST /login rotates the session id; POST /logout deletes the session.
 Logs go to stderr; RUST_LOG sets what is logged (default: info).
@@ -42,6 +51,44 @@ impl std::str::FromStr for Backend {
             "redis" => Ok(Self::Redis),
             other => Err(format!("unknown store {other:?}: use memory, file, sqlite or redis")),
         }
+    }
+}
+
+/// Which session middleware serves the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Middleware {
+    /// `session-store-tower`: version-checked commits, `update` for the count.
+    Layer,
+    /// tower-sessions through `session-store-tower-sessions`: last writer wins.
+    TowerSessions,
+}
+
+impl std::str::FromStr for Middleware {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "layer" | "session-store-tower" => Ok(Self::Layer),
+            "tower-sessions" => Ok(Self::TowerSessions),
+            other => Err(format!("unknown middleware {other:?}: use layer or tower-sessions")),
+        }
+    }
+}
+
+impl std::fmt::Display for Middleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Layer => "session-store-tower",
+            Self::TowerSessions => "tower-sessions (session-store-tower-sessions adapter)",
+        })
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+fn parse_bool(flag: &str, s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("invalid {flag} {s:?}: use true or false")),
     }
 }
 
@@ -88,6 +135,31 @@ pub struct Config {
     pub memory_capacity: MemoryCapacity,
     /// Port on 127.0.0.1.
     pub port: u16,
+    /// The session middleware.
+    pub middleware: Middleware,
+    /// Whether the cookie is `Secure`.
+    pub secure: bool,
+    /// The cookie's `SameSite`.
+    pub same_site: SameSite,
+}
+
+impl Config {
+    /// The cookie's attributes, for the startup lines.
+    pub fn cookie_description(&self) -> String {
+        let same_site = match self.same_site {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        };
+        format!(
+            "HttpOnly; SameSite={same_site}{}",
+            if self.secure {
+                "; Secure"
+            } else {
+                " (not Secure: --secure false)"
+            }
+        )
+    }
 }
 
 impl Config {
@@ -103,6 +175,9 @@ impl Config {
         let mut redis_prefix = env("REDIS_PREFIX").filter(|s| !s.is_empty());
         let mut memory_capacity = env("SESSION_MEMORY_CAPACITY").filter(|s| !s.is_empty());
         let mut port = env("PORT").filter(|s| !s.is_empty());
+        let mut middleware = env("SESSION_MIDDLEWARE").filter(|s| !s.is_empty());
+        let mut secure = env("SESSION_COOKIE_SECURE").filter(|s| !s.is_empty());
+        let mut same_site = env("SESSION_COOKIE_SAMESITE").filter(|s| !s.is_empty());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -125,6 +200,9 @@ impl Config {
                 "--redis-prefix" => redis_prefix = Some(value()?),
                 "--memory-capacity" => memory_capacity = Some(value()?),
                 "--port" => port = Some(value()?),
+                "--middleware" => middleware = Some(value()?),
+                "--secure" => secure = Some(value()?),
+                "--same-site" => same_site = Some(value()?),
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
         }
@@ -137,7 +215,19 @@ impl Config {
             Some(c) => c.parse()?,
             None => MemoryCapacity::default(),
         };
+        let middleware = middleware.as_deref().unwrap_or("layer").parse()?;
+        let secure = match secure {
+            Some(s) => parse_bool("--secure", &s)?,
+            None => true,
+        };
+        let same_site = match same_site {
+            Some(s) => s.parse()?,
+            None => SameSite::Lax,
+        };
         Ok(Some(Self {
+            middleware,
+            secure,
+            same_site,
             backend,
             dir: dir.unwrap_or_else(super::default_dir),
             redis_url: redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
@@ -166,6 +256,45 @@ mod tests {
         assert_eq!(config.dir, PathBuf::from("counter-sessions"));
         assert_eq!(config.port, 3000);
         assert_eq!(config.memory_capacity, MemoryCapacity::Records(100_000));
+        assert_eq!(config.middleware, Middleware::Layer);
+        assert!(config.secure, "Secure unless turned off");
+        assert_eq!(config.same_site, SameSite::Lax);
+    }
+
+    #[test]
+    fn cookie_settings_and_middleware() {
+        let of = |args: &[&str], env: &[(&str, &str)]| parse(args, env).unwrap().unwrap();
+        assert!(!of(&["--secure", "false"], &[]).secure);
+        assert!(!of(&["--secure=0"], &[]).secure);
+        assert!(!of(&[], &[("SESSION_COOKIE_SECURE", "off")]).secure);
+        assert!(
+            of(&["--secure", "yes"], &[("SESSION_COOKIE_SECURE", "false")]).secure,
+            "the flag wins"
+        );
+        assert_eq!(of(&["--same-site", "Strict"], &[]).same_site, SameSite::Strict);
+        assert_eq!(
+            of(&[], &[("SESSION_COOKIE_SAMESITE", "none")]).same_site,
+            SameSite::None
+        );
+        assert_eq!(
+            of(&["--middleware", "tower-sessions"], &[]).middleware,
+            Middleware::TowerSessions
+        );
+        assert_eq!(
+            of(&[], &[("SESSION_MIDDLEWARE", "layer")]).middleware,
+            Middleware::Layer
+        );
+        assert!(parse(&["--secure", "maybe"], &[]).unwrap_err().contains("--secure"));
+        assert!(
+            parse(&["--same-site", "sometimes"], &[])
+                .unwrap_err()
+                .contains("SameSite")
+        );
+        assert!(
+            parse(&["--middleware", "rack"], &[])
+                .unwrap_err()
+                .contains("middleware")
+        );
     }
 
     #[test]

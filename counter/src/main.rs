@@ -12,13 +12,18 @@
 //!   defence against session fixation); the old id no longer loads.
 //! - `POST /logout` deletes the session.
 //!
-//! Sessions go through tower-sessions and this workspace's
-//! `session-store-tower-sessions` adapter to the chosen backend.
+//! Sessions go through `session-store-tower` (the default: version-checked
+//! commits, so concurrent requests of one visitor never lose a count) or,
+//! with `--middleware tower-sessions`, through tower-sessions and this
+//! workspace's `session-store-tower-sessions` adapter (last writer wins),
+//! to the chosen backend. The cookie is `HttpOnly`, `SameSite=Lax` (or
+//! `--same-site`) and `Secure` unless `--secure false` (see `config`).
 //!
 //! Errors: a visitor whose stored session is damaged simply gets a fresh
 //! session. Any other failure is answered with a generic `internal error`
-//! body (never a session id or a backend's text); the detail goes to the
-//! log, with the session's fingerprint. Logs are `tracing` events on
+//! body (never a session id or a backend's text), status 503 when the
+//! store is unreachable or failing, else 500; the detail goes to the log,
+//! with the session's fingerprint. Logs are `tracing` events on
 //! stderr, filtered by `RUST_LOG` (default `info`). A startup error prints
 //! its whole chain of causes.
 
@@ -29,20 +34,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::HttpBody as _;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use session_store_core::{Purger, SessionStore};
-use session_store_tower_sessions::{Adapter, to_session_id};
-use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 mod config;
+mod layer_app;
 mod stores;
+mod tower_sessions_app;
 
-use config::Config;
+use config::{Config, Middleware};
 
 /// The session key of the counter.
 const COUNT: &str = "count";
@@ -50,56 +51,11 @@ const COUNT: &str = "count";
 /// The body of every error response: nothing about the session or the store.
 const INTERNAL_ERROR: &str = "internal error\n";
 
-/// `GET /`: one more visit.
-async fn visit(session: Session) -> Result<String, (StatusCode, &'static str)> {
-    let count: u64 = session
-        .get(COUNT)
-        .await
-        .map_err(|e| internal("visit", &session, &e))?
-        .unwrap_or(0)
-        + 1;
-    session
-        .insert(COUNT, count)
-        .await
-        .map_err(|e| internal("visit", &session, &e))?;
-    Ok(format!("{count}\n"))
-}
+/// The answer to `POST /login`.
+const LOGGED_IN: &str = "logged in: new session id, same data\n";
 
-/// `POST /login`: a new session id, the same data.
-async fn login(session: Session) -> Result<&'static str, (StatusCode, &'static str)> {
-    session.cycle_id().await.map_err(|e| internal("login", &session, &e))?;
-    Ok("logged in: new session id, same data\n")
-}
-
-/// `POST /logout`: the session is deleted.
-async fn logout(session: Session) -> Result<&'static str, (StatusCode, &'static str)> {
-    session.flush().await.map_err(|e| internal("logout", &session, &e))?;
-    Ok("logged out: session deleted\n")
-}
-
-/// Logs a failed session operation (with the session's fingerprint, never
-/// its id) and answers a generic 500.
-fn internal(route: &'static str, session: &Session, error: &dyn std::error::Error) -> (StatusCode, &'static str) {
-    match session.id() {
-        Some(id) => tracing::error!(
-            route,
-            session = %to_session_id(id).fingerprint(),
-            error = %chain(error),
-            "request failed"
-        ),
-        None => tracing::error!(route, error = %chain(error), "request failed"),
-    }
-    (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
-}
-
-/// Gives a server error that has no body (tower-sessions answers a failed
-/// save with an empty 500) the generic body too.
-async fn generic_error_body(response: Response) -> Response {
-    if response.status().is_server_error() && response.body().size_hint().exact() == Some(0) {
-        return (response.status(), INTERNAL_ERROR).into_response();
-    }
-    response
-}
+/// The answer to `POST /logout`.
+const LOGGED_OUT: &str = "logged out: session deleted\n";
 
 /// The message of `error` followed by every cause, `: `-separated.
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {
@@ -131,18 +87,12 @@ fn init_logging() {
         .init();
 }
 
-/// The app's routes over the given store.
-fn app(store: Arc<dyn SessionStore>) -> Router {
-    let sessions = SessionManagerLayer::new(Adapter::from_arc(store))
-        // Plain HTTP on the loopback interface: a `Secure` cookie would not be sent back.
-        .with_secure(false)
-        .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(7)));
-    Router::new()
-        .route("/", get(visit))
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .layer(sessions)
-        .layer(axum::middleware::map_response(generic_error_body))
+/// The app's routes over the given store, through the chosen middleware.
+fn app(store: Arc<dyn SessionStore>, config: &Config) -> Router {
+    match config.middleware {
+        Middleware::Layer => layer_app::app(store, config),
+        Middleware::TowerSessions => tower_sessions_app::app(store, config),
+    }
 }
 
 async fn shutdown_signal() {
@@ -181,9 +131,14 @@ async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot read the bound address: {}", chain(&e)))?;
     println!("counter: listening on http://{bound}/");
     println!("counter: session store: {description}");
-    tracing::info!(%bound, store = %description, "counter started");
+    println!(
+        "counter: sessions through {}; cookie: {}",
+        config.middleware,
+        config.cookie_description()
+    );
+    tracing::info!(%bound, store = %description, middleware = %config.middleware, "counter started");
     println!("counter: try `curl -c jar -b jar http://{bound}/` (Ctrl-C stops)");
-    axum::serve(listener, app(store))
+    axum::serve(listener, app(store, &config))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {}", chain(&e)))

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod floors;
+pub mod middleware;
 pub mod ours;
 pub mod payload;
 #[cfg(feature = "peers")]

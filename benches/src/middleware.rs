@@ -16,10 +16,10 @@
 //! `MemoryStore` through `session-store-tower-sessions`). Every stack uses
 //! sliding expiry of seven days and a cookie that is not `Secure`; the
 //! handler of the layer counts with `Session::update`, the tower-sessions
-//! handlers with `get` then `insert`. What differs by design: tower-sessions
-//! rewrites a read session on every request to slide its expiry, the layer
-//! touches it at most once per a tenth of the idle timeout (here: never
-//! within a run).
+//! handlers with `get` then `insert`. A read writes nothing on any stack:
+//! tower-sessions saves only a changed session (so by default a read does
+//! not slide its expiry at all), the layer touches a read session at most
+//! once per a tenth of the idle timeout (never within a run).
 
 use std::future::poll_fn;
 use std::hint::black_box;

@@ -57,7 +57,10 @@
 //!   `save_if_version`; an unchanged one only has its deadline moved
 //!   (`touch`, no data rewritten), and only once per a tenth of the idle
 //!   timeout ([`SessionLayer::touch_throttle`]), so read-only traffic does
-//!   not write on every request.
+//!   not write on every request. A response with a server-error status
+//!   (5xx) commits nothing: the handler failed half-way, so its pending
+//!   changes are dropped (what it committed itself with `update`, `rotate`
+//!   or `end` stays).
 //! - **Concurrent requests of one visitor lose nothing.** On a version
 //!   conflict the commit reloads the record and replays only the keys this
 //!   request changed onto it, then tries again (bounded,

@@ -7,7 +7,7 @@ use http::header::SET_COOKIE;
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use session_store_core::{Error, Expiry, Fingerprint, SessionId, Timestamp};
+use session_store_core::{Committed, Error, Expiry, Fingerprint, SessionId, Timestamp};
 use tokio::sync::Mutex;
 
 use crate::layer::Config;
@@ -351,7 +351,15 @@ impl Session {
             return response;
         };
         let config = self.config();
-        match config.sessions.commit(&mut session).await {
+        // A handler that answered a server error failed half-way: its
+        // pending changes are dropped (what it committed itself, with
+        // `update`, `rotate` or `end`, stays, and so does its cookie).
+        let commit = if response.status().is_server_error() {
+            Ok(Committed::Nothing)
+        } else {
+            config.sessions.commit(&mut session).await
+        };
+        match commit {
             Ok(_) => {}
             Err(e) => {
                 let error = self.error(

@@ -99,6 +99,12 @@ async fn big(session: Session) -> Result<&'static str, SessionError> {
     Ok("the handler answered")
 }
 
+/// `GET /fail`: sets a key, then answers a server error.
+async fn fail(session: Session) -> Result<(StatusCode, &'static str), SessionError> {
+    session.insert("half-way", true).await?;
+    Ok((StatusCode::INTERNAL_SERVER_ERROR, "failed"))
+}
+
 /// `GET /nothing`: never touches the session.
 async fn nothing() -> &'static str {
     "nothing"
@@ -114,6 +120,7 @@ fn app(layer: SessionLayer, shared: Shared) -> Router {
         .route("/logout", post(logout))
         .route("/big", get(big))
         .route("/nothing", get(nothing))
+        .route("/fail", get(fail))
         .with_state(shared)
         .layer(layer)
 }
@@ -495,6 +502,25 @@ async fn a_failed_commit_replaces_the_answer_with_a_generic_error() {
             .is_empty()
     );
     assert!(!log.holds(&id.to_string()), "the log never holds the id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_answer_commits_nothing() {
+    let (backend, _clock) = open(Kind::Memory, "5xx").await.unwrap();
+    let base = serve(app(layer(backend.store.clone()), Shared::new())).await;
+    let browser = Browser::new(&base);
+    assert_eq!(browser.ok("/count").await, "1");
+    let answer = browser.get("/fail").await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "failed")
+    );
+    assert_eq!(
+        browser.ok("/get/half-way").await,
+        "none",
+        "the failed request's change is dropped"
+    );
+    assert_eq!(browser.ok("/count").await, "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

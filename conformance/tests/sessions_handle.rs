@@ -328,6 +328,9 @@ async fn a_store_without_an_owner_index_says_so() {
     let sessions = Sessions::new(store);
     let err = sessions.log_out_everywhere("alice").await.unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)) && !err.is_transient(), "{err:?}");
+}
+
+#[tokio::test]
 async fn update_runs_again_on_fresh_data_after_a_conflict() {
     let clock = clock();
     let store = memory(&clock);

@@ -86,6 +86,12 @@ const PURGE_WAL_AUTOCHECKPOINT: i64 = 8_192;
 /// while a purge defers its checkpoint.
 const JOURNAL_SIZE_LIMIT: i64 = 8 << 20;
 
+/// How often (in writes) the writer looks at the WAL's size.
+const WAL_CHECK_EVERY: usize = 256;
+
+/// The WAL size past which the writer forces a RESTART checkpoint: 16 MiB.
+const WAL_RESTART_BYTES: u64 = 16 << 20;
+
 /// Creates the database file's missing parent directories (mode 0700) and
 /// the file itself (mode 0600) before SQLite opens it, so that SQLite,
 /// which gives its `-wal` and `-shm` files the database file's mode, makes
@@ -317,6 +323,7 @@ impl SqliteStoreBuilder {
                 writer: Mutex::new(writer),
                 readers: readers.into_boxed_slice(),
                 next_reader: AtomicUsize::new(0),
+                writes: AtomicUsize::new(0),
                 retry,
                 clock: self.clock,
                 max_record_bytes: self.max_record_bytes,
@@ -385,6 +392,8 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Box<[Mutex<Connection>]>,
     next_reader: AtomicUsize,
+    /// Writes so far, to look at the WAL's size every [`WAL_CHECK_EVERY`].
+    writes: AtomicUsize,
     retry: Retry,
     clock: SharedClock,
     max_record_bytes: usize,
@@ -556,7 +565,34 @@ impl Inner {
     /// liveness decision stale).
     fn write<T>(&self, what: &str, mut op: impl FnMut(&mut Connection, i64) -> Op<T>) -> Result<T> {
         let mut conn = self.writer.lock();
-        self.retry.run(what, || op(&mut conn, self.now()))
+        let result = self.retry.run(what, || op(&mut conn, self.now()));
+        if self.writes.fetch_add(1, Ordering::Relaxed) % WAL_CHECK_EVERY == WAL_CHECK_EVERY - 1 {
+            self.bound_wal(&conn);
+        }
+        result
+    }
+
+    /// The WAL's hard bound. SQLite's automatic checkpoint is PASSIVE: it
+    /// copies what no reader still needs, and the WAL starts over only when
+    /// a checkpoint finished and no reader holds an old snapshot, so readers
+    /// that overlap all the time can keep it growing. Every
+    /// [`WAL_CHECK_EVERY`] writes the writer looks at the WAL's size (one
+    /// `stat`); past [`WAL_RESTART_BYTES`] it runs a RESTART checkpoint,
+    /// which waits (within the busy timeout) for the readers of the moment
+    /// to finish, so the next write starts the WAL over, and
+    /// `journal_size_limit` trims the file.
+    fn bound_wal(&self, conn: &Connection) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let Ok(meta) = std::fs::metadata(&wal) else { return };
+        if meta.len() <= WAL_RESTART_BYTES {
+            return;
+        }
+        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get::<_, i64>(0)) {
+            Ok(0) => tracing::debug!(wal_bytes = meta.len(), "SQLite WAL checkpointed and restarted"),
+            Ok(_) => tracing::debug!(wal_bytes = meta.len(), "SQLite WAL checkpoint could not restart yet"),
+            Err(e) => tracing::warn!(error = %e, wal_bytes = meta.len(), "SQLite WAL checkpoint failed"),
+        }
     }
 }
 

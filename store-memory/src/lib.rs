@@ -36,8 +36,11 @@
 //! that shard's expired records and then, if still full, the record with the
 //! earliest deadline. A flood of new sessions therefore costs the sessions
 //! closest to expiring, never memory without bound and never the ability to
-//! log in. The bound is kept per shard (capacity divided by the shard count,
-//! rounded up), so the store holds at most about `capacity` records.
+//! log in. The bound is kept per shard: the capacity is split exactly among
+//! the shards (a store never has more shards than its capacity), so the store
+//! never holds more than `capacity` records. A shard evicts when its own
+//! share is full, so a store may evict a little before it holds `capacity`
+//! records in all (ids spread evenly, so a few percent at most).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -110,7 +113,9 @@ impl MemoryStoreBuilder {
     }
 
     /// The number of lock shards, rounded up to a power of two (default:
-    /// eight per CPU, between 16 and 256).
+    /// eight per CPU, between 16 and 256). A bounded store uses at most as
+    /// many shards as its capacity (the largest power of two not above it),
+    /// so that every shard can hold a record.
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards.clamp(1, 1 << 16).next_power_of_two();
@@ -120,19 +125,27 @@ impl MemoryStoreBuilder {
     /// The store.
     #[must_use]
     pub fn build(self) -> MemoryStore {
-        let per_shard = self.capacity.map(|c| c.div_ceil(self.shards));
+        // Never more shards than records the store may keep, so that every
+        // shard can hold at least one; the capacity is then split exactly
+        // (the first `capacity % shards` shards take one more), so the
+        // shards' bounds add up to the capacity, never more.
+        let count = match self.capacity {
+            Some(c) => self.shards.min(1 << (usize::BITS - 1 - c.leading_zeros())),
+            None => self.shards,
+        };
+        let cap_of = |i: usize| self.capacity.map(|c| c / count + usize::from(i < c % count));
         // The seed only spreads ids over buckets; it need not be secret.
         let seed = (SessionId::random().as_u128() as u64) | 1;
-        let shards = (0..self.shards)
-            .map(|_| RwLock::new(Shard::new(IdHash { seed })))
+        let shards = (0..count)
+            .map(|i| RwLock::new(Shard::new(IdHash { seed }, cap_of(i))))
             .collect();
         MemoryStore {
             inner: Arc::new(Inner {
                 shards,
-                mask: self.shards - 1,
+                mask: count - 1,
                 clock: self.clock,
                 max_record_bytes: self.max_record_bytes,
-                per_shard,
+                capacity: self.capacity,
             }),
         }
     }
@@ -149,7 +162,7 @@ struct Inner {
     mask: usize,
     clock: SharedClock,
     max_record_bytes: usize,
-    per_shard: Option<usize>,
+    capacity: Option<usize>,
 }
 
 impl fmt::Debug for MemoryStore {
@@ -157,7 +170,7 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("shards", &self.inner.shards.len())
             .field("max_record_bytes", &self.inner.max_record_bytes)
-            .field("capacity_per_shard", &self.inner.per_shard)
+            .field("capacity", &self.inner.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -223,15 +236,18 @@ struct Shard {
     /// that name it. Exact: kept under the shard's lock by every change of
     /// a record (write, delete, rotate, purge, eviction).
     by_owner: HashMap<String, HashSet<u128>>,
+    /// This shard's share of the store's capacity (the shares add up to it).
+    cap: Option<usize>,
 }
 
 impl Shard {
-    fn new(hash: IdHash) -> Self {
+    fn new(hash: IdHash, cap: Option<usize>) -> Self {
         Self {
             map: HashMap::with_hasher(hash),
             by_deadline: BTreeSet::new(),
             stale: 0,
             by_owner: HashMap::new(),
+            cap,
         }
     }
 
@@ -405,7 +421,7 @@ impl MemoryStore {
 
     fn write_new(&self, shard: &mut Shard, record: &Record, version: u64, now: Timestamp) {
         let key = record.id.as_u128();
-        if let Some(cap) = self.inner.per_shard
+        if let Some(cap) = shard.cap
             && !shard.map.contains_key(&key)
         {
             shard.make_room(cap, now);
@@ -667,6 +683,27 @@ mod tests {
             "a default store kept only {kept} records"
         );
         assert_eq!(unbounded.count().await.unwrap() as usize, DEFAULT_CAPACITY + extra);
+    }
+
+    #[tokio::test]
+    async fn the_capacity_is_exact_whatever_the_shard_count() {
+        let clock = ManualClock::new(Timestamp::from_millis(1_000));
+        for (capacity, shards) in [(1, 16), (10, 16), (10, 256), (100, 64), (1_000, 16), (1_001, 256)] {
+            let store = MemoryStore::builder()
+                .clock(clock.shared())
+                .shards(shards)
+                .capacity(capacity)
+                .build();
+            for _ in 0..capacity * 4 {
+                store.create(&record(clock.now(), 60_000)).await.unwrap();
+            }
+            let kept = store.count().await.unwrap() as usize;
+            assert!(kept <= capacity, "capacity {capacity} with {shards} shards kept {kept}");
+            assert!(
+                kept * 10 >= capacity * 8,
+                "capacity {capacity} with {shards} shards kept only {kept}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
-use session_store_core::{Expiry, SessionStore};
+use session_store_core::{Error, Expiry, SessionStore};
 use session_store_tower::{Session, SessionError, SessionLayer};
 
 use crate::config::Config;
@@ -40,6 +42,62 @@ async fn login(session: Session) -> Result<&'static str, SessionError> {
     Ok(crate::LOGGED_IN)
 }
 
+/// `POST /login/{user}`: a new session id, the same data, and the session
+/// belongs to `user` from now on (listed by `/sessions`, ended by
+/// `/logout-everywhere`).
+async fn login_as(session: Session, Path(user): Path<String>) -> Result<&'static str, SessionError> {
+    session.log_in(user).await?;
+    Ok(crate::LOGGED_IN)
+}
+
+/// What an owner route answers on a store without an owner index.
+fn without_index(error: SessionError) -> Result<(StatusCode, String), SessionError> {
+    if matches!(error.error(), Error::Unsupported(_)) {
+        Ok((
+            StatusCode::NOT_IMPLEMENTED,
+            "this store keeps no owner index (use --store memory or sqlite)\n".to_owned(),
+        ))
+    } else {
+        Err(error)
+    }
+}
+
+/// `GET /sessions`: the logged-in user's sessions, one line each: the id's
+/// fingerprint (never the id), created and expiry times in Unix
+/// milliseconds, and `*` for this one.
+async fn list_sessions(session: Session) -> Result<(StatusCode, String), SessionError> {
+    if session.owner().await?.is_none() {
+        return Ok((StatusCode::UNAUTHORIZED, "not logged in\n".to_owned()));
+    }
+    let this = session.fingerprint().await?;
+    let records = match session.owner_sessions().await {
+        Ok(records) => records,
+        Err(e) => return without_index(e),
+    };
+    let mut body = String::new();
+    for r in records {
+        let fingerprint = r.id.fingerprint();
+        let mark = if Some(fingerprint) == this { " *" } else { "" };
+        body.push_str(&format!(
+            "{fingerprint} created={} expires={}{mark}\n",
+            r.created_at.as_millis(),
+            r.expires_at.as_millis()
+        ));
+    }
+    Ok((StatusCode::OK, body))
+}
+
+/// `POST /logout-everywhere`: every session of the logged-in user ends.
+async fn logout_everywhere(session: Session) -> Result<(StatusCode, String), SessionError> {
+    match session.log_out_everywhere().await {
+        Ok(ended) => Ok((
+            StatusCode::OK,
+            format!("logged out everywhere: {ended} sessions ended\n"),
+        )),
+        Err(e) => without_index(e),
+    }
+}
+
 /// `POST /logout`: the session is deleted and the cookie cleared.
 async fn logout(session: Session) -> Result<&'static str, SessionError> {
     session.end().await?;
@@ -60,6 +118,9 @@ pub fn app(store: Arc<dyn SessionStore>, config: &Config) -> Router {
     Router::new()
         .route("/", get(visit))
         .route("/login", post(login))
+        .route("/login/{user}", post(login_as))
+        .route("/sessions", get(list_sessions))
+        .route("/logout-everywhere", post(logout_everywhere))
         .route("/logout", post(logout))
         .layer(sessions)
 }

@@ -11,6 +11,9 @@
 //! - `POST /login` gives the session a new id and keeps its data (the
 //!   defence against session fixation); the old id no longer loads.
 //! - `POST /logout` deletes the session.
+//! - `POST /login/{user}` logs in as `user`; `GET /sessions` lists that
+//!   user's sessions by fingerprint; `POST /logout-everywhere` ends them all
+//!   (on stores with an owner index: memory and SQLite).
 //!
 //! Sessions go through `session-store-tower` (the default: version-checked
 //! commits, so concurrent requests of one visitor never lose a count) or,

@@ -671,3 +671,52 @@ async fn rust_log_sets_what_is_logged() {
         "RUST_LOG=warn hides info events"
     );
 }
+
+/// Log in as one user from two browsers, list the sessions, log out
+/// everywhere from one: both are gone. `/sessions` shows fingerprints only.
+async fn log_out_everywhere_story(args: &[String]) {
+    let app = App::start(args);
+    let (laptop, phone, other) = (Browser::new(), Browser::new(), Browser::new());
+    for b in [&laptop, &phone, &other] {
+        assert_eq!(b.get(&app).await, "1");
+    }
+    laptop.post(&app, "/login/alice").await;
+    phone.post(&app, "/login/alice").await;
+    other.post(&app, "/login/bob").await;
+    let listed = text(laptop.client.get(app.url("/sessions")).send().await).await;
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert_eq!(listed.matches(" *").count(), 1, "this device is marked: {listed}");
+    let id = session_in(&laptop.cookie(&app).expect("a session"));
+    assert!(listed.contains(&id.fingerprint().to_string()), "{listed}");
+    assert!(!listed.contains(&id.to_string()), "never the id: {listed}");
+    let said = phone.post(&app, "/logout-everywhere").await;
+    assert_eq!(said, "logged out everywhere: 2 sessions ended");
+    assert_eq!(laptop.get(&app).await, "1", "the laptop's session ended too");
+    assert_eq!(phone.get(&app).await, "1");
+    assert_eq!(other.get(&app).await, "2", "bob's session is untouched");
+    let response = other.client.get(app.url("/sessions")).send().await.expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_out_everywhere_on_stores_with_an_owner_index() {
+    log_out_everywhere_story(&["--store".into(), "memory".into()]).await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    log_out_everywhere_story(&dir_args("sqlite", dir.path())).await;
+    // The file store keeps no owner index (yet): a clear 501, not a 500.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let app = App::start(&dir_args("file", dir.path()));
+    let b = Browser::new();
+    b.post(&app, "/login/alice").await;
+    let response = b.client.get(app.url("/sessions")).send().await.expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_IMPLEMENTED);
+    assert!(response.text().await.unwrap().contains("no owner index"));
+    let anonymous = Browser::new();
+    let response = anonymous
+        .client
+        .get(app.url("/sessions"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+}

@@ -38,9 +38,10 @@ pub const DEFAULT_TOUCH_THROTTLE: f64 = 0.1;
 ///   decode (logged as a warning with the id's fingerprint) are all "no
 ///   session": the visitor gets a fresh one, never an error page.
 /// - [`commit`](Self::commit) writes only what changed: a new session that
-///   holds data is created (a new session left empty is not stored); a
-///   changed one is saved with [`SessionStore::save_if_version`]; an
-///   unchanged one only has its deadline moved
+///   holds data or an owner is created (a new session left empty is not
+///   stored); a changed one is saved with
+///   [`SessionStore::save_if_version`]; an unchanged one only has its
+///   deadline moved
 ///   ([`touch`](SessionStore::touch)) when the policy moves it. On a
 ///   conflict (another request of the same visitor committed first) it
 ///   reloads the record and replays only the keys this request changed onto
@@ -375,7 +376,7 @@ impl<S: SessionStore> Sessions<S> {
         match session.state {
             State::Gone => Ok(Committed::Nothing),
             State::New => {
-                if session.record.data.is_empty() {
+                if session.record.data.is_empty() && session.record.owner.is_none() {
                     return Ok(Committed::Nothing);
                 }
                 session.record.created_at = now;

@@ -332,6 +332,94 @@ impl Session {
         .await
     }
 
+    /// Logs the visitor in as `owner` (an opaque user id): moves the
+    /// session to a fresh id, keeping its data (as [`rotate`](Self::rotate)),
+    /// and records the owner, written with the response's commit. From
+    /// then on the store's owner index lists the session under `owner`.
+    ///
+    /// # Errors
+    ///
+    /// The store failed.
+    pub async fn log_in(&self, owner: impl Into<String>) -> Result<bool> {
+        let owner = owner.into();
+        self.with(async |config, s, _| {
+            let before = fingerprint(s);
+            let rotated = config.sessions.rotate(s).await.map_err(|e| self.error(e, before))?;
+            s.set_owner(Some(owner));
+            Ok(rotated)
+        })
+        .await
+    }
+
+    /// The user this session belongs to, if it is logged in.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn owner(&self) -> Result<Option<String>> {
+        self.with(async |_, s, _| Ok(s.owner().map(str::to_owned))).await
+    }
+
+    /// The live sessions of this session's owner (a "your devices" page);
+    /// empty when it is not logged in.
+    ///
+    /// # Errors
+    ///
+    /// The store failed, or keeps no owner index ([`Error::Unsupported`]).
+    pub async fn owner_sessions(&self) -> Result<Vec<session_store_core::Record>> {
+        self.with(async |config, s, _| match s.owner() {
+            Some(owner) => config
+                .sessions
+                .owner_sessions(owner)
+                .await
+                .map_err(|e| self.error(e, fingerprint(s))),
+            None => Ok(Vec::new()),
+        })
+        .await
+    }
+
+    /// Ends every session of this session's owner, this one included ("log
+    /// out everywhere"); answers how many it ended. The response clears
+    /// the cookie.
+    ///
+    /// # Errors
+    ///
+    /// The store failed, or keeps no owner index ([`Error::Unsupported`]).
+    pub async fn log_out_everywhere(&self) -> Result<u64> {
+        self.with(async |config, s, state| {
+            let Some(owner) = s.owner().map(str::to_owned) else {
+                return Ok(0);
+            };
+            let before = fingerprint(s);
+            let ended = config
+                .sessions
+                .log_out_everywhere(&owner)
+                .await
+                .map_err(|e| self.error(e, before))?;
+            state.ended = true;
+            *s = config.sessions.start();
+            Ok(ended)
+        })
+        .await
+    }
+
+    /// Ends every other session of this session's owner, keeping this one
+    /// ("log out my other devices"); answers how many it ended.
+    ///
+    /// # Errors
+    ///
+    /// The store failed, or keeps no owner index ([`Error::Unsupported`]).
+    pub async fn log_out_other_sessions(&self) -> Result<u64> {
+        self.with(async |config, s, _| {
+            config
+                .sessions
+                .log_out_other_sessions(s)
+                .await
+                .map_err(|e| self.error(e, fingerprint(s)))
+        })
+        .await
+    }
+
     /// The fingerprint of the session's id (for a log line; never the id),
     /// `None` while it is not stored.
     ///

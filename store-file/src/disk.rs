@@ -48,7 +48,7 @@ pub(crate) struct Place {
     pub(crate) file: PathBuf,
 }
 
-fn io_error(what: &str, id: Option<&SessionId>, e: io::Error) -> Error {
+pub(crate) fn io_error(what: &str, id: Option<&SessionId>, e: io::Error) -> Error {
     match id {
         // Debug prints only the start of the id, so logs do not leak it.
         Some(id) => Error::backend(format!("{what} for session {id:?} failed"), e),
@@ -395,7 +395,7 @@ fn encode_with_version(record: &Record, version: u64) -> Result<Vec<u8>> {
     encode_record(&stored)
 }
 
-fn dir_builder() -> DirBuilder {
+pub(crate) fn dir_builder() -> DirBuilder {
     let mut builder = DirBuilder::new();
     #[cfg(unix)]
     builder.mode(0o700);
@@ -411,7 +411,7 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
 }
 
 /// Makes the directory's entries (a rename, a new or removed file) durable.
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_error("syncing a session directory", None, e))

@@ -38,7 +38,8 @@
 //!
 //! Each shard directory also holds `.lock`, an empty file used for advisory
 //! locking, and, transiently, temporary files `.tmp-<id>-<pid>-<n>`. Neither
-//! can ever be read as a session (ids hold no `.`).
+//! can ever be read as a session (ids hold no `.`). The directory also holds
+//! `owners/`, the owner index (see [below](#owner-index)).
 //!
 //! # Writes, locks and crashes
 //!
@@ -65,6 +66,50 @@
 //! A purge reads only the header of each file (its first
 //! [`RECORD_HEADER_MAX`](session_store_core::codec::RECORD_HEADER_MAX)
 //! bytes: format, created time, deadline, version), never the data.
+//!
+//! # Owner index
+//!
+//! [`owner_sessions`](SessionStore::owner_sessions) and
+//! [`delete_owner_sessions`](SessionStore::delete_owner_sessions) use an
+//! index of empty marker files (0600, in directories 0700):
+//! `dir/owners/<key>/<id>`, where `<key>` is the lowercase hex of the first
+//! 16 bytes of the SHA-256 of the owner ([`FileStore::marker_path`]). The
+//! `owners` directory is not a shard, so scans never enter it. A file
+//! system has no step that renames a record and changes a second directory
+//! at once, so the index follows these rules instead, each under the
+//! session's shard lock:
+//!
+//! - a write (create, save, save-if-version) of a record that names an
+//!   owner makes the owner's marker (synced in [`Durability::Fsync`] mode)
+//!   *before* the record file is renamed into place, and rotate makes the
+//!   new id's marker before its rename: a stored record never names an
+//!   owner without a marker (touch also restores a missing marker, such as
+//!   one a version of this store without the index never made);
+//! - a save that changes or removes the owner removes the old marker after
+//!   the write; rotate removes the old id's marker after the rename;
+//! - delete leaves the marker (a logout stays one file removal).
+//!
+//! So **the index may hold stale markers**: the record is absent, expired,
+//! or names another owner (a lost removal, or two owners whose keys
+//! collide). **Every read filters them out**: `owner_sessions` reads each
+//! marked record and lists it only if it is live and names exactly the
+//! owner asked; `delete_owner_sessions` reads each marked record under its
+//! shard lock, removes it only if it names that owner (counting it if it
+//! was live), and removes the marker, stale or not. **Purge removes them**:
+//! [`purge_expired`](SessionStore::purge_expired) and
+//! [`clear`](SessionStore::clear) remove every stale marker (checked under
+//! the session's shard lock, so never the marker of a write in progress)
+//! and the owner directories left empty. A marker whose record does not
+//! decode is left, and its record skipped, by every one of them.
+//!
+//! Listing and revoking cost in proportion to the owner's markers (live
+//! sessions plus stale markers not yet purged), never to all sessions
+//! stored. A revoke lists the markers again after its pass, and takes any
+//! new ones, until a listing shows nothing new (at most 8 listings): a
+//! session rotated while the revoke runs made its new marker before it
+//! moved, so it is found and removed. The purge's marker sweep reads each
+//! marked record in full (the owner follows the header), so a purge costs
+//! in addition about one read per owned session.
 //!
 //! # Durability
 //!
@@ -100,7 +145,9 @@
 //! thread.
 
 mod disk;
+mod owners;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,6 +325,19 @@ impl FileStore {
         disk::file_path(dir, id)
     }
 
+    /// The owner-index marker that says `id` may belong to `owner`:
+    /// `dir/owners/<hex of the first 16 bytes of SHA-256(owner)>/<id>` (see
+    /// the crate docs on the owner index).
+    #[must_use]
+    pub fn marker_path(&self, owner: &str, id: &SessionId) -> PathBuf {
+        self.inner
+            .disk
+            .root
+            .join(owners::OWNERS_DIR)
+            .join(owners::owner_key(owner))
+            .join(id.encode().as_str())
+    }
+
     fn queue_of(&self, place: &Place) -> usize {
         let b = place.enc.as_str().as_bytes();
         (usize::from(b[0]) * 31 + usize::from(b[1])) % QUEUES
@@ -334,10 +394,11 @@ impl SessionStore for FileStore {
         check_size(&record.data, self.inner.disk.max_record_bytes)?;
         let record = record.clone();
         self.change(record.id, true, move |disk, place| {
-            if disk.read_live(place)?.is_some() {
+            let stored = disk.read(place.id, &place.file)?;
+            if stored.as_ref().is_some_and(|r| r.is_live_at(disk.now())) {
                 return Err(Error::IdCollision { id: record.id });
             }
-            disk.write(place, &record, 1)
+            write_indexed(disk, place, &record, 1, stored.as_ref())
         })
         .await
     }
@@ -351,8 +412,12 @@ impl SessionStore for FileStore {
         check_size(&record.data, self.inner.disk.max_record_bytes)?;
         let record = record.clone();
         self.change(record.id, true, move |disk, place| {
-            let version = disk.read_live(place)?.map_or(1, |r| r.version + 1);
-            disk.write(place, &record, version)?;
+            let stored = disk.read(place.id, &place.file)?;
+            let version = stored
+                .as_ref()
+                .filter(|r| r.is_live_at(disk.now()))
+                .map_or(1, |r| r.version + 1);
+            write_indexed(disk, place, &record, version, stored.as_ref())?;
             Ok(version)
         })
         .await
@@ -369,7 +434,7 @@ impl SessionStore for FileStore {
             .change(record.id, false, move |disk, place| match disk.read_live(place)? {
                 Some(stored) if stored.version == record.version => {
                     let version = record.version + 1;
-                    disk.write(place, &record, version)?;
+                    write_indexed(disk, place, &record, version, Some(&stored))?;
                     Ok(Outcome::Done(version))
                 }
                 _ => Ok(Outcome::Absent),
@@ -388,6 +453,10 @@ impl SessionStore for FileStore {
             };
             stored.expires_at = expires_at;
             let version = stored.version;
+            // The owner does not change; this only restores a marker lost
+            // (or never made, by a version without the index): one failed
+            // `open` when it is there.
+            disk.markers_before_write(&place.id, stored.owner.as_deref())?;
             disk.write(place, &stored, version)?;
             Ok(true)
         })
@@ -420,13 +489,20 @@ impl SessionStore for FileStore {
             };
             let _low = disk.lock(low, true)?;
             let _high = if high == low { None } else { disk.lock(high, true)? };
-            if disk.read_live(&to)?.is_some() {
+            let replaced = disk.read(to.id, &to.file)?;
+            if replaced.as_ref().is_some_and(|r| r.is_live_at(disk.now())) {
                 return Err(Error::IdCollision { id: to.id });
             }
-            if disk.read_live(&from)?.is_none() {
+            let Some(moving) = disk.read_live(&from)? else {
                 return Ok(false);
-            }
+            };
+            let owner = moving.owner.as_deref();
+            // The new id's marker first, the old one's after the rename.
+            disk.markers_before_write(&to.id, owner)?;
             disk.rename(&from, &to)?;
+            disk.markers_after_write(&from.id, None, owner)?;
+            // An expired record the rename replaced leaves its marker stale.
+            disk.markers_after_write(&to.id, owner, replaced.as_ref().and_then(|r| r.owner.as_deref()))?;
             Ok(true)
         })
         .await
@@ -468,6 +544,8 @@ impl SessionStore for FileStore {
                 }
                 Ok(())
             })?;
+            // Markers of the records just removed, and any other stale ones.
+            disk.sweep_markers()?;
             Ok(removed)
         })
         .await
@@ -518,10 +596,81 @@ impl SessionStore for FileStore {
             if let Some(dir) = dirty {
                 disk.sync_dir_if_durable(&dir)?;
             }
+            disk.sweep_markers()?;
             Ok(())
         })
         .await
     }
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+        let owner = owner.to_owned();
+        self.run(move |disk| disk.owner_sessions(&owner)).await
+    }
+
+    async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let keep = keep.copied();
+        let mut seen = HashSet::new();
+        let mut removed = 0;
+        // A session rotated while this runs has its new marker made before
+        // its record moves, and its old record is gone once we hold the old
+        // id's lock: listing again finds it. Rounds stop when a listing
+        // shows nothing new, or after `REVOKE_ROUNDS` (logins of the owner
+        // arriving without pause, which may survive anyway).
+        for _ in 0..REVOKE_ROUNDS {
+            let listing = {
+                let owner = owner.to_owned();
+                self.run(move |disk| disk.markers(&owner)).await?
+            };
+            let fresh: Vec<SessionId> = listing.into_iter().filter(|id| seen.insert(*id)).collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for id in fresh {
+                if Some(id) == keep {
+                    continue;
+                }
+                let owner = owner.to_owned();
+                removed += self
+                    .change(id, false, move |disk, place| revoke_one(disk, place, &owner))
+                    .await?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// How many times `delete_owner_sessions` lists an owner's markers at most.
+const REVOKE_ROUNDS: usize = 8;
+
+/// Writes `record` (with `version`) over `stored`, keeping the owner index:
+/// the new owner's marker before the rename, the old owner's removed after.
+fn write_indexed(disk: &Disk, place: &Place, record: &Record, version: u64, stored: Option<&Record>) -> Result<()> {
+    let owner = record.owner.as_deref();
+    disk.markers_before_write(&place.id, owner)?;
+    disk.write(place, record, version)?;
+    disk.markers_after_write(&place.id, owner, stored.and_then(|r| r.owner.as_deref()))
+}
+
+/// Under `place`'s shard lock: removes its record if it names `owner`
+/// (live or expired) and then its marker, or only the marker if it is
+/// stale. Returns 1 if a live record went. An undecodable record is left.
+fn revoke_one(disk: &Disk, place: &Place, owner: &str) -> Result<u64> {
+    let stored = match disk.read(place.id, &place.file) {
+        Ok(stored) => stored,
+        Err(e) if e.is_decode() => {
+            tracing::warn!(error = %e, "delete_owner_sessions skipped an undecodable session file");
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    if let Some(r) = stored.filter(|r| r.owner.as_deref() == Some(owner)) {
+        let live = r.is_live_at(disk.now());
+        if disk.remove(place)? && live {
+            removed = 1;
+        }
+    }
+    disk.remove_marker(owner, &place.id)?;
+    Ok(removed)
 }
 
 /// Calls `f` with the id of every live, decodable session.

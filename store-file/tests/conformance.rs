@@ -34,7 +34,7 @@ impl Harness for FileHarness {
     type Namespace = PathBuf;
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        Capabilities::all().owner_index(true)
     }
 
     async fn new_namespace(&self) -> Result<PathBuf> {

@@ -104,10 +104,15 @@
 //!
 //! Listing and revoking cost in proportion to the owner's markers (live
 //! sessions plus stale markers not yet purged), never to all sessions
-//! stored. A revoke lists the markers again after its pass, and takes any
-//! new ones, until a listing shows nothing new (at most 8 listings): a
-//! session rotated while the revoke runs made its new marker before it
-//! moved, so it is found and removed. The purge's marker sweep reads each
+//! stored. A revoke holds the owner's lock (`owners/<key>.lock`, `flock`,
+//! exclusive) from its listing to its last removal, and a rotate of a
+//! record naming that owner takes the same lock shared under its shard
+//! locks (or, when a revoke holds it, lets go of every lock, waits for the
+//! revoke and starts again): no session of the owner moves to an id the
+//! revoke's listing missed. A session created for the owner meanwhile (a
+//! new login) may survive, as the trait allows. Owner lock files, like
+//! shard lock files, are never removed (one per owner ever rotated or
+//! revoked; removing one could let a rotate past a revoke). The purge's marker sweep reads each
 //! marked record in full (the owner follows the header), so a purge costs
 //! in addition about one read per owned session.
 //!
@@ -147,7 +152,6 @@
 mod disk;
 mod owners;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -376,6 +380,63 @@ impl FileStore {
     }
 }
 
+/// What one attempt at a rotate did.
+enum Rotation {
+    Done(bool),
+    /// The record's owner is being revoked: nothing was changed.
+    OwnerBusy(String),
+}
+
+impl FileStore {
+    async fn rotate_once(&self, old: SessionId, new: SessionId) -> Result<Rotation> {
+        let disk = &self.inner.disk;
+        let (from, to) = (disk.place(old), disk.place(new));
+        // In-process queues in index order, then file locks in shard-name
+        // order: two rotations never wait on each other in a cycle.
+        let (qa, qb) = (self.queue_of(&from), self.queue_of(&to));
+        let queues = &self.inner.queues;
+        let _first = queues[qa.min(qb)].lock().await;
+        let _second = if qa == qb {
+            None
+        } else {
+            Some(queues[qa.max(qb)].lock().await)
+        };
+        self.run(move |disk| {
+            let (low, high) = if from.shard <= to.shard {
+                (&from.shard, &to.shard)
+            } else {
+                (&to.shard, &from.shard)
+            };
+            let _low = disk.lock(low, true)?;
+            let _high = if high == low { None } else { disk.lock(high, true)? };
+            let replaced = disk.read(to.id, &to.file)?;
+            if replaced.as_ref().is_some_and(|r| r.is_live_at(disk.now())) {
+                return Err(Error::IdCollision { id: to.id });
+            }
+            let Some(moving) = disk.read_live(&from)? else {
+                return Ok(Rotation::Done(false));
+            };
+            let owner = moving.owner.as_deref();
+            // Shared with other rotations, never with a revoke of the owner.
+            let _owner_lock = match owner {
+                Some(o) => match disk.try_lock_owner_shared(o)? {
+                    Some(lock) => Some(lock),
+                    None => return Ok(Rotation::OwnerBusy(o.to_owned())),
+                },
+                None => None,
+            };
+            // The new id's marker first, the old one's after the rename.
+            disk.markers_before_write(&to.id, owner)?;
+            disk.rename(&from, &to)?;
+            disk.markers_after_write(&from.id, None, owner)?;
+            // An expired record the rename replaced leaves its marker stale.
+            disk.markers_after_write(&to.id, owner, replaced.as_ref().and_then(|r| r.owner.as_deref()))?;
+            Ok(Rotation::Done(true))
+        })
+        .await
+    }
+}
+
 /// What a change found when the shard did not exist (see `change`).
 #[derive(Default)]
 enum Outcome<T> {
@@ -469,43 +530,14 @@ impl SessionStore for FileStore {
     }
 
     async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
-        let disk = &self.inner.disk;
-        let (from, to) = (disk.place(*old), disk.place(*new));
-        // In-process queues in index order, then file locks in shard-name
-        // order: two rotations never wait on each other in a cycle.
-        let (qa, qb) = (self.queue_of(&from), self.queue_of(&to));
-        let queues = &self.inner.queues;
-        let _first = queues[qa.min(qb)].lock().await;
-        let _second = if qa == qb {
-            None
-        } else {
-            Some(queues[qa.max(qb)].lock().await)
-        };
-        self.run(move |disk| {
-            let (low, high) = if from.shard <= to.shard {
-                (&from.shard, &to.shard)
-            } else {
-                (&to.shard, &from.shard)
-            };
-            let _low = disk.lock(low, true)?;
-            let _high = if high == low { None } else { disk.lock(high, true)? };
-            let replaced = disk.read(to.id, &to.file)?;
-            if replaced.as_ref().is_some_and(|r| r.is_live_at(disk.now())) {
-                return Err(Error::IdCollision { id: to.id });
+        loop {
+            match self.rotate_once(*old, *new).await? {
+                Rotation::Done(moved) => return Ok(moved),
+                // A revoke of the record's owner runs: wait for it holding
+                // no lock (it needs our shards), then start again.
+                Rotation::OwnerBusy(owner) => self.run(move |disk| disk.wait_for_owner(&owner)).await?,
             }
-            let Some(moving) = disk.read_live(&from)? else {
-                return Ok(false);
-            };
-            let owner = moving.owner.as_deref();
-            // The new id's marker first, the old one's after the rename.
-            disk.markers_before_write(&to.id, owner)?;
-            disk.rename(&from, &to)?;
-            disk.markers_after_write(&from.id, None, owner)?;
-            // An expired record the rename replaced leaves its marker stale.
-            disk.markers_after_write(&to.id, owner, replaced.as_ref().and_then(|r| r.owner.as_deref()))?;
-            Ok(true)
-        })
-        .await
+        }
     }
 
     async fn purge_expired(&self) -> Result<u64> {
@@ -608,38 +640,30 @@ impl SessionStore for FileStore {
 
     async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
         let keep = keep.copied();
-        let mut seen = HashSet::new();
+        // Held to the end: no session of the owner rotates meanwhile (a
+        // rotate waits for it), so every session the listing below misses
+        // was made after it, a login the contract lets survive.
+        let _owner_lock = {
+            let owner = owner.to_owned();
+            self.run(move |disk| disk.lock_owner(&owner)).await?
+        };
+        let listing = {
+            let owner = owner.to_owned();
+            self.run(move |disk| disk.markers(&owner)).await?
+        };
         let mut removed = 0;
-        // A session rotated while this runs has its new marker made before
-        // its record moves, and its old record is gone once we hold the old
-        // id's lock: listing again finds it. Rounds stop when a listing
-        // shows nothing new, or after `REVOKE_ROUNDS` (logins of the owner
-        // arriving without pause, which may survive anyway).
-        for _ in 0..REVOKE_ROUNDS {
-            let listing = {
-                let owner = owner.to_owned();
-                self.run(move |disk| disk.markers(&owner)).await?
-            };
-            let fresh: Vec<SessionId> = listing.into_iter().filter(|id| seen.insert(*id)).collect();
-            if fresh.is_empty() {
-                break;
+        for id in listing {
+            if Some(id) == keep {
+                continue;
             }
-            for id in fresh {
-                if Some(id) == keep {
-                    continue;
-                }
-                let owner = owner.to_owned();
-                removed += self
-                    .change(id, false, move |disk, place| revoke_one(disk, place, &owner))
-                    .await?;
-            }
+            let owner = owner.to_owned();
+            removed += self
+                .change(id, false, move |disk, place| revoke_one(disk, place, &owner))
+                .await?;
         }
         Ok(removed)
     }
 }
-
-/// How many times `delete_owner_sessions` lists an owner's markers at most.
-const REVOKE_ROUNDS: usize = 8;
 
 /// Writes `record` (with `version`) over `stored`, keeping the owner index:
 /// the new owner's marker before the rename, the old owner's removed after.

@@ -16,9 +16,12 @@
 //! - the index may therefore hold stale markers (record absent, expired,
 //!   or naming another owner, a hash collision included): every read
 //!   checks the record itself, and purge and clear remove stale markers
-//!   under the session's shard lock.
+//!   under the session's shard lock;
+//! - a revoke holds `owners/<key>.lock` exclusively, and a rotate of a
+//!   record naming that owner holds it shared, so no session of the owner
+//!   rotates away from a revoke's listing.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +31,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use session_store_core::{Error, Record, Result, SessionId};
 use sha2::Digest as _;
 
-use crate::disk::{Disk, dir_builder, io_error, sync_dir};
+use crate::disk::{Disk, dir_builder, io_error, open_lock_file, sync_dir};
+
+/// A held lock on one owner (see [`Disk::lock_owner`]); dropping it
+/// releases it.
+pub(crate) struct OwnerLock {
+    _file: fs::File,
+}
 
 /// The directory under the store's root that holds the owner index.
 pub(crate) const OWNERS_DIR: &str = "owners";
@@ -107,6 +116,51 @@ impl Disk {
             sync_dir(&self.root)?;
         }
         Ok(())
+    }
+
+    /// Opens `owners/<key>.lock` (0600, never removed, like a shard's
+    /// `.lock`: one per owner that ever rotated or was revoked).
+    fn open_owner_lock(&self, owner: &str) -> Result<fs::File> {
+        let path = self.owners_root().join(format!("{}.lock", owner_key(owner)));
+        match open_lock_file(&path) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                dir_builder()
+                    .recursive(true)
+                    .create(self.owners_root())
+                    .map_err(|e| io_error("creating the owner index", None, e))?;
+                open_lock_file(&path).map_err(|e| io_error("opening an owner lock file", None, e))
+            }
+            Err(e) => Err(io_error("opening an owner lock file", None, e)),
+        }
+    }
+
+    /// Takes `owner`'s lock exclusively, waiting for it: held by a revoke
+    /// for its whole run, so that no session of the owner rotates (and
+    /// escapes to an id the revoke already listed) meanwhile.
+    pub(crate) fn lock_owner(&self, owner: &str) -> Result<OwnerLock> {
+        let file = self.open_owner_lock(owner)?;
+        file.lock().map_err(|e| io_error("locking an owner", None, e))?;
+        Ok(OwnerLock { _file: file })
+    }
+
+    /// Takes `owner`'s lock shared if no revoke holds it now: a rotate holds
+    /// it, under its shard locks, across the move. `None` when a revoke
+    /// runs: the rotate must let go of its shard locks and
+    /// [`wait_for_owner`](Self::wait_for_owner) (the revoke needs them).
+    pub(crate) fn try_lock_owner_shared(&self, owner: &str) -> Result<Option<OwnerLock>> {
+        let file = self.open_owner_lock(owner)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(OwnerLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(io_error("locking an owner", None, e)),
+        }
+    }
+
+    /// Waits until no revoke of `owner` runs.
+    pub(crate) fn wait_for_owner(&self, owner: &str) -> Result<()> {
+        let file = self.open_owner_lock(owner)?;
+        file.lock_shared().map_err(|e| io_error("locking an owner", None, e))
     }
 
     /// Removes `owner`'s marker for `id`; an absent one is fine. Not synced:

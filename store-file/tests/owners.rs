@@ -177,7 +177,12 @@ async fn stale_markers_are_filtered_by_reads_and_removed_by_purge() {
 
     // Clear removes every marker with the records.
     s.clear().await.unwrap();
-    let left: Vec<_> = fs::read_dir(s.dir().join("owners")).unwrap().collect();
+    // (Owner lock files, like shard lock files, stay.)
+    let left: Vec<_> = fs::read_dir(s.dir().join("owners"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
     assert!(left.is_empty(), "clear left {} owner directories", left.len());
 }
 
@@ -196,4 +201,47 @@ async fn a_touch_restores_a_missing_marker() {
     assert_eq!(s.owner_sessions("dave").await.unwrap(), vec![r.id]);
     assert_eq!(s.delete_owner_sessions("dave", None).await.unwrap(), 1);
     assert!(s.load(&r.id).await.unwrap().is_none());
+}
+
+/// A revoke racing a chain of rotations of one of the owner's sessions
+/// (re-logins) still removes it: a revoke holds the owner's lock, and a
+/// rotate of that owner's record waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoke_follows_a_session_rotated_while_it_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let s = store(&tmp.path().join("s"), &clock);
+    for round in 0..20 {
+        let others: Vec<Record> = (0..5).map(|_| owned(&clock, "erin", HOUR)).collect();
+        for r in &others {
+            s.create(r).await.unwrap();
+        }
+        let moving = owned(&clock, "erin", HOUR);
+        s.create(&moving).await.unwrap();
+        let rotator = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut id = moving.id;
+                let mut moves = 0u32;
+                // Bounded, so a revoke that misses the session fails the
+                // test instead of hanging it.
+                while moves < 5_000
+                    && let Some(new) = s.rotate_to_fresh_id(&id).await.unwrap()
+                {
+                    id = new;
+                    moves += 1;
+                }
+                (id, moves)
+            })
+        };
+        tokio::task::yield_now().await;
+        let removed = s.delete_owner_sessions("erin", None).await.unwrap();
+        let (last, moves) = rotator.await.unwrap();
+        assert_eq!(removed, 6, "round {round}: revoked {removed} of 6 ({moves} rotations)");
+        assert!(
+            s.load(&last).await.unwrap().is_none(),
+            "round {round}: the rotated session survived"
+        );
+        assert!(s.owner_sessions("erin").await.unwrap().is_empty());
+    }
 }

@@ -320,14 +320,63 @@ async fn log_out_everywhere_and_other_devices_through_the_handle() {
     assert_eq!(sessions.log_out_other_sessions(&sessions.start()).await.unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// A store that keeps no owner index: the memory store behind the trait's
+/// default owner methods.
+#[derive(Debug)]
+struct NoIndex(MemoryStore);
+
+#[session_store_core::async_trait]
+impl SessionStore for NoIndex {
+    fn clock(&self) -> session_store_core::SharedClock {
+        self.0.clock()
+    }
+    async fn create(&self, r: &session_store_core::Record) -> session_store_core::Result<()> {
+        self.0.create(r).await
+    }
+    async fn load(
+        &self,
+        id: &session_store_core::SessionId,
+    ) -> session_store_core::Result<Option<session_store_core::Record>> {
+        self.0.load(id).await
+    }
+    async fn save(&self, r: &session_store_core::Record) -> session_store_core::Result<u64> {
+        self.0.save(r).await
+    }
+    async fn save_if_version(&self, r: &session_store_core::Record) -> session_store_core::Result<u64> {
+        self.0.save_if_version(r).await
+    }
+    async fn touch(&self, id: &session_store_core::SessionId, at: Timestamp) -> session_store_core::Result<bool> {
+        self.0.touch(id, at).await
+    }
+    async fn delete(&self, id: &session_store_core::SessionId) -> session_store_core::Result<()> {
+        self.0.delete(id).await
+    }
+    async fn rotate(
+        &self,
+        old: &session_store_core::SessionId,
+        new: &session_store_core::SessionId,
+    ) -> session_store_core::Result<bool> {
+        self.0.rotate(old, new).await
+    }
+    async fn purge_expired(&self) -> session_store_core::Result<u64> {
+        self.0.purge_expired().await
+    }
+    async fn ids(&self) -> session_store_core::Result<Vec<session_store_core::SessionId>> {
+        self.0.ids().await
+    }
+    async fn clear(&self) -> session_store_core::Result<()> {
+        self.0.clear().await
+    }
+}
+
+#[tokio::test]
 async fn a_store_without_an_owner_index_says_so() {
-    let tmp = tempfile::tempdir().unwrap();
     let clock = clock();
-    let store = FileStore::builder(tmp.path()).clock(clock.shared()).open().unwrap();
-    let sessions = Sessions::new(store);
+    let sessions = Sessions::new(NoIndex(memory(&clock)));
     let err = sessions.log_out_everywhere("alice").await.unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)) && !err.is_transient(), "{err:?}");
+    let err = sessions.owner_sessions("alice").await.unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
 }
 
 #[tokio::test]

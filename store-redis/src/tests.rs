@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use session_store_core::{Clock, ManualClock, SessionStore};
 
+use redis::cluster_routing::Slot;
+
 use super::*;
+use crate::scan::escape_glob;
 
 const HOW: &str = "run the tests under `store-redis/scripts/with-redis cargo test -p session-store-redis`, \
                    which starts private Redis servers (installing redis-server when missing) and exports it";

@@ -55,7 +55,7 @@ fn without_index(error: SessionError) -> Result<(StatusCode, String), SessionErr
     if matches!(error.error(), Error::Unsupported(_)) {
         Ok((
             StatusCode::NOT_IMPLEMENTED,
-            "this store keeps no owner index (use --store memory, file or sqlite)\n".to_owned(),
+            "this store keeps no owner index\n".to_owned(),
         ))
     } else {
         Err(error)

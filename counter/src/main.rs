@@ -13,7 +13,7 @@
 //! - `POST /logout` deletes the session.
 //! - `POST /login/{user}` logs in as `user`; `GET /sessions` lists that
 //!   user's sessions by fingerprint; `POST /logout-everywhere` ends them all
-//!   (on stores with an owner index: memory, file and SQLite).
+//!   (every store of the workspace keeps an owner index).
 //!
 //! Sessions go through `session-store-tower` (the default: version-checked
 //! commits, so concurrent requests of one visitor never lose a count) or,

@@ -76,7 +76,7 @@ pub use expiry::Expiry;
 pub use id::{EncodedId, Fingerprint, InvalidId, SESSION_ID_LEN, SessionId};
 #[cfg(feature = "purger")]
 pub use purger::Purger;
-pub use record::{Record, SessionData};
+pub use record::{OWNER_KEY_LEN, Record, SessionData, owner_key};
 pub use session::{Committed, DEFAULT_COMMIT_ATTEMPTS, DEFAULT_TOUCH_THROTTLE, Session, Sessions};
 pub use store::{DEFAULT_MAX_RECORD_BYTES, SessionStore};
 pub use time::{Clock, ManualClock, SharedClock, SystemClock, Timestamp, system_clock};

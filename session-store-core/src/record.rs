@@ -357,3 +357,42 @@ mod tests {
         }
     }
 }
+
+/// Length of [`owner_key`]: 16 bytes in lowercase hex.
+pub const OWNER_KEY_LEN: usize = 32;
+
+/// The name under which a backend indexes `owner`'s sessions (a directory,
+/// a Redis key): the first 16 bytes of the SHA-256 of the owner, in
+/// lowercase hex. It has a fixed length and alphabet whatever the owner
+/// holds, so no owner can name a path or a key pattern, and the owner
+/// itself stays out of the name. Backends still compare the owner stored in
+/// each record, so a collision (2⁻⁶⁴ for 2³² owners) lists nothing extra.
+#[must_use]
+pub fn owner_key(owner: &str) -> String {
+    use sha2::Digest as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha2::Sha256::digest(owner.as_bytes());
+    let mut key = String::with_capacity(OWNER_KEY_LEN);
+    for b in &digest[..OWNER_KEY_LEN / 2] {
+        key.push(char::from(HEX[usize::from(b >> 4)]));
+        key.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    key
+}
+
+#[cfg(test)]
+mod owner_key_tests {
+    use super::*;
+
+    #[test]
+    fn owner_keys_are_32_hex_characters_of_the_sha256() {
+        // SHA-256("abc") starts ba7816bf8f01cfea414140de5dae2223.
+        assert_eq!(owner_key("abc"), "ba7816bf8f01cfea414140de5dae2223");
+        for owner in ["", "alice", &"x".repeat(10_000), "ünï {*?}"] {
+            let key = owner_key(owner);
+            assert_eq!(key.len(), OWNER_KEY_LEN);
+            assert!(key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        }
+        assert_ne!(owner_key("alice"), owner_key("bob"));
+    }
+}

@@ -338,7 +338,7 @@ impl FileStore {
             .disk
             .root
             .join(owners::OWNERS_DIR)
-            .join(owners::owner_key(owner))
+            .join(session_store_core::owner_key(owner))
             .join(id.encode().as_str())
     }
 

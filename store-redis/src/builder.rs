@@ -196,6 +196,10 @@ impl RedisStoreBuilder {
         pattern.push('{');
         pattern.extend(std::iter::repeat_n('?', session_store_core::SESSION_ID_LEN));
         pattern.push('}');
+        let mut owner_pattern = escape_glob(&self.prefix);
+        owner_pattern.push_str("o:{");
+        owner_pattern.extend(std::iter::repeat_n('?', session_store_core::OWNER_KEY_LEN));
+        owner_pattern.push('}');
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 conn: RwLock::new(ConnSlot {
@@ -208,6 +212,7 @@ impl RedisStoreBuilder {
                 max_record_bytes: self.max_record_bytes,
                 prefix: self.prefix,
                 pattern,
+                owner_pattern,
                 timeout,
                 grace_ms: i64::try_from(self.ttl_grace.as_millis()).unwrap_or(MAX_TTL_MS),
                 scan_count: self.scan_count,

@@ -31,14 +31,42 @@
 //! A record lives under the key `{prefix}{{id}}` (for example
 //! `session:{AAAAAAAAAAAAAAAAAAAAAA}`): the braces make the id a hash tag, so
 //! on a cluster each key's slot depends on the id alone. The key holds a hash
-//! with three fields: `d`, the body ([`codec::encode_body`]: created time and
-//! data), `e`, the deadline in Unix milliseconds, and `v`, the version.
-//! Create, save, save-if-version, touch and a single-slot rotate are each one
-//! Lua script (`EVALSHA`), so each is atomic and one round trip; a load is one
-//! `HMGET`. A hash whose fields this store did not write (a `d` that does
+//! with the fields `d`, the body ([`codec::encode_body`]: created time, owner
+//! and data), `e`, the deadline in Unix milliseconds, `v`, the version, and,
+//! for a record with an owner, `o`, the key of its owner's set (see
+//! [Owners](#owners)).
+//! Create, save, save-if-version, touch, delete and a single-slot rotate are
+//! each one Lua script (`EVALSHA`), so each is atomic and one round trip; a
+//! load is one `HMGET`. A hash whose fields this store did not write (a `d` that does
 //! not decode, an `e` or `v` that is not a decimal integer) is a decode
 //! error for that record's load; a save overwrites it, restarting at
 //! version 1 when the stored `v` is not one it could have written.
+//!
+//! # Owners
+//!
+//! [`SessionStore::owner_sessions`] and
+//! [`SessionStore::delete_owner_sessions`] read a set per owner,
+//! `{prefix}o:{<owner key>}` ([`RedisStore::owner_set`]), holding the ids of
+//! that owner's records. On a single server every write, delete, rotate and
+//! purge changes it in the same script as the record, and listing or
+//! revoking an owner is one script over that set: exact, atomic, and in time
+//! proportional to that owner's sessions, however many are stored.
+//!
+//! Redis's own expiry drops a record's key without touching its set (no
+//! keyspace notifications), so a set may hold entries of records that are
+//! gone. A set lives at least as long as its longest-lived record (every
+//! write and touch extends its TTL, so sets vanish by themselves too), every
+//! read checks each entry against its record (present, live, naming this
+//! set), and listing, revoking and purging drop the stale ones.
+//!
+//! On a cluster the set is in another slot than the record, so the index
+//! does not change in the same step (the rule the contract lets a cluster
+//! weaken): a write adds the entry first, then writes the record; a delete,
+//! an owner change or a rotate leaves the old entry behind, stale, for reads
+//! to filter and purge to drop. A purge racing a session's first write may
+//! drop that fresh entry; the session's next save or touch restores it. A
+//! revoke re-reads the set until it finds no entry it has not handled, so a
+//! session rotated while it runs is ended too.
 //!
 //! # Expiry
 //!
@@ -146,7 +174,10 @@ struct Inner {
     clock: SharedClock,
     max_record_bytes: usize,
     prefix: String,
+    /// `SCAN` pattern of the records' keys.
     pattern: String,
+    /// `SCAN` pattern of the owner sets' keys.
+    owner_pattern: String,
     timeout: Duration,
     grace_ms: i64,
     scan_count: usize,
@@ -265,21 +296,47 @@ impl RedisStore {
         codec::encode_body(record)
     }
 
-    /// `script` on `record`'s key with the arguments every record write
-    /// starts with: the body, the deadline, `now` and the key's TTL.
-    fn write_step<'a>(
+    /// `'1'` when the scripts keep the owner index in the same step as the
+    /// record (a single server), `'0'` on a cluster (see [`owners`]).
+    fn index_flag(&self) -> &'static str {
+        if self.is_cluster() { "0" } else { "1" }
+    }
+
+    /// Runs `script` on `record`'s key with the arguments every record
+    /// write starts with (the body, the deadline, `now`, the key's TTL, the
+    /// owner set and the index flag), then `extra`. On a cluster, the
+    /// owner's set gets the entry first, so a listing never misses a stored
+    /// record.
+    async fn write<T: redis::FromRedisValue>(
         &self,
-        script: &'a redis::Script,
+        what: &str,
+        script: &redis::Script,
         record: &Record,
-        body: Vec<u8>,
-        now: Timestamp,
-    ) -> redis::ScriptInvocation<'a> {
+        extra: &[u64],
+    ) -> Result<T> {
+        let body = self.encode(record)?;
+        let now = self.now();
+        let ttl = self.ttl_ms(record.expires_at, now);
+        let set = record.owner.as_deref().map(|o| self.owner_set(o));
+        if let (Some(set), true) = (&set, self.is_cluster()) {
+            self.index_add(set, &record.id, ttl).await?;
+        }
         let mut inv = script.key(self.key(&record.id));
+        if let (Some(set), false) = (&set, self.is_cluster()) {
+            inv.key(set);
+        }
         inv.arg(body)
             .arg(record.expires_at.as_millis())
             .arg(now.as_millis())
-            .arg(self.ttl_ms(record.expires_at, now));
-        inv
+            .arg(ttl)
+            .arg(set.as_deref().unwrap_or(""))
+            .arg(self.index_flag());
+        for a in extra {
+            inv.arg(*a);
+        }
+        self.run(what, inv.invoke_async(&mut self.conn()))
+            .await
+            .map_err(|e| wrong_type(e, &record.id))
     }
 }
 
@@ -290,16 +347,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, record: &Record) -> Result<()> {
-        let body = self.encode(record)?;
-        let now = self.now();
         let created: i64 = self
-            .run(
-                "creating a session",
-                self.write_step(&self.inner.scripts.create, record, body, now)
-                    .invoke_async(&mut self.conn()),
-            )
-            .await
-            .map_err(|e| wrong_type(e, &record.id))?;
+            .write("creating a session", &self.inner.scripts.create, record, &[])
+            .await?;
         if created == 1 {
             Ok(())
         } else {
@@ -343,16 +393,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, record: &Record) -> Result<u64> {
-        let body = self.encode(record)?;
-        let now = self.now();
         let version: i64 = self
-            .run(
-                "saving a session",
-                self.write_step(&self.inner.scripts.save, record, body, now)
-                    .invoke_async(&mut self.conn()),
-            )
-            .await
-            .map_err(|e| wrong_type(e, &record.id))?;
+            .write("saving a session", &self.inner.scripts.save, record, &[])
+            .await?;
         u64::try_from(version).map_err(|_| Error::backend_msg(format!("the save script returned version {version}")))
     }
 
@@ -361,28 +404,26 @@ impl SessionStore for RedisStore {
             id: record.id,
             expected: record.version,
         };
-        let body = self.encode(record)?;
         // No stored record ever has version u64::MAX.
         let Some(next) = record.version.checked_add(1) else {
+            self.encode(record)?;
             return Err(conflict);
         };
-        let now = self.now();
         let saved: i64 = self
-            .run(
+            .write(
                 "saving a session conditionally",
-                self.write_step(&self.inner.scripts.save_if_version, record, body, now)
-                    .arg(record.version)
-                    .arg(next)
-                    .invoke_async(&mut self.conn()),
+                &self.inner.scripts.save_if_version,
+                record,
+                &[record.version, next],
             )
-            .await
-            .map_err(|e| wrong_type(e, &record.id))?;
+            .await?;
         if saved == 1 { Ok(next) } else { Err(conflict) }
     }
 
     async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
         let now = self.now();
-        let touched: i64 = self
+        let ttl = self.ttl_ms(expires_at, now);
+        let touched: redis::Value = self
             .run(
                 "touching a session",
                 self.inner
@@ -391,22 +432,41 @@ impl SessionStore for RedisStore {
                     .key(self.key(id))
                     .arg(expires_at.as_millis())
                     .arg(now.as_millis())
-                    .arg(self.ttl_ms(expires_at, now))
+                    .arg(ttl)
+                    .arg(self.index_flag())
                     .invoke_async(&mut self.conn()),
             )
             .await
             .map_err(|e| wrong_type(e, id))?;
-        Ok(touched == 1)
+        match touched {
+            redis::Value::Int(n) => Ok(n == 1),
+            // A cluster: the record names its owner's set, which must live
+            // as long as the record now does (and gets the entry back if a
+            // purge dropped it while a write was under way).
+            other => {
+                let set: String = redis::from_redis_value(other).map_err(|e| bad_reply("touch", e))?;
+                self.index_add(&set, id, ttl).await?;
+                Ok(true)
+            }
+        }
     }
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
-        let mut conn = self.conn();
-        let _: i64 = self
-            .run(
+        let key = self.key(id);
+        let _: i64 = if self.is_cluster() {
+            // The owner's entry stays, stale, until a read or a purge drops it.
+            self.run(
                 "deleting a session",
-                redis::cmd("DEL").arg(self.key(id)).query_async(&mut conn),
+                redis::cmd("DEL").arg(key).query_async(&mut self.conn()),
             )
-            .await?;
+            .await?
+        } else {
+            self.run(
+                "deleting a session",
+                self.inner.scripts.delete.key(key).invoke_async(&mut self.conn()),
+            )
+            .await?
+        };
         Ok(())
     }
 
@@ -434,8 +494,18 @@ impl SessionStore for RedisStore {
     }
 
     async fn purge_expired(&self) -> Result<u64> {
-        let mut op = PageOp::Purge(self.now(), 0);
+        let now = self.now();
+        let mut op = PageOp::Purge(now, 0);
         self.scan(&mut op).await?;
+        // Then the owner sets: entries whose record is gone (Redis's own
+        // expiry, a delete or a move on a cluster) are dropped.
+        let mut sweep = PageOp::Sweep(now, 0);
+        self.scan(&mut sweep).await?;
+        if let PageOp::Sweep(_, dropped) = sweep
+            && dropped > 0
+        {
+            tracing::debug!(dropped, "purge dropped stale owner-index entries");
+        }
         Ok(match op {
             PageOp::Purge(_, removed) => removed,
             _ => 0,
@@ -460,7 +530,16 @@ impl SessionStore for RedisStore {
     }
 
     async fn clear(&self) -> Result<()> {
-        self.scan(&mut PageOp::Clear).await
+        self.scan(&mut PageOp::Clear).await?;
+        self.scan(&mut PageOp::ClearOwners).await
+    }
+
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+        self.list_owner(owner).await
+    }
+
+    async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
+        self.revoke_owner(owner, keep).await
     }
 }
 

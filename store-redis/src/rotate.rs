@@ -6,6 +6,10 @@ use session_store_core::{Error, Result, SessionId, Timestamp};
 
 use crate::{ROTATE_ATTEMPTS, RedisStore, parse_i64};
 
+/// What the first step of a cross-slot rotate read: body, deadline,
+/// version and owner set (`""` for none).
+type Taken = (Option<Vec<u8>>, String, String, String);
+
 impl RedisStore {
     /// Rotate, with the keys' wrong-type errors still raw.
     pub(crate) async fn rotate_keys(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
@@ -14,6 +18,27 @@ impl RedisStore {
             return self.rotate_cross_slot(old, new).await;
         }
         let now = self.now();
+        if self.is_cluster() {
+            // One slot on a cluster (a prefix with its own hash tag, or
+            // chance): the owner's set may be in another, so the new id
+            // joins it first.
+            let (e, o): (Option<Vec<u8>>, Option<String>) = self
+                .run(
+                    "reading the record to rotate",
+                    redis::cmd("HMGET")
+                        .arg(&old_key)
+                        .arg("e")
+                        .arg("o")
+                        .query_async(&mut self.conn()),
+                )
+                .await?;
+            if let (Some(e), Some(o)) = (e.as_deref().and_then(parse_i64), o)
+                && self.is_owner_set(o.as_bytes())
+            {
+                self.index_add(&o, new, self.ttl_ms(Timestamp::from_millis(e), now))
+                    .await?;
+            }
+        }
         let moved: i64 = self
             .run(
                 "rotating a session id",
@@ -23,6 +48,7 @@ impl RedisStore {
                     .key(&old_key)
                     .key(&new_key)
                     .arg(now.as_millis())
+                    .arg(self.index_flag())
                     .invoke_async(&mut self.conn()),
             )
             .await?;
@@ -39,7 +65,7 @@ impl RedisStore {
         let (old_key, new_key) = (self.key(old), self.key(new));
         for _ in 0..ROTATE_ATTEMPTS {
             let now = self.now();
-            let Some((body, e, v)) = self.take(&old_key, now).await? else {
+            let Some((body, e, v, o)) = self.take(&old_key, now).await? else {
                 // Not live under `old`; a live record under `new` still wins.
                 return match self.is_live(&new_key, now).await? {
                     true => Err(Error::IdCollision { id: *new }),
@@ -50,10 +76,14 @@ impl RedisStore {
             let expires_at = parse_i64(e.as_bytes())
                 .map(Timestamp::from_millis)
                 .ok_or_else(|| Error::decode(old, "the stored deadline is not an integer", None))?;
+            if !o.is_empty() {
+                // The owner's set names the new id before the record is there.
+                self.index_add(&o, new, self.ttl_ms(expires_at, now)).await?;
+            }
             let placed: i64 = self
                 .run(
                     "writing the rotated record",
-                    self.copy_step(&new_key, now, &body, &e, &v, expires_at)
+                    self.copy_step(&new_key, now, &body, (&e, &v, &o), expires_at)
                         .invoke_async(&mut self.conn()),
                 )
                 .await?;
@@ -84,8 +114,8 @@ impl RedisStore {
     }
 
     /// The first step of a cross-slot rotate: the live record under `key`
-    /// as (body, deadline, version), or `None`.
-    async fn take(&self, key: &str, now: Timestamp) -> Result<Option<(Option<Vec<u8>>, String, String)>> {
+    /// as (body, deadline, version, owner set or `""`), or `None`.
+    async fn take(&self, key: &str, now: Timestamp) -> Result<Option<Taken>> {
         self.run(
             "reading the record to rotate",
             self.inner
@@ -121,8 +151,7 @@ impl RedisStore {
         new_key: &str,
         now: Timestamp,
         body: &[u8],
-        e: &str,
-        v: &str,
+        (e, v, o): (&str, &str, &str),
         expires_at: Timestamp,
     ) -> redis::ScriptInvocation<'a> {
         let mut inv = self.inner.scripts.place.key(new_key);
@@ -130,7 +159,8 @@ impl RedisStore {
             .arg(body)
             .arg(e)
             .arg(v)
-            .arg(self.ttl_ms(expires_at, now));
+            .arg(self.ttl_ms(expires_at, now))
+            .arg(o);
         inv
     }
 
@@ -151,7 +181,7 @@ impl RedisStore {
         // the copy and the delete leaves behind.
         let now = self.now();
         let (old_key, new_key) = (self.key(old), self.key(new));
-        let Some((body, e, v)) = self.take(&old_key, now).await? else {
+        let Some((body, e, v, o)) = self.take(&old_key, now).await? else {
             return Ok(false);
         };
         let body = body.ok_or_else(|| Error::decode(old, "the stored record has no body", None))?;
@@ -159,7 +189,7 @@ impl RedisStore {
         let placed: i64 = self
             .run(
                 "place",
-                self.copy_step(&new_key, now, &body, &e, &v, expires_at)
+                self.copy_step(&new_key, now, &body, (&e, &v, &o), expires_at)
                     .invoke_async(&mut self.conn()),
             )
             .await?;

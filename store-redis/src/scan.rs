@@ -1,4 +1,5 @@
-//! SCANs over this store's keys on every node: ids, clear and purge.
+//! SCANs over this store's keys on every node: ids, clear and purge, of
+//! the records and of the owner sets.
 
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{Cmd, Value};
@@ -28,17 +29,35 @@ pub(crate) enum Node {
 
 /// What to do with each page of scanned keys.
 pub(crate) enum PageOp {
+    /// The live records' ids.
     Ids(Timestamp, Vec<SessionId>),
+    /// Unlinks every record.
     Clear,
+    /// Deletes the expired records; counts them.
     Purge(Timestamp, u64),
+    /// Unlinks every owner set.
+    ClearOwners,
+    /// Drops the owner sets' stale entries; counts them.
+    Sweep(Timestamp, u64),
+}
+
+impl PageOp {
+    /// Whether the op walks the owner sets rather than the records.
+    fn on_owner_sets(&self) -> bool {
+        matches!(self, Self::ClearOwners | Self::Sweep(..))
+    }
 }
 
 impl RedisStore {
-    fn scan_cmd(&self, cursor: &str) -> Cmd {
+    fn scan_cmd(&self, cursor: &str, op: &PageOp) -> Cmd {
+        let pattern = match op.on_owner_sets() {
+            true => &self.inner.owner_pattern,
+            false => &self.inner.pattern,
+        };
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(cursor)
             .arg("MATCH")
-            .arg(&self.inner.pattern)
+            .arg(pattern)
             .arg("COUNT")
             .arg(self.inner.scan_count);
         cmd
@@ -55,7 +74,7 @@ impl RedisStore {
                 let routing =
                     RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(ResponsePolicy::Special)));
                 let reply = self
-                    .run("scanning", c.route_command(self.scan_cmd("0"), routing))
+                    .run("scanning", c.route_command(self.scan_cmd("0", op), routing))
                     .await?;
                 let Value::Map(pages) = reply else {
                     return Err(Error::backend_msg(format!(
@@ -87,7 +106,7 @@ impl RedisStore {
         for (node, mut cursor) in cursors {
             loop {
                 let mut pipe = redis::pipe();
-                pipe.add_command(self.scan_cmd(&cursor));
+                pipe.add_command(self.scan_cmd(&cursor, op));
                 let mut reply = self.node_pipe(&node, pipe, "scanning").await?;
                 let page = reply
                     .pop()
@@ -106,6 +125,9 @@ impl RedisStore {
 
     /// Applies `op` to one page of keys scanned on `node`.
     async fn page(&self, node: &Node, keys: Vec<Vec<u8>>, op: &mut PageOp) -> Result<()> {
+        if op.on_owner_sets() {
+            return self.owner_page(node, keys, op).await;
+        }
         let keys: Vec<(Vec<u8>, SessionId)> = keys
             .into_iter()
             .filter_map(|k| self.id_of_key(&k).map(|id| (k, id)))
@@ -137,9 +159,11 @@ impl RedisStore {
                         .arg(&self.inner.scripts.purge_sha)
                         .arg(1)
                         .arg(k)
-                        .arg(now.as_millis());
+                        .arg(now.as_millis())
+                        .arg(self.index_flag());
                 }
             }
+            PageOp::ClearOwners | PageOp::Sweep(..) => unreachable!("owner sets go through owner_page"),
         }
         let replies = self.node_pipe(node, pipe, "reading a page of keys").await?;
         match op {
@@ -151,7 +175,7 @@ impl RedisStore {
                     }
                 }
             }
-            PageOp::Clear => {}
+            PageOp::Clear | PageOp::ClearOwners | PageOp::Sweep(..) => {}
             PageOp::Purge(_, removed) => {
                 let mut replies = replies.into_iter();
                 if let Some(Value::ServerError(e)) = replies.next() {
@@ -165,6 +189,56 @@ impl RedisStore {
                     *removed += u64::from(r == 1);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Applies `op` to one page of owner-set keys scanned on `node`.
+    async fn owner_page(&self, node: &Node, keys: Vec<Vec<u8>>, op: &mut PageOp) -> Result<()> {
+        let keys: Vec<Vec<u8>> = keys.into_iter().filter(|k| self.is_owner_set(k)).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        match op {
+            PageOp::ClearOwners => {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                for k in &keys {
+                    pipe.unlink(k);
+                }
+                self.node_pipe(node, pipe, "clearing the owner index").await?;
+            }
+            PageOp::Sweep(now, dropped) if !self.is_cluster() => {
+                let mut pipe = redis::pipe();
+                pipe.ignore_errors();
+                pipe.cmd("SCRIPT").arg("LOAD").arg(&self.inner.scripts.sweep_src);
+                for k in &keys {
+                    pipe.cmd("EVALSHA")
+                        .arg(&self.inner.scripts.sweep_sha)
+                        .arg(1)
+                        .arg(k)
+                        .arg(now.as_millis());
+                }
+                let mut replies = self
+                    .node_pipe(node, pipe, "sweeping the owner index")
+                    .await?
+                    .into_iter();
+                if let Some(Value::ServerError(e)) = replies.next() {
+                    return Err(Error::backend(
+                        "Redis failed while loading the sweep script",
+                        redis::RedisError::from(e),
+                    ));
+                }
+                for r in replies {
+                    *dropped += redis::from_redis_value::<u64>(r).unwrap_or(0);
+                }
+            }
+            PageOp::Sweep(now, dropped) => {
+                for k in &keys {
+                    *dropped += self.sweep_cluster_set(k, *now).await?;
+                }
+            }
+            PageOp::Ids(..) | PageOp::Clear | PageOp::Purge(..) => unreachable!("records go through page"),
         }
         Ok(())
     }

@@ -43,6 +43,8 @@ on_single_and_cluster!(
     glob_characters_in_a_prefix_are_literal,
     a_hash_field_that_does_not_decode_fails_that_record_only,
     the_ttl_follows_the_deadline_plus_grace,
+    the_owner_set_follows_writes_and_outlives_its_records,
+    stale_owner_entries_are_filtered_by_reads_and_dropped_by_purge,
 );
 
 fn record(now: Timestamp, ttl_ms: u64, n: i64) -> Record {
@@ -187,5 +189,127 @@ async fn the_ttl_follows_the_deadline_plus_grace(target: &Target) {
     }
     assert!(gone, "the key outlived its TTL");
     assert_eq!(quick.purge_expired().await.unwrap(), 0);
+    store.clear().await.unwrap();
+}
+
+fn owned(now: Timestamp, ttl_ms: u64, owner: &str) -> Record {
+    let mut r = record(now, ttl_ms, 1);
+    r.owner = Some(owner.to_owned());
+    r
+}
+
+async fn members(raw: &mut common::Raw, set: &str) -> Vec<SessionId> {
+    let members: Vec<String> = raw.query(redis::cmd("SMEMBERS").arg(set)).await.unwrap();
+    let mut ids: Vec<SessionId> = members.iter().map(|m| m.parse().unwrap()).collect();
+    ids.sort();
+    ids
+}
+
+async fn pttl(raw: &mut common::Raw, key: &str) -> i64 {
+    raw.query(redis::cmd("PTTL").arg(key)).await.unwrap()
+}
+
+fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
+    ids.sort();
+    ids
+}
+
+/// An owner's set holds the ids of its records, named by each record's `o`
+/// field; its TTL is never shorter than any of its records' (after a
+/// create, a save and a touch that moves a deadline out); on a single
+/// server an owner change, a rotate and a delete move or drop the entry in
+/// the same step, and `clear` removes the sets too.
+async fn the_owner_set_follows_writes_and_outlives_its_records(target: &Target) {
+    let clock = start_clock();
+    let store = target.open(&random_prefix(), clock.shared()).await;
+    let single = matches!(target, Target::Single(_));
+    let mut raw = target.raw().await;
+    let (alice, bob) = (store.owner_set("alice"), store.owner_set("bob"));
+    let a1 = owned(clock.now(), 60_000, "alice");
+    let mut a2 = owned(clock.now(), 600_000, "alice");
+    store.create(&a1).await.unwrap();
+    a2.version = store.save(&a2).await.unwrap();
+    assert_eq!(members(&mut raw, &alice).await, sorted(vec![a1.id, a2.id]));
+    let o: String = raw
+        .query(redis::cmd("HGET").arg(store.key(&a1.id)).arg("o"))
+        .await
+        .unwrap();
+    assert_eq!(o, alice);
+    assert!(pttl(&mut raw, &alice).await >= pttl(&mut raw, &store.key(&a2.id)).await);
+    assert!(
+        store
+            .touch(&a1.id, clock.now() + Duration::from_secs(10_000))
+            .await
+            .unwrap()
+    );
+    assert!(pttl(&mut raw, &alice).await >= pttl(&mut raw, &store.key(&a1.id)).await);
+
+    // a2 moves to bob; then a1 rotates, then a2 is deleted.
+    a2.owner = Some("bob".into());
+    store.save_if_version(&a2).await.unwrap();
+    assert_eq!(members(&mut raw, &bob).await, vec![a2.id]);
+    let rotated = SessionId::random();
+    assert!(store.rotate(&a1.id, &rotated).await.unwrap());
+    assert!(members(&mut raw, &alice).await.contains(&rotated));
+    store.delete(&a2.id).await.unwrap();
+    if single {
+        assert_eq!(members(&mut raw, &alice).await, vec![rotated], "exact on one server");
+        assert!(members(&mut raw, &bob).await.is_empty(), "exact on one server");
+    }
+    assert_eq!(store.owner_sessions("alice").await.unwrap(), vec![rotated]);
+    assert!(store.owner_sessions("bob").await.unwrap().is_empty());
+    store.clear().await.unwrap();
+    let exists: i64 = raw.query(redis::cmd("EXISTS").arg(&alice)).await.unwrap();
+    assert_eq!(exists, 0, "clear removes the owner sets");
+}
+
+/// Entries whose record Redis dropped by itself (its TTL), that are not
+/// ids, or whose record names another set, are never listed, not counted
+/// by a revoke, and dropped by purge; a record whose `o` field was
+/// rewritten to name a foreign key never makes the store touch that key.
+async fn stale_owner_entries_are_filtered_by_reads_and_dropped_by_purge(target: &Target) {
+    let clock = start_clock();
+    let prefix = random_prefix();
+    let store = target.open(&prefix, clock.shared()).await;
+    let mut raw = target.raw().await;
+    let set = store.owner_set("carol");
+    let live = owned(clock.now(), 60_000, "carol");
+    let vanished = owned(clock.now(), 60_000, "carol");
+    let foreign = owned(clock.now(), 60_000, "carol");
+    for r in [&live, &vanished, &foreign] {
+        store.create(r).await.unwrap();
+    }
+    // What Redis's own expiry does: the key goes, the set stays.
+    let _: i64 = raw.query(redis::cmd("DEL").arg(store.key(&vanished.id))).await.unwrap();
+    let _: i64 = raw.query(redis::cmd("SADD").arg(&set).arg("not an id")).await.unwrap();
+    // A record whose `o` names a key of someone else's (same slot as the
+    // record, so a cluster would let a script reach it).
+    let decoy = format!("{prefix}decoy{{{}}}", foreign.id);
+    let _: () = raw.query(redis::cmd("SET").arg(&decoy).arg("keep me")).await.unwrap();
+    let _: i64 = raw
+        .query(redis::cmd("HSET").arg(store.key(&foreign.id)).arg("o").arg(&decoy))
+        .await
+        .unwrap();
+    assert_eq!(store.owner_sessions("carol").await.unwrap(), vec![live.id]);
+    store.delete(&foreign.id).await.unwrap();
+    let kept: String = raw.query(redis::cmd("GET").arg(&decoy)).await.unwrap();
+    assert_eq!(kept, "keep me");
+
+    let again = owned(clock.now(), 60_000, "carol");
+    store.create(&again).await.unwrap();
+    let _: i64 = raw.query(redis::cmd("DEL").arg(store.key(&again.id))).await.unwrap();
+    let _: i64 = raw
+        .query(redis::cmd("SADD").arg(&set).arg("still not an id"))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+    assert_eq!(
+        members(&mut raw, &set).await,
+        vec![live.id],
+        "purge drops every stale entry"
+    );
+    assert_eq!(store.delete_owner_sessions("carol", None).await.unwrap(), 1);
+    assert!(store.owner_sessions("carol").await.unwrap().is_empty());
+    let _: i64 = raw.query(redis::cmd("DEL").arg(&decoy)).await.unwrap();
     store.clear().await.unwrap();
 }

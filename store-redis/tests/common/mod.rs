@@ -188,10 +188,11 @@ impl session_store_conformance::Harness for RedisHarness {
     type Store = RedisStore;
     type Namespace = String;
 
-    /// Everything; on a cluster also the weaker rotate rule the store
-    /// documents for a rotate between two hash slots.
+    /// Everything, the owner index too; on a cluster also the weaker
+    /// rotate rule the store documents for a rotate between two hash slots.
     fn capabilities(&self) -> session_store_conformance::Capabilities {
         session_store_conformance::Capabilities::all()
+            .owner_index(true)
             .rotate_briefly_shows_both_ids(matches!(self.target, Ok(Target::Cluster(_))))
     }
 

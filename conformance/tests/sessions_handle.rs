@@ -377,6 +377,83 @@ async fn a_store_without_an_owner_index_says_so() {
     assert!(matches!(err, Error::Unsupported(_)) && !err.is_transient(), "{err:?}");
     let err = sessions.owner_sessions("alice").await.unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
+    // A cap per owner cannot be kept there: the login still stands.
+    let sessions = sessions.max_sessions_per_owner(1);
+    for _ in 0..2 {
+        let mut s = sessions.start();
+        s.set_owner(Some("alice".into()));
+        assert_eq!(sessions.commit(&mut s).await.unwrap(), Committed::Created);
+    }
+    assert_eq!(sessions.store().count().await.unwrap(), 2);
+}
+
+/// Logs `user` in on a new device: a session with data, then (as an app's
+/// login handler does) a rotate and the owner in the next commit.
+async fn log_in<S: SessionStore>(sessions: &Sessions<S>, user: &str) -> session_store_core::Session {
+    let mut s = sessions.start();
+    s.insert("cart", &0).unwrap();
+    sessions.commit(&mut s).await.unwrap();
+    assert!(sessions.rotate(&mut s).await.unwrap());
+    s.set_owner(Some(user.to_owned()));
+    sessions.commit(&mut s).await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn a_login_past_the_cap_ends_the_owners_oldest_session() {
+    let clock = clock();
+    let store = memory(&clock);
+    let sessions = Sessions::new(store.clone())
+        .expiry(Expiry::OnInactivity(IDLE))
+        .max_sessions_per_owner(2);
+    let bob = log_in(&sessions, "bob").await;
+    let mut alice = Vec::new();
+    for _ in 0..2 {
+        alice.push(log_in(&sessions, "alice").await);
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(sessions.owner_sessions("alice").await.unwrap().len(), 2);
+    // The third login ends the first (the oldest), not the second.
+    alice.push(log_in(&sessions, "alice").await);
+    let mut left: Vec<_> = sessions
+        .owner_sessions("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    left.sort();
+    let mut want = vec![alice[1].id().unwrap(), alice[2].id().unwrap()];
+    want.sort();
+    assert_eq!(left, want);
+    assert!(store.load(&alice[0].id().unwrap()).await.unwrap().is_none());
+    // Through update too; other owners, and sessions without one, untouched.
+    let mut s = sessions.start();
+    s.insert("cart", &0).unwrap();
+    sessions.commit(&mut s).await.unwrap();
+    let (_, committed) = sessions
+        .update(&mut s, |s| {
+            s.set_owner(Some("alice".into()));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(committed, Committed::Saved);
+    assert_eq!(sessions.owner_sessions("alice").await.unwrap().len(), 2);
+    assert!(store.load(&alice[1].id().unwrap()).await.unwrap().is_none());
+    assert!(store.load(&bob.id().unwrap()).await.unwrap().is_some());
+    let anonymous = {
+        let mut a = sessions.start();
+        a.insert("n", &1).unwrap();
+        sessions.commit(&mut a).await.unwrap();
+        a
+    };
+    // A save that changes data only (no login) never trims.
+    let mut again = sessions.load(&s.id().unwrap().to_string()).await.unwrap().unwrap();
+    again.insert("cart", &1).unwrap();
+    sessions.commit(&mut again).await.unwrap();
+    assert_eq!(sessions.owner_sessions("alice").await.unwrap().len(), 2);
+    assert!(store.load(&anonymous.id().unwrap()).await.unwrap().is_some());
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ pub const USAGE: &str = "\
 usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P]
                [--memory-capacity N|unbounded] [--port PORT]
                [--middleware layer|tower-sessions] [--secure true|false] [--same-site strict|lax|none]
+               [--max-sessions-per-user N]
 
   --store            session backend (env SESSION_STORE; default: file)
   --dir              directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
@@ -23,6 +24,9 @@ usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] 
   --secure           the cookie's Secure attribute (env SESSION_COOKIE_SECURE; default: true);
                      false for plain HTTP to a host other than localhost / 127.0.0.1
   --same-site        the cookie's SameSite (env SESSION_COOKIE_SAMESITE; default: lax)
+  --max-sessions-per-user
+                     a login past N sessions of one user ends that user's oldest
+                     (env SESSION_MAX_PER_USER; default: no cap)
 
 GET / counts visits in the session; POST /login rotates the session id; POST /logout deletes the session.
 Logs go to stderr; RUST_LOG sets what is logged (default: info).
@@ -141,6 +145,8 @@ pub struct Config {
     pub secure: bool,
     /// The cookie's `SameSite`.
     pub same_site: SameSite,
+    /// At most this many sessions per logged-in user (the layer only).
+    pub max_sessions_per_user: Option<usize>,
 }
 
 impl Config {
@@ -178,6 +184,7 @@ impl Config {
         let mut middleware = env("SESSION_MIDDLEWARE").filter(|s| !s.is_empty());
         let mut secure = env("SESSION_COOKIE_SECURE").filter(|s| !s.is_empty());
         let mut same_site = env("SESSION_COOKIE_SAMESITE").filter(|s| !s.is_empty());
+        let mut max_per_user = env("SESSION_MAX_PER_USER").filter(|s| !s.is_empty());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -203,6 +210,7 @@ impl Config {
                 "--middleware" => middleware = Some(value()?),
                 "--secure" => secure = Some(value()?),
                 "--same-site" => same_site = Some(value()?),
+                "--max-sessions-per-user" => max_per_user = Some(value()?),
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
         }
@@ -224,7 +232,15 @@ impl Config {
             Some(s) => s.parse()?,
             None => SameSite::Lax,
         };
+        let max_sessions_per_user = match max_per_user {
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(format!("invalid --max-sessions-per-user {n:?}: a number of at least 1")),
+            },
+            None => None,
+        };
         Ok(Some(Self {
+            max_sessions_per_user,
             middleware,
             secure,
             same_site,
@@ -272,6 +288,13 @@ mod tests {
             "the flag wins"
         );
         assert_eq!(of(&["--same-site", "Strict"], &[]).same_site, SameSite::Strict);
+        assert_eq!(of(&[], &[]).max_sessions_per_user, None);
+        assert_eq!(
+            of(&["--max-sessions-per-user", "3"], &[]).max_sessions_per_user,
+            Some(3)
+        );
+        assert!(parse(&["--max-sessions-per-user", "0"], &[]).is_err());
+        assert!(parse(&["--max-sessions-per-user", "many"], &[]).is_err());
         assert_eq!(
             of(&[], &[("SESSION_COOKIE_SAMESITE", "none")]).same_site,
             SameSite::None

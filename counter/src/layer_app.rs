@@ -106,7 +106,7 @@ async fn logout(session: Session) -> Result<&'static str, SessionError> {
 
 /// The app's routes over `store`, through `session-store-tower`.
 pub fn app(store: Arc<dyn SessionStore>, config: &Config) -> Router {
-    let sessions = SessionLayer::from_arc(store)
+    let mut sessions = SessionLayer::from_arc(store)
         .expiry(Expiry::IdleAndAbsolute {
             idle: IDLE,
             lifetime: LIFETIME,
@@ -115,6 +115,9 @@ pub fn app(store: Arc<dyn SessionStore>, config: &Config) -> Router {
         .secure(config.secure)
         .same_site(config.same_site)
         .error_body(INTERNAL_ERROR);
+    if let Some(cap) = config.max_sessions_per_user {
+        sessions = sessions.max_sessions_per_owner(cap);
+    }
     Router::new()
         .route("/", get(visit))
         .route("/login", post(login))

@@ -708,6 +708,32 @@ async fn log_out_everywhere_story(args: &[String]) {
     assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
 
+/// With `--max-sessions-per-user 2`, a third login of one user ends that
+/// user's oldest session; the other user's is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_past_the_cap_ends_the_oldest_device() {
+    let args: Vec<String> = ["--store", "memory", "--max-sessions-per-user", "2"]
+        .map(String::from)
+        .into();
+    let app = App::start(&args);
+    let devices = [Browser::new(), Browser::new(), Browser::new()];
+    let bob = Browser::new();
+    assert_eq!(bob.get(&app).await, "1");
+    bob.post(&app, "/login/bob").await;
+    for d in &devices {
+        assert_eq!(d.get(&app).await, "1");
+        d.post(&app, "/login/alice").await;
+        // Creation times are in milliseconds: keep the order plain.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let listed = text(devices[2].client.get(app.url("/sessions")).send().await).await;
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert_eq!(devices[0].get(&app).await, "1", "the oldest device was logged out");
+    assert_eq!(devices[1].get(&app).await, "2");
+    assert_eq!(devices[2].get(&app).await, "2");
+    assert_eq!(bob.get(&app).await, "2");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_out_everywhere_on_stores_with_an_owner_index() {
     log_out_everywhere_story(&["--store".into(), "memory".into()]).await;

@@ -68,6 +68,8 @@ pub struct Sessions<S> {
     /// The share of the idle timeout an unchanged session's deadline must
     /// move by before a commit touches it, in `0.0..=1.0`.
     touch_throttle: f64,
+    /// At most this many sessions per owner (see `max_sessions_per_owner`).
+    max_per_owner: Option<usize>,
 }
 
 /// What [`Sessions::commit`] did.
@@ -152,6 +154,11 @@ impl Session {
     #[must_use]
     pub fn is_new(&self) -> bool {
         self.state == State::New
+    }
+
+    /// The owner this session's next commit logs in (set, not removed).
+    fn login(&self) -> Option<String> {
+        self.owner_change.clone().flatten()
     }
 
     /// Whether this request changed the data.
@@ -252,7 +259,25 @@ impl<S: SessionStore> Sessions<S> {
             expiry: Expiry::default(),
             attempts: DEFAULT_COMMIT_ATTEMPTS,
             touch_throttle: DEFAULT_TOUCH_THROTTLE,
+            max_per_owner: None,
         }
+    }
+
+    /// Keeps at most `cap` sessions per owner (at least 1): a commit that
+    /// sets a session's owner ([`Session::set_owner`], a login) and leaves
+    /// the owner with more than `cap` live sessions ends the oldest of the
+    /// others (by creation time) until `cap` remain. Off by default.
+    ///
+    /// It needs a store with an owner index. The login itself is committed
+    /// first and stands whatever happens next: when ending the extra
+    /// sessions fails (a store without an index, a backend failure), the
+    /// commit still succeeds and the failure is logged as a warning. Two
+    /// logins racing may each end a session, so the owner can briefly have
+    /// fewer than `cap`, never more once both have returned.
+    #[must_use]
+    pub fn max_sessions_per_owner(mut self, cap: usize) -> Self {
+        self.max_per_owner = Some(cap.max(1));
+        self
     }
 
     /// The expiry policy every commit and touch applies.
@@ -372,6 +397,13 @@ impl<S: SessionStore> Sessions<S> {
     /// [`Error::Conflict`] only after
     /// [`commit_attempts`](Self::commit_attempts) replays all lost a race.
     pub async fn commit(&self, session: &mut Session) -> Result<Committed> {
+        let login = session.login();
+        let committed = self.commit_once(session).await?;
+        self.after_commit(login, committed, session).await;
+        Ok(committed)
+    }
+
+    async fn commit_once(&self, session: &mut Session) -> Result<Committed> {
         let now = self.clock.now();
         match session.state {
             State::Gone => Ok(Committed::Nothing),
@@ -536,9 +568,11 @@ impl<S: SessionStore> Sessions<S> {
                     match self.store.save_if_version(&record).await {
                         Ok(version) => {
                             record.version = version;
+                            let login = trial.login();
                             trial.record = record;
                             trial.committed();
                             *session = trial;
+                            self.after_commit(login, Committed::Saved, session).await;
                             return Ok((value, Committed::Saved));
                         }
                         Err(e) if e.is_conflict() && attempt < self.attempts => {}
@@ -567,6 +601,45 @@ impl<S: SessionStore> Sessions<S> {
                 })
             }
         }
+    }
+
+    /// After a commit that wrote a login (an owner set on the session):
+    /// with a cap per owner, ends that owner's oldest other sessions past it.
+    async fn after_commit(&self, login: Option<String>, committed: Committed, session: &Session) {
+        let (Some(cap), Some(owner), Committed::Created | Committed::Saved, Some(current)) =
+            (self.max_per_owner, login, committed, session.id())
+        else {
+            return;
+        };
+        match self.end_oldest_past(&owner, cap, &current).await {
+            Ok(0) => {}
+            #[cfg(feature = "tracing")]
+            Ok(ended) => tracing::debug!(ended, cap, "a login ended the owner's oldest sessions past the cap"),
+            #[cfg(not(feature = "tracing"))]
+            Ok(_) => {}
+            #[cfg(feature = "tracing")]
+            Err(e) => tracing::warn!(
+                error = %e.chain(),
+                cap,
+                "a login could not end the owner's sessions past the cap; the login stands"
+            ),
+            #[cfg(not(feature = "tracing"))]
+            Err(_) => {}
+        }
+    }
+
+    /// Ends `owner`'s oldest sessions but `current` until at most `cap`
+    /// remain; how many it ended.
+    async fn end_oldest_past(&self, owner: &str, cap: usize, current: &SessionId) -> Result<usize> {
+        let mut others = self.owner_sessions(owner).await?;
+        others.retain(|r| r.id != *current);
+        // With the current one, over the cap by this many.
+        let excess = (others.len() + 1).saturating_sub(cap);
+        others.sort_by_key(|r| (r.created_at, r.id));
+        for r in others.iter().take(excess) {
+            self.store.delete(&r.id).await?;
+        }
+        Ok(excess.min(others.len()))
     }
 
     /// Marks `session` gone because its stored record does not decode.

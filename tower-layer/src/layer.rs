@@ -114,6 +114,14 @@ impl SessionLayer {
         self.with(|c| c.sessions = c.sessions.clone().touch_throttle(fraction))
     }
 
+    /// At most `cap` sessions per user ([`Sessions::max_sessions_per_owner`]):
+    /// a login that leaves its user with more ends that user's oldest other
+    /// sessions. Needs a store with an owner index. Off by default.
+    #[must_use]
+    pub fn max_sessions_per_owner(self, cap: usize) -> Self {
+        self.with(|c| c.sessions = c.sessions.clone().max_sessions_per_owner(cap))
+    }
+
     /// The cookie's name (default [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME), `id`).
     ///
     /// # Panics

@@ -12,7 +12,9 @@
 //! Deadlines include `Timestamp::MAX`, touch also moves deadlines into the
 //! past (or to exactly now), and save_if_version also sends the last
 //! version an id had before it was deleted, rotated away or expired (a
-//! late write). Answers are compared exactly; the one range is a purge's
+//! late write). Records carry an owner (one of [`OWNERS`], or none), which
+//! every load compares; with the `owner_index` capability the sequences also
+//! list and revoke owners' sessions (with and without a session to keep). Answers are compared exactly; the one range is a purge's
 //! count, which must include every expired record no operation looked at
 //! since it expired (one that was looked at may have been removed lazily,
 //! as DESIGN.md allows).
@@ -35,6 +37,8 @@ use crate::{Failure, Harness, Pass, StoreConfig, Verdict};
 pub const MODEL_MAX_RECORD_BYTES: usize = 96;
 /// How many ids the operations draw from.
 pub const ID_POOL: usize = 4;
+/// The owners records are written with (a record may have none).
+pub const OWNERS: [&str; 2] = ["alice", "bob"];
 
 const PROPERTY: &str = "model_matches_the_reference";
 
@@ -118,6 +122,8 @@ pub enum Op {
     Create {
         /// Id slot.
         slot: usize,
+        /// The record's owner: an index into [`OWNERS`], or none.
+        owner: Option<usize>,
         /// Data entries (key, integer value, padding length).
         data: Vec<(String, i64)>,
         /// Extra bytes of padding (may push the record over the limit).
@@ -134,6 +140,8 @@ pub enum Op {
     Save {
         /// Id slot.
         slot: usize,
+        /// The record's owner: an index into [`OWNERS`], or none.
+        owner: Option<usize>,
         /// Data entries.
         data: Vec<(String, i64)>,
         /// Extra bytes of padding.
@@ -145,6 +153,8 @@ pub enum Op {
     SaveIfVersion {
         /// Id slot.
         slot: usize,
+        /// The record's owner: an index into [`OWNERS`], or none.
+        owner: Option<usize>,
         /// Data entries.
         data: Vec<(String, i64)>,
         /// Extra bytes of padding.
@@ -188,6 +198,18 @@ pub enum Op {
     Ids,
     /// `clear`.
     Clear,
+    /// `owner_sessions` (only with the `owner_index` capability).
+    OwnerSessions {
+        /// Index into [`OWNERS`].
+        owner: usize,
+    },
+    /// `delete_owner_sessions` (only with the `owner_index` capability).
+    RevokeOwner {
+        /// Index into [`OWNERS`].
+        owner: usize,
+        /// The id slot to keep, if any.
+        keep: Option<usize>,
+    },
     /// Moves the clock forward by `ms`.
     Advance {
         /// Milliseconds.
@@ -220,9 +242,14 @@ fn data_strategy() -> impl Strategy<Value = (Vec<(String, i64)>, usize)> {
     )
 }
 
+fn owner_strategy() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![2 => Just(None), 2 => (0..OWNERS.len()).prop_map(Some)]
+}
+
 /// The strategy for one operation.
 pub fn op_strategy() -> impl Strategy<Value = Op> {
     let slot = 0..ID_POOL;
+    let owner = owner_strategy;
     // u64::MAX: a deadline of Timestamp::MAX (the sum saturates).
     let ttl = prop_oneof![8 => 1_u64..=3, 8 => 1_u64..2_000, 1 => Just(u64::MAX)];
     let version = prop_oneof![
@@ -231,11 +258,11 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         2 => Just(VersionPick::LastKnown),
     ];
     prop_oneof![
-        3 => (slot.clone(), data_strategy(), ttl.clone()).prop_map(|(slot, (data, pad), ttl)| Op::Create { slot, data, pad, ttl }),
+        3 => (slot.clone(), owner(), data_strategy(), ttl.clone()).prop_map(|(slot, owner, (data, pad), ttl)| Op::Create { slot, owner, data, pad, ttl }),
         3 => slot.clone().prop_map(|slot| Op::Load { slot }),
-        2 => (slot.clone(), data_strategy(), ttl.clone()).prop_map(|(slot, (data, pad), ttl)| Op::Save { slot, data, pad, ttl }),
-        3 => (slot.clone(), data_strategy(), ttl.clone(), version)
-            .prop_map(|(slot, (data, pad), ttl, version)| Op::SaveIfVersion { slot, data, pad, ttl, version }),
+        2 => (slot.clone(), owner(), data_strategy(), ttl.clone()).prop_map(|(slot, owner, (data, pad), ttl)| Op::Save { slot, owner, data, pad, ttl }),
+        3 => (slot.clone(), owner(), data_strategy(), ttl.clone(), version)
+            .prop_map(|(slot, owner, (data, pad), ttl, version)| Op::SaveIfVersion { slot, owner, data, pad, ttl, version }),
         2 => (slot.clone(), ttl).prop_map(|(slot, ttl)| Op::Touch { slot, ttl }),
         1 => (slot.clone(), prop_oneof![Just(0_u64), Just(1), 1_u64..5_000]).prop_map(|(slot, ms)| Op::TouchBack { slot, ms }),
         1 => slot.clone().prop_map(|slot| Op::Delete { slot }),
@@ -243,6 +270,8 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Op::Purge),
         1 => Just(Op::Count),
         1 => Just(Op::Ids),
+        2 => (0..OWNERS.len()).prop_map(|owner| Op::OwnerSessions { owner }),
+        2 => (0..OWNERS.len(), proptest::option::of(slot.clone())).prop_map(|(owner, keep)| Op::RevokeOwner { owner, keep }),
         1 => prop_oneof![20 => Just(false), 1 => Just(true)].prop_filter_map("rare clear", |c| c.then_some(Op::Clear)),
         2 => prop_oneof![Just(0_u64), Just(1), 1_u64..1_500].prop_map(|ms| Op::Advance { ms }),
         3 => (slot, any::<bool>()).prop_map(|(slot, minus_one)| Op::ToDeadline { slot, minus_one }),
@@ -290,10 +319,11 @@ impl fmt::Debug for Answer {
             Self::Loaded(None) => write!(f, "Ok(None)"),
             Self::Loaded(Some(r)) => write!(
                 f,
-                "Ok(Some(version {}, created {}, expires {}, data {:?}))",
+                "Ok(Some(version {}, created {}, expires {}, owner {:?}, data {:?}))",
                 r.version,
                 r.created_at.as_millis() - START_MILLIS,
                 r.expires_at.as_millis() - START_MILLIS,
+                r.owner,
                 r.data.iter().collect::<Vec<_>>()
             ),
             Self::Number(n) => write!(f, "Ok({n})"),
@@ -407,7 +437,13 @@ impl Reference {
                 self.look(*from);
                 self.look(*to);
             }
-            ModelOp::Delete(_) | ModelOp::Purge | ModelOp::Count | ModelOp::Ids | ModelOp::Clear => {}
+            ModelOp::Delete(_)
+            | ModelOp::Purge
+            | ModelOp::Count
+            | ModelOp::Ids
+            | ModelOp::Clear
+            | ModelOp::OwnerSessions(_)
+            | ModelOp::Revoke(..) => {}
         }
         match op {
             ModelOp::Create(slot, record) => {
@@ -514,6 +550,34 @@ impl Reference {
                 self.seen_expired.clear();
                 Expect::OneOf(vec![Done])
             }
+            ModelOp::OwnerSessions(owner) => Expect::IdSet(
+                self.records
+                    .iter()
+                    .filter(|(_, r)| r.is_live_at(self.now) && r.owner.as_deref() == Some(owner))
+                    .map(|(slot, _)| *slot)
+                    .collect(),
+            ),
+            ModelOp::Revoke(owner, keep) => {
+                let now = self.now;
+                let doomed: Vec<(usize, bool)> = self
+                    .records
+                    .iter()
+                    .filter(|(slot, r)| r.owner.as_deref() == Some(owner) && Some(**slot) != *keep)
+                    .map(|(slot, r)| (*slot, r.is_live_at(now)))
+                    .collect();
+                let mut live = 0;
+                for (slot, is_live) in doomed {
+                    if is_live {
+                        live += 1;
+                        self.remove(slot);
+                    } else {
+                        // The store may delete an expired record of the
+                        // owner too, or leave it to purge.
+                        self.seen_expired.insert(slot);
+                    }
+                }
+                Expect::OneOf(vec![Number(live)])
+            }
         }
     }
 }
@@ -531,6 +595,8 @@ enum ModelOp {
     Count,
     Ids,
     Clear,
+    OwnerSessions(String),
+    Revoke(String, Option<usize>),
 }
 
 fn build_data(entries: &[(String, i64)], pad: usize) -> SessionData {
@@ -605,14 +671,17 @@ impl<H: Harness> Stores<'_, H> {
 async fn run_ops<H: Harness>(stores: &mut Stores<'_, H>, clock: &ManualClock, ops: &[Op]) -> Result<(), String> {
     use session_store_core::Clock as _;
     let durable = stores.harness.capabilities().durable;
+    let owner_index = stores.harness.capabilities().owner_index;
     let start = clock.now();
     let ids: Vec<SessionId> = (0..ID_POOL).map(|_| SessionId::random()).collect();
     let slot_of = |id: &SessionId| ids.iter().position(|i| i == id).unwrap_or(usize::MAX);
     let mut model = Reference::new(start, MODEL_MAX_RECORD_BYTES);
     // Rotate moves records between slots of the pool, so the record in a
     // slot always has that slot's id.
-    let record = |slot: usize, data: &[(String, i64)], pad: usize, ttl: u64, now: Timestamp| {
-        Record::with_deadline(ids[slot], build_data(data, pad), now, now + Duration::from_millis(ttl))
+    let record = |slot: usize, owner: &Option<usize>, data: &[(String, i64)], pad: usize, ttl: u64, now: Timestamp| {
+        let mut r = Record::with_deadline(ids[slot], build_data(data, pad), now, now + Duration::from_millis(ttl));
+        r.owner = owner.map(|o| OWNERS[o].to_owned());
+        r
     };
     let rel = |t: Timestamp| t.as_millis() - start.as_millis();
     for (step, op) in ops.iter().enumerate() {
@@ -639,18 +708,34 @@ async fn run_ops<H: Harness>(stores: &mut Stores<'_, H>, clock: &ManualClock, op
                 }
                 continue;
             }
-            Op::Create { slot, data, pad, ttl } => ModelOp::Create(*slot, record(*slot, data, *pad, *ttl, now)),
+            Op::OwnerSessions { .. } | Op::RevokeOwner { .. } if !owner_index => continue,
+            Op::OwnerSessions { owner } => ModelOp::OwnerSessions(OWNERS[*owner].to_owned()),
+            Op::RevokeOwner { owner, keep } => ModelOp::Revoke(OWNERS[*owner].to_owned(), *keep),
+            Op::Create {
+                slot,
+                owner,
+                data,
+                pad,
+                ttl,
+            } => ModelOp::Create(*slot, record(*slot, owner, data, *pad, *ttl, now)),
             Op::Load { slot } => ModelOp::Load(*slot),
-            Op::Save { slot, data, pad, ttl } => ModelOp::Save(*slot, record(*slot, data, *pad, *ttl, now)),
+            Op::Save {
+                slot,
+                owner,
+                data,
+                pad,
+                ttl,
+            } => ModelOp::Save(*slot, record(*slot, owner, data, *pad, *ttl, now)),
             Op::SaveIfVersion {
                 slot,
+                owner,
                 data,
                 pad,
                 ttl,
                 version,
             } => {
                 let current = model.records.get(slot).map_or(0, |r| r.version);
-                let mut r = record(*slot, data, *pad, *ttl, now);
+                let mut r = record(*slot, owner, data, *pad, *ttl, now);
                 r.version = match version {
                     VersionPick::Current => current,
                     VersionPick::Off(d) => current.wrapping_add_signed(i64::from(*d)),
@@ -680,6 +765,13 @@ async fn run_ops<H: Harness>(stores: &mut Stores<'_, H>, clock: &ManualClock, op
             ModelOp::Count => answer(store.count().await, Answer::Number),
             ModelOp::Ids => answer(store.ids().await, |ids| Answer::Ids(ids.iter().map(slot_of).collect())),
             ModelOp::Clear => answer(store.clear().await, |()| Answer::Done),
+            ModelOp::OwnerSessions(owner) => answer(store.owner_sessions(owner).await, |ids| {
+                Answer::Ids(ids.iter().map(slot_of).collect())
+            }),
+            ModelOp::Revoke(owner, keep) => answer(
+                store.delete_owner_sessions(owner, keep.map(|k| &ids[k])).await,
+                Answer::Number,
+            ),
         };
         let expected = model.step(&resolved);
         let ok = match &expected {

@@ -591,6 +591,7 @@ mod custom_store;
 
 mod capability_flaws {
     use std::collections::HashMap;
+    use std::sync::atomic::Ordering::SeqCst;
     use std::sync::{Arc, Mutex};
 
     use session_store_conformance::{Capabilities, Harness, StoreConfig, block_on, properties};
@@ -623,20 +624,38 @@ mod capability_flaws {
         inner: TinyStore,
         flaw: CapabilityFlaw,
         /// This object's ids found absent, each with the count of this
-        /// object's own writes when it was looked up (`NegativeCache`):
-        /// an entry holds only while this object wrote nothing since, so
-        /// the cache is stale only for other objects' writes.
+        /// object's own finished writes when it was looked up
+        /// (`NegativeCache`): an entry holds only while this object wrote
+        /// nothing since, and none is taken or used while one of its own
+        /// writes runs, so the cache is stale only for other objects'
+        /// writes.
         absent: Arc<Mutex<HashMap<SessionId, u64>>>,
+        /// This object's finished writes.
         writes: Arc<std::sync::atomic::AtomicU64>,
+        /// This object's writes under way.
+        writing: Arc<std::sync::atomic::AtomicU64>,
         /// The namespace's table (`ListingFailsOnCorrupt`).
         table: Option<super::custom_store::Table>,
     }
 
     impl Flawed {
-        /// Called before and after each own write, so no cache entry taken
-        /// while a write runs stays valid.
-        fn wrote(&self, _id: &SessionId) {
-            self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        /// Called before each own write.
+        fn writing(&self) {
+            self.writing.fetch_add(1, SeqCst);
+        }
+
+        /// Called after each own write (whatever it answered): entries
+        /// taken before it no longer hold.
+        fn wrote(&self) {
+            self.writes.fetch_add(1, SeqCst);
+            self.writing.fetch_sub(1, SeqCst);
+        }
+
+        /// The count of finished writes, if none of this object's writes
+        /// is under way.
+        fn quiet(&self) -> Option<u64> {
+            let writes = self.writes.load(SeqCst);
+            (self.writing.load(SeqCst) == 0).then_some(writes)
         }
     }
 
@@ -647,37 +666,42 @@ mod capability_flaws {
         }
 
         async fn create(&self, record: &Record) -> Result<()> {
-            self.wrote(&record.id);
-            self.inner.create(record).await?;
-            self.wrote(&record.id);
-            Ok(())
+            self.writing();
+            let r = self.inner.create(record).await;
+            self.wrote();
+            r
         }
         async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
             let cached = self.flaw == CapabilityFlaw::NegativeCache;
-            let writes = self.writes.load(std::sync::atomic::Ordering::SeqCst);
-            if cached && self.absent.lock().unwrap().get(id) == Some(&writes) {
+            let before = self.quiet();
+            if cached && before.is_some() && self.absent.lock().unwrap().get(id) == before.as_ref() {
                 return Ok(None);
             }
             match self.inner.load(id).await {
                 Err(Error::Decode { .. }) if self.flaw == CapabilityFlaw::CorruptLoadsAsAbsent => Ok(None),
                 Ok(None) if cached => {
-                    self.absent.lock().unwrap().insert(*id, writes);
+                    // Only a miss with none of this object's writes around it.
+                    if let Some(writes) = before
+                        && self.quiet() == before
+                    {
+                        self.absent.lock().unwrap().insert(*id, writes);
+                    }
                     Ok(None)
                 }
                 other => other,
             }
         }
         async fn save(&self, record: &Record) -> Result<u64> {
-            self.wrote(&record.id);
-            let v = self.inner.save(record).await?;
-            self.wrote(&record.id);
-            Ok(v)
+            self.writing();
+            let v = self.inner.save(record).await;
+            self.wrote();
+            v
         }
         async fn save_if_version(&self, record: &Record) -> Result<u64> {
-            self.wrote(&record.id);
-            let v = self.inner.save_if_version(record).await?;
-            self.wrote(&record.id);
-            Ok(v)
+            self.writing();
+            let v = self.inner.save_if_version(record).await;
+            self.wrote();
+            v
         }
         async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
             self.inner.touch(id, expires_at).await
@@ -686,10 +710,10 @@ mod capability_flaws {
             self.inner.delete(id).await
         }
         async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
-            self.wrote(new);
-            let moved = self.inner.rotate(old, new).await?;
-            self.wrote(new);
-            Ok(moved)
+            self.writing();
+            let moved = self.inner.rotate(old, new).await;
+            self.wrote();
+            moved
         }
         async fn purge_expired(&self) -> Result<u64> {
             self.inner.purge_expired().await
@@ -768,6 +792,7 @@ mod capability_flaws {
                 flaw: self.flaw,
                 absent: Arc::default(),
                 writes: Arc::default(),
+                writing: Arc::default(),
                 table: self.inner.table(*namespace).ok(),
             })
         }
@@ -856,6 +881,7 @@ mod map_flaws {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
+    use session_store_conformance::model::{ModelSettings, model_matches_the_reference};
     use session_store_conformance::{Capabilities, Failure, Harness, StoreConfig, Verdict, block_on, properties};
     use session_store_core::{
         DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
@@ -913,13 +939,27 @@ mod map_flaws {
         OwnerListsExpired,
         /// delete_owner_sessions deletes the session it was told to keep.
         RevokeIgnoresKeep,
+        /// delete_owner_sessions finds sessions by the id they were written
+        /// under, so a rotated session escapes it until its next save.
+        RevokeMissesRotated,
+        /// delete_owner_sessions lists, pauses, deletes what it listed, then
+        /// empties the owner's index (as a `DEL` of a Redis set would): a
+        /// login during the pause survives unlisted.
+        RevokeForgetsLoginsMeanwhile,
     }
 
     impl MapFlaw {
         /// Whether the store offers an owner index: the control and the
         /// index's own flaws (a store that drops owners has no index).
         fn has_owner_index(self) -> bool {
-            matches!(self, Self::None | Self::OwnerListsExpired | Self::RevokeIgnoresKeep)
+            matches!(
+                self,
+                Self::None
+                    | Self::OwnerListsExpired
+                    | Self::RevokeIgnoresKeep
+                    | Self::RevokeMissesRotated
+                    | Self::RevokeForgetsLoginsMeanwhile
+            )
         }
     }
 
@@ -929,6 +969,10 @@ mod map_flaws {
         record: Record,
         /// Left behind by a rotate (`RotateLeavesAMovedMark`).
         moved: bool,
+        /// Moved here by a rotate (`RevokeMissesRotated`).
+        rotated: bool,
+        /// Out of the owner index (`RevokeForgetsLoginsMeanwhile`).
+        unindexed: bool,
         /// When the record vanishes in real time (`TtlFromRealTime`).
         real_deadline: Option<Instant>,
     }
@@ -1001,6 +1045,8 @@ mod map_flaws {
                 real_deadline: self.real_deadline(r.expires_at),
                 record: r,
                 moved: false,
+                rotated: false,
+                unindexed: false,
             }
         }
 
@@ -1220,6 +1266,9 @@ mod map_flaws {
                     }
                     let r = moved(&record);
                     self.put(&mut map, &r, r.version);
+                    if let Some(e) = map.get_mut(&(self.ns, *new)) {
+                        e.rotated = true;
+                    }
                     Ok(true)
                 }
             }
@@ -1293,7 +1342,9 @@ mod map_flaws {
             Ok(self
                 .lock()
                 .iter()
-                .filter(|((ns, _), e)| *ns == self.ns && e.record.owner.as_deref() == Some(owner) && !e.moved)
+                .filter(|((ns, _), e)| {
+                    *ns == self.ns && e.record.owner.as_deref() == Some(owner) && !e.moved && !e.unindexed
+                })
                 .filter(|(_, e)| self.flaw == MapFlaw::OwnerListsExpired || self.live(e, now))
                 .map(|((_, id), _)| *id)
                 .collect())
@@ -1305,16 +1356,34 @@ mod map_flaws {
             }
             let now = self.now();
             let keep = keep.filter(|_| self.flaw != MapFlaw::RevokeIgnoresKeep);
+            let of_owner = |map: &HashMap<(u64, SessionId), Entry>| -> Vec<(u64, SessionId)> {
+                map.iter()
+                    .filter(|((ns, id), e)| {
+                        *ns == self.ns
+                            && e.record.owner.as_deref() == Some(owner)
+                            && Some(id) != keep
+                            && !e.unindexed
+                            && !(self.flaw == MapFlaw::RevokeMissesRotated && e.rotated)
+                    })
+                    .map(|(k, _)| *k)
+                    .collect()
+            };
+            let doomed = of_owner(&self.lock());
+            if self.flaw == MapFlaw::RevokeForgetsLoginsMeanwhile {
+                tokio::time::sleep(PAUSE).await;
+            }
             let mut map = self.lock();
-            let doomed: Vec<(u64, SessionId)> = map
-                .iter()
-                .filter(|((ns, id), e)| *ns == self.ns && e.record.owner.as_deref() == Some(owner) && Some(id) != keep)
-                .map(|(k, _)| *k)
-                .collect();
             let mut live = 0;
             for key in doomed {
                 if map.remove(&key).is_some_and(|e| self.live(&e, now)) {
                     live += 1;
+                }
+            }
+            if self.flaw == MapFlaw::RevokeForgetsLoginsMeanwhile {
+                for key in of_owner(&map) {
+                    if let Some(e) = map.get_mut(&key) {
+                        e.unindexed = true;
+                    }
                 }
             }
             Ok(live)
@@ -1430,6 +1499,29 @@ mod map_flaws {
         MapFlaw::RevokeIgnoresKeep,
         revoking_an_owner_removes_exactly_that_owners_sessions
     );
+    map_caught_by!(
+        revoke_that_forgets_logins_made_meanwhile,
+        MapFlaw::RevokeForgetsLoginsMeanwhile,
+        a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_survivor_listed
+    );
+
+    /// A rotated session that escapes a revoke: no property rotates and then
+    /// revokes, the model test's owner moves do.
+    #[test]
+    fn revoke_that_misses_rotated_sessions_is_caught_by_the_model_alone() {
+        let harness = MapHarness::new(MapFlaw::RevokeMissesRotated);
+        let failed: Vec<_> = every_verdict(&harness)
+            .into_iter()
+            .filter_map(|(name, v)| v.err().map(|f| (name, f)))
+            .collect();
+        assert!(failed.is_empty(), "a property caught it too: {failed:#?}");
+        let verdict = model_matches_the_reference(&harness, &ModelSettings::default().cases(2_048));
+        let failure = verdict.expect_err("the model's owner moves catch a revoke that misses rotated sessions");
+        assert_eq!(failure.property, "model_matches_the_reference");
+        assert!(failure.detail.contains("RevokeOwner"), "{failure}");
+        eprintln!("RevokeMissesRotated caught:\n{failure}");
+    }
+
     map_caught_by!(
         clock_that_is_not_the_given_one,
         MapFlaw::ExposesTheSystemClock,

@@ -6,6 +6,7 @@ use super::*;
 
 const OWNER: &str = "a record's owner round-trips through every write, and rotate keeps it";
 const OWNER_INDEX: &str = "owner_sessions lists exactly the live sessions whose record names that owner, after every write, rotate, delete, expiry and purge";
+const REVOKE_RACE: &str = "a revoke racing logins of the same owner ends every session that existed before it began, counts exactly the live ones it ended, and every login that survives it stays listed";
 const REVOKE: &str = "delete_owner_sessions removes every session of the owner except the one kept, counts the live ones, and touches no other session";
 
 fn owned(env: &Env<'_, impl Harness>, owner: Option<&str>, n: i64, ttl_ms: u64) -> Record {
@@ -244,6 +245,117 @@ pub async fn revoking_an_owner_removes_exactly_that_owners_sessions<H: Harness>(
         removed == 0,
         REVOKE,
         "revoking an owner with no sessions said {removed}"
+    );
+    Ok(Pass::Passed)
+}
+
+/// Four rounds of `delete_owner_sessions` racing twelve new logins
+/// (creates) of the same owner, all started together: every one of the six
+/// sessions stored before the revoke began is gone, the revoke's count is
+/// exactly the live sessions it ended (the six and the logins it caught),
+/// every login that survived is listed by `owner_sessions` (an index that
+/// lost a login made during a revoke would leave a session no later revoke
+/// can end), another owner's session is untouched, and a second revoke
+/// ends every survivor.
+pub async fn a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_survivor_listed<H: Harness>(
+    harness: &H,
+) -> Verdict {
+    if !harness.capabilities().owner_index {
+        return skipped("the harness does not declare the `owner_index` capability");
+    }
+    let env = Env::new(
+        harness,
+        "a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_survivor_listed",
+    )
+    .await?;
+    let store = Arc::new(env.open().await?);
+    let bystander = owned(&env, Some("bystander"), -1, 60_000);
+    store.create(&bystander).await.map_err(env.op("create"))?;
+    for round in 0..4 {
+        let owner = format!("racer-{round}");
+        let before: Vec<Record> = (0..6).map(|n| owned(&env, Some(&owner), n, 60_000)).collect();
+        for r in &before {
+            store.create(r).await.map_err(env.op("create"))?;
+        }
+        let logins: Vec<Record> = (0..12).map(|n| owned(&env, Some(&owner), 100 + n, 60_000)).collect();
+        type Job = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, Error>> + Send>>;
+        let mut jobs: Vec<Job> = Vec::new();
+        {
+            let (store, owner) = (store.clone(), owner.clone());
+            jobs.push(Box::pin(async move { store.delete_owner_sessions(&owner, None).await }));
+        }
+        for r in &logins {
+            let (store, r) = (store.clone(), r.clone());
+            jobs.push(Box::pin(async move { store.create(&r).await.map(|()| 0) }));
+        }
+        let outputs = start_together(&env, REVOKE_RACE, "a racing revoke or login", jobs).await?;
+        let mut outputs = outputs.into_iter();
+        let ended = outputs
+            .next()
+            .unwrap_or(Ok(0))
+            .map_err(env.op("delete_owner_sessions racing logins"))?;
+        for r in outputs {
+            r.map_err(env.op("create (a login racing a revoke)"))?;
+        }
+        for r in &before {
+            let loaded = store.load(&r.id).await.map_err(env.op("load"))?;
+            ensure!(
+                env,
+                loaded.is_none(),
+                REVOKE_RACE,
+                "round {round}: session {:?}, stored before the revoke began, survived it",
+                r.id
+            );
+        }
+        let mut survivors = Vec::new();
+        for r in &logins {
+            if store.load(&r.id).await.map_err(env.op("load"))?.is_some() {
+                survivors.push(r.id);
+            }
+        }
+        let want = (before.len() + logins.len() - survivors.len()) as u64;
+        ensure!(
+            env,
+            ended == want,
+            REVOKE_RACE,
+            "round {round}: the revoke said it ended {ended} live sessions, but {want} are gone (6 from before and {} of 12 racing logins)",
+            logins.len() - survivors.len()
+        );
+        let got = listed(&env, &store, &owner).await?;
+        let survivors = sorted(survivors);
+        ensure!(
+            env,
+            got == survivors,
+            REVOKE_RACE,
+            "round {round}: after the race the owner lists {got:?}, but the logins that survived are {survivors:?}"
+        );
+        let again = store
+            .delete_owner_sessions(&owner, None)
+            .await
+            .map_err(env.op("delete_owner_sessions"))?;
+        ensure!(
+            env,
+            again == survivors.len() as u64,
+            REVOKE_RACE,
+            "round {round}: a second revoke ended {again}, but {} logins had survived the first",
+            survivors.len()
+        );
+        for id in &survivors {
+            let loaded = store.load(id).await.map_err(env.op("load"))?;
+            ensure!(
+                env,
+                loaded.is_none(),
+                REVOKE_RACE,
+                "round {round}: login {id:?} survived a revoke with nothing racing it"
+            );
+        }
+    }
+    let loaded = store.load(&bystander.id).await.map_err(env.op("load"))?;
+    ensure!(
+        env,
+        loaded.is_some(),
+        REVOKE_RACE,
+        "another owner's session was ended by the racing revokes"
     );
     Ok(Pass::Passed)
 }

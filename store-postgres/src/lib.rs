@@ -179,7 +179,9 @@ fn version_of(id: &SessionId, v: i64) -> Result<u64> {
 /// The session id in an id column, if it holds one.
 fn id_of(row: &Row) -> std::result::Result<SessionId, Fingerprint> {
     match row.try_get::<_, &str>(0) {
-        Ok(text) => text.parse::<SessionId>().map_err(|_| Fingerprint::of_bytes(text.as_bytes())),
+        Ok(text) => text
+            .parse::<SessionId>()
+            .map_err(|_| Fingerprint::of_bytes(text.as_bytes())),
         Err(_) => Err(Fingerprint::of_bytes(b"")),
     }
 }
@@ -291,8 +293,10 @@ impl SessionStore for PostgresStore {
             .conn
             .run("save_if_version", |c| async move {
                 let stmt = c.prepare_cached(&s.sql.save_if_version).await?;
-                Ok(c.execute(&stmt, &[&key, &body, &expires_at, &expected, &s.now(), &owner])
-                    .await?)
+                Ok(
+                    c.execute(&stmt, &[&key, &body, &expires_at, &expected, &s.now(), &owner])
+                        .await?,
+                )
             })
             .await?;
         if written == 0 {

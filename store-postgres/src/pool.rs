@@ -171,11 +171,7 @@ impl Conn {
             let mut retries = 0;
             let mut pause = Duration::from_millis(1);
             loop {
-                let client = self
-                    .pool
-                    .get()
-                    .await
-                    .map_err(|e| pool_error(what, e, self.timeout))?;
+                let client = self.pool.get().await.map_err(|e| pool_error(what, e, self.timeout))?;
                 match op(client).await {
                     Ok(value) => return Ok(value),
                     Err(Attempt::Store(e)) => return Err(e),

@@ -97,9 +97,7 @@ impl Sql {
     pub(crate) fn new(names: &Names) -> Self {
         let t = names.table();
         Self {
-            load: format!(
-                "SELECT body, expires_at, version FROM {t} WHERE id = $1::text AND expires_at > $2::bigint"
-            ),
+            load: format!("SELECT body, expires_at, version FROM {t} WHERE id = $1::text AND expires_at > $2::bigint"),
             // Replaces an expired row only: the WHERE of DO UPDATE keeps a
             // live one, and then no row is affected (a collision).
             create: format!(
@@ -121,9 +119,7 @@ impl Sql {
                 "UPDATE {t} SET body = $2::bytea, expires_at = $3::bigint, version = version + 1, owner = $6::text \
                  WHERE id = $1::text AND version = $4::bigint AND expires_at > $5::bigint"
             ),
-            touch: format!(
-                "UPDATE {t} SET expires_at = $2::bigint WHERE id = $1::text AND expires_at > $3::bigint"
-            ),
+            touch: format!("UPDATE {t} SET expires_at = $2::bigint WHERE id = $1::text AND expires_at > $3::bigint"),
             delete: format!("DELETE FROM {t} WHERE id = $1::text"),
             // One statement: the old row is deleted only while no live row
             // is under the new id (both checked on the statement's
@@ -206,9 +202,11 @@ pub(crate) async fn migrate(
 ) -> std::result::Result<std::result::Result<(), Refusal>, tokio_postgres::Error> {
     debug_assert_eq!(MIGRATIONS.len() as i32, SCHEMA_VERSION);
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
     if let Some(schema) = &names.schema {
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await?;
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .await?;
     }
     tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {} (

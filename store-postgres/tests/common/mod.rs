@@ -199,7 +199,10 @@ impl Harness for PostgresHarness {
             .await
             .map_err(failed("writing raw bytes"))?;
         if changed != 1 {
-            return Err(Error::backend_msg(format!("no record {} to overwrite", id.fingerprint())));
+            return Err(Error::backend_msg(format!(
+                "no record {} to overwrite",
+                id.fingerprint()
+            )));
         }
         Ok(())
     }
@@ -230,5 +233,129 @@ impl Harness for PostgresHarness {
             .await
             .map_err(failed("writing malformed rows"))?;
         Ok(Some(1))
+    }
+}
+
+/// A PostgreSQL cluster of a test's own (the fault test stops and restarts
+/// it), made with the binaries `SESSION_STORE_POSTGRES_BIN` names, run as
+/// `SESSION_STORE_POSTGRES_USER` (PostgreSQL refuses root), on a free
+/// loopback port. Stopped and removed on drop.
+pub struct Cluster {
+    bin: std::path::PathBuf,
+    user: String,
+    dir: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// A fresh cluster, started; `None` (after saying how) without the
+    /// variables.
+    pub fn start() -> Option<Self> {
+        let bin = std::path::PathBuf::from(env_or_skip("SESSION_STORE_POSTGRES_BIN")?);
+        let user = std::env::var("SESSION_STORE_POSTGRES_USER").unwrap_or_default();
+        let dir = std::env::temp_dir().join(unique("pgcluster"));
+        std::fs::create_dir(&dir).expect("a directory for the cluster");
+        if !user.is_empty() {
+            let status = std::process::Command::new("chown")
+                .arg(&user)
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown {user} {}", dir.display());
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        assert_ne!(port, 5432);
+        let cluster = Self { bin, user, dir, port };
+        let out = cluster
+            .command("initdb")
+            .arg("-D")
+            .arg(cluster.data())
+            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"])
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.pg_ctl_start();
+        Some(cluster)
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        let path = self.bin.join(program);
+        let mut cmd = if self.user.is_empty() {
+            std::process::Command::new(path)
+        } else {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", &self.user, "--"]).arg(path);
+            c
+        };
+        cmd.stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Starts the server (on the same port every time) and waits for it.
+    pub fn pg_ctl_start(&self) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start")
+            .output()
+            .expect("run pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server: `immediate` is a crash (no checkpoint; recovery
+    /// from the write-ahead log at the next start), `fast` a clean shutdown.
+    pub fn pg_ctl_stop(&self, mode: &str) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", mode, "-w", "stop"])
+            .output()
+            .expect("run pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -342,9 +342,14 @@ impl SessionStore for PostgresStore {
                 let stmt = c.prepare_cached(&s.sql.rotate).await?;
                 let row = match c.query_one(&stmt, &[&old_key, &new_key, &s.now()]).await {
                     Ok(row) => row,
-                    // The guard: a live row appeared under the new id
-                    // meanwhile; the statement was rolled back.
-                    Err(e) if e.code() == Some(&SqlState::DIVISION_BY_ZERO) => {
+                    // A live row appeared under the new id after the
+                    // statement's snapshot: the guard divided by zero, or
+                    // the insert met the row as a unique violation. Either
+                    // way the statement was rolled back, the old row kept.
+                    Err(e)
+                        if e.code() == Some(&SqlState::DIVISION_BY_ZERO)
+                            || e.code() == Some(&SqlState::UNIQUE_VIOLATION) =>
+                    {
                         return Err(Error::IdCollision { id: new }.into());
                     }
                     Err(e) => return Err(e.into()),

@@ -429,3 +429,8 @@ impl SessionStore for PostgresStore {
         Ok(live.max(0) as u64)
     }
 }
+
+/// The README's example, compiled as a doctest so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

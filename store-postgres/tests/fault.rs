@@ -125,7 +125,7 @@ async fn outage(cluster: &common::Cluster, store: &PostgresStore, mode: &str) {
         w.await.expect("a worker panicked");
     }
 
-    let t = tally.lock().unwrap();
+    let t = std::mem::take(&mut *tally.lock().unwrap());
     assert!(t.other_errors.is_empty(), "non-transient errors: {:?}", t.other_errors);
     assert!(t.ok_after_recovery > 0, "workers succeeded again after the restart");
     // Nothing acknowledged is lost, through the stop and the restart.

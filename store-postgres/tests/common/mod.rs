@@ -124,7 +124,7 @@ impl Harness for PostgresHarness {
 
     async fn new_namespace(&self) -> Result<Namespace> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        Ok(if n % 2 == 0 {
+        Ok(if n.is_multiple_of(2) {
             Namespace {
                 schema: None,
                 table: unique("t"),

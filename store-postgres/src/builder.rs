@@ -20,6 +20,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default of [`PostgresStoreBuilder::purge_batch`].
 pub const DEFAULT_PURGE_BATCH: usize = 5_000;
 
+/// The default of [`PostgresStoreBuilder::purge_batch_time`]: 50 ms.
+pub const DEFAULT_PURGE_BATCH_TIME: Duration = Duration::from_millis(50);
+
 /// The default of [`PostgresStoreBuilder::max_retries`].
 pub const DEFAULT_MAX_RETRIES: u32 = 10;
 
@@ -41,6 +44,7 @@ pub struct PostgresStoreBuilder {
     timeout: Duration,
     pool_size: usize,
     purge_batch: usize,
+    purge_batch_time: Duration,
     max_retries: u32,
 }
 
@@ -71,6 +75,7 @@ impl PostgresStoreBuilder {
             timeout: DEFAULT_TIMEOUT,
             pool_size: (cpus * 4).clamp(4, 32),
             purge_batch: DEFAULT_PURGE_BATCH,
+            purge_batch_time: DEFAULT_PURGE_BATCH_TIME,
             max_retries: DEFAULT_MAX_RETRIES,
         }
     }
@@ -155,12 +160,25 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// How many expired rows one purge statement deletes (default
-    /// [`DEFAULT_PURGE_BATCH`]): each batch is its own short transaction,
-    /// so a purge never holds many row locks for long.
+    /// How many expired rows the first statement of a purge deletes, and
+    /// the fewest any later one deletes (default [`DEFAULT_PURGE_BATCH`]).
+    /// Each batch is its own short transaction; later batches grow while
+    /// they finish well within [`purge_batch_time`](Self::purge_batch_time)
+    /// and shrink when one overruns it.
     #[must_use]
     pub fn purge_batch(mut self, rows: usize) -> Self {
         self.purge_batch = rows.max(1);
+        self
+    }
+
+    /// How long one purge statement should hold its rows' locks (default
+    /// [`DEFAULT_PURGE_BATCH_TIME`], 50 ms): the batch size adapts so that
+    /// each batch takes about this long, so a writer replacing an expired
+    /// row waits at most about this long for a purge. `Duration::ZERO`
+    /// keeps every batch at [`purge_batch`](Self::purge_batch) rows.
+    #[must_use]
+    pub fn purge_batch_time(mut self, time: Duration) -> Self {
+        self.purge_batch_time = time;
         self
     }
 
@@ -215,6 +233,7 @@ impl PostgresStoreBuilder {
                 clock: self.clock,
                 max_record_bytes: self.max_record_bytes,
                 purge_batch: self.purge_batch,
+                purge_batch_time: self.purge_batch_time,
                 unlogged,
             }),
         })

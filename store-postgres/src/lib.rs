@@ -74,8 +74,9 @@
 //! # Purging
 //!
 //! [`SessionStore::purge_expired`] deletes expired rows in batches on the
-//! expiry index ([`PostgresStoreBuilder::purge_batch`]), each its own short
-//! transaction; run it from core's background `Purger`.
+//! expiry index, each its own short transaction, sized to take about
+//! [`PostgresStoreBuilder::purge_batch_time`]; run it from core's
+//! background `Purger`.
 
 mod builder;
 mod pool;
@@ -94,7 +95,10 @@ use session_store_core::{
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
-pub use builder::{DEFAULT_MAX_RETRIES, DEFAULT_PURGE_BATCH, DEFAULT_TABLE, DEFAULT_TIMEOUT, PostgresStoreBuilder};
+pub use builder::{
+    DEFAULT_MAX_RETRIES, DEFAULT_PURGE_BATCH, DEFAULT_PURGE_BATCH_TIME, DEFAULT_TABLE, DEFAULT_TIMEOUT,
+    PostgresStoreBuilder,
+};
 
 use pool::{Attempt, Conn};
 use schema::{Names, Sql};
@@ -112,6 +116,7 @@ pub(crate) struct Inner {
     pub(crate) clock: SharedClock,
     pub(crate) max_record_bytes: usize,
     pub(crate) purge_batch: usize,
+    pub(crate) purge_batch_time: std::time::Duration,
     pub(crate) unlogged: bool,
 }
 

@@ -600,7 +600,7 @@ pub const FILE_PURGE_POPULATION: usize = 10_000;
 /// The PostgreSQL store's schema, for the floor's own table.
 const POSTGRES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS {t} (
          id text COLLATE \"C\" PRIMARY KEY NOT NULL,
-         body bytea NOT NULL,
+         body bytea{compression} NOT NULL,
          expires_at bigint NOT NULL,
          version bigint NOT NULL,
          owner text COLLATE \"C\"
@@ -666,11 +666,20 @@ impl PostgresFloor {
                 let _ = connection.await;
             });
             if i == 0 {
+                // lz4 where the server has it, as the store does.
+                let lz4: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_settings \
+                         WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals))",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                let ddl = POSTGRES_SCHEMA
+                    .replace("{t}", &t)
+                    .replace("{compression}", if lz4 { " COMPRESSION lz4" } else { "" });
                 client
-                    .batch_execute(&format!(
-                        "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; {}",
-                        POSTGRES_SCHEMA.replace("{t}", &t)
-                    ))
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"; {ddl}"))
                     .await?;
             }
             let prepare = |sql: String| {

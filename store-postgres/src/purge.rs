@@ -33,15 +33,14 @@ fn next_purge_batch(batch: usize, took: Duration, min: usize, target: Duration) 
 impl Inner {
     /// Deletes every row expired at the clock's time (read once, at the
     /// start), in batches: each batch is one statement (its own
-    /// transaction) that finds rows on the `expires_at` index, locks them
-    /// skipping rows another transaction holds, and deletes them by tuple
-    /// id. The first batch has [`purge_batch`](crate::PostgresStoreBuilder::purge_batch)
+    /// transaction) that finds rows on the `expires_at` index and deletes
+    /// them by tuple id. The first batch has [`purge_batch`](crate::PostgresStoreBuilder::purge_batch)
     /// rows; later ones grow or shrink so that each takes about
     /// [`purge_batch_time`](crate::PostgresStoreBuilder::purge_batch_time).
-    /// Row locks only, held for one batch: readers never wait, writers of
-    /// live rows never wait, and a writer replacing an expired row is
-    /// skipped rather than waited for. Each batch is bounded by the store's
-    /// timeout; rows a failed purge left are removed by the next one.
+    /// Row locks only, held for one batch: readers never wait, nor do
+    /// writers of live rows; a row a writer replaced meanwhile is re-checked
+    /// and kept. Each batch is bounded by the store's timeout; rows a
+    /// failed purge left are removed by the next one.
     pub(crate) async fn purge(&self) -> Result<u64> {
         let started = Instant::now();
         let now = self.now();

@@ -138,6 +138,29 @@ async fn concurrent_openers_migrate_once_and_a_newer_schema_is_refused() {
         .unwrap()
         .get(0);
     assert_eq!(version, 1);
+    // Bodies are compressed with lz4 where the server has it (this one does).
+    let lz4: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_settings \
+             WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let method: i8 = client
+        .query_one(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'body'",
+            &[&format!("\"{schema}\".sessions")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        method == b'l' as i8,
+        lz4,
+        "lz4 on the body column exactly where the server has it"
+    );
     client
         .batch_execute(&format!("UPDATE \"{schema}\".session_store_schema SET version = 99"))
         .await

@@ -596,3 +596,279 @@ impl Subject for FileFloor {
 /// writing 100,000 fsynced files for each of a dozen samples would take
 /// the better part of an hour.
 pub const FILE_PURGE_POPULATION: usize = 10_000;
+
+/// The PostgreSQL store's schema, for the floor's own table.
+const POSTGRES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS {t} (
+         id text COLLATE \"C\" PRIMARY KEY NOT NULL,
+         body bytea{compression} NOT NULL,
+         expires_at bigint NOT NULL,
+         version bigint NOT NULL,
+         owner text COLLATE \"C\"
+     );
+     CREATE INDEX IF NOT EXISTS sessions_expires_at ON {t} (expires_at);";
+
+/// How many expired rows one statement of the floor's batched purge
+/// deletes: the PostgreSQL store's default batch.
+pub const POSTGRES_PURGE_BATCH: i64 = 5_000;
+
+/// One connection of the PostgreSQL floor and its prepared statements.
+struct PgConn {
+    client: tokio_postgres::Client,
+    create: tokio_postgres::Statement,
+    load: tokio_postgres::Statement,
+    save: tokio_postgres::Statement,
+    save_if_version: tokio_postgres::Statement,
+    touch: tokio_postgres::Statement,
+    delete: tokio_postgres::Statement,
+    rotate: tokio_postgres::Statement,
+    purge: tokio_postgres::Statement,
+}
+
+/// Raw tokio-postgres: a fixed set of connections used round-robin (no pool
+/// bookkeeping, no timeout, no retry), each with its statements prepared
+/// once, on the PostgreSQL store's schema in a schema of its own. Rotate is
+/// a plain `UPDATE ... SET id` (no collision check); purge is fixed batches
+/// of [`POSTGRES_PURGE_BATCH`] rows, each a `DELETE ... WHERE ctid =
+/// ANY(ARRAY(SELECT ctid ... WHERE expires_at <= now LIMIT n))` on the
+/// expiry index (the form `WHERE id IN (SELECT id ... LIMIT n)` measured
+/// four times slower).
+pub struct PostgresFloor {
+    conns: Vec<PgConn>,
+    next: std::sync::atomic::AtomicUsize,
+    schema: String,
+}
+
+impl std::fmt::Debug for PostgresFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresFloor")
+            .field("schema", &self.schema)
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresFloor {
+    /// Connects `connections` times to the server at `url` and creates the
+    /// table in a fresh schema.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or refuses the schema.
+    pub async fn connect(url: &str, connections: usize) -> BenchResult<Self> {
+        let schema = format!("bench_floor_{}", SessionId::random().fingerprint())
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let t = format!("\"{schema}\".sessions");
+        let mut conns = Vec::with_capacity(connections);
+        for i in 0..connections.max(1) {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            if i == 0 {
+                // lz4 where the server has it, as the store does.
+                let lz4: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_settings \
+                         WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals))",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                let ddl = POSTGRES_SCHEMA
+                    .replace("{t}", &t)
+                    .replace("{compression}", if lz4 { " COMPRESSION lz4" } else { "" });
+                client
+                    .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"; {ddl}"))
+                    .await?;
+            }
+            let prepare = |sql: String| {
+                let client = &client;
+                async move { client.prepare(&sql).await }
+            };
+            conns.push(PgConn {
+                create: prepare(format!(
+                    "INSERT INTO {t} AS t (id, body, expires_at, version) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at, \
+                     version = 1 WHERE t.expires_at <= $4"
+                ))
+                .await?,
+                load: prepare(format!(
+                    "SELECT body, expires_at, version FROM {t} WHERE id = $1 AND expires_at > $2"
+                ))
+                .await?,
+                save: prepare(format!(
+                    "INSERT INTO {t} AS t (id, body, expires_at, version) VALUES ($1, $2, $3, 1) \
+                     ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at, \
+                     version = CASE WHEN t.expires_at > $4 THEN t.version + 1 ELSE 1 END RETURNING version"
+                ))
+                .await?,
+                save_if_version: prepare(format!(
+                    "UPDATE {t} SET body = $2, expires_at = $3, version = version + 1 \
+                     WHERE id = $1 AND version = $4 AND expires_at > $5"
+                ))
+                .await?,
+                touch: prepare(format!(
+                    "UPDATE {t} SET expires_at = $2 WHERE id = $1 AND expires_at > $3"
+                ))
+                .await?,
+                delete: prepare(format!("DELETE FROM {t} WHERE id = $1")).await?,
+                rotate: prepare(format!("UPDATE {t} SET id = $2 WHERE id = $1 AND expires_at > $3")).await?,
+                purge: prepare(format!(
+                    "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE expires_at <= $1 LIMIT $2))"
+                ))
+                .await?,
+                client,
+            });
+        }
+        Ok(Self {
+            conns,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            schema,
+        })
+    }
+
+    fn conn(&self) -> &PgConn {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.conns[i % self.conns.len()]
+    }
+}
+
+impl Subject for PostgresFloor {
+    record_ids!();
+
+    fn supports(&self, _op: Op) -> bool {
+        true
+    }
+
+    async fn create(&self, rec: &mut Record) -> BenchResult<()> {
+        let body = encode_body(rec)?;
+        let c = self.conn();
+        let changed = c
+            .client
+            .execute(
+                &c.create,
+                &[
+                    &rec.id.encode().as_str(),
+                    &body,
+                    &rec.expires_at.as_millis(),
+                    &now().as_millis(),
+                ],
+            )
+            .await?;
+        if changed == 0 {
+            return Err("id collision".into());
+        }
+        rec.version = 1;
+        Ok(())
+    }
+
+    async fn load(&self, id: SessionId) -> BenchResult<Option<Record>> {
+        let c = self.conn();
+        let row = c
+            .client
+            .query_opt(&c.load, &[&id.encode().as_str(), &now().as_millis()])
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(decode_body(
+                id,
+                row.try_get::<_, &[u8]>(0)?,
+                Timestamp::from_millis(row.try_get(1)?),
+                u64::try_from(row.try_get::<_, i64>(2)?)?,
+            )?)),
+        }
+    }
+
+    async fn save(&self, rec: &Record) -> BenchResult<()> {
+        let body = encode_body(rec)?;
+        let c = self.conn();
+        c.client
+            .query_one(
+                &c.save,
+                &[
+                    &rec.id.encode().as_str(),
+                    &body,
+                    &rec.expires_at.as_millis(),
+                    &now().as_millis(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: SessionId) -> BenchResult<()> {
+        let c = self.conn();
+        c.client.execute(&c.delete, &[&id.encode().as_str()]).await?;
+        Ok(())
+    }
+
+    async fn save_if_version(&self, rec: &mut Record) -> BenchResult<()> {
+        let body = encode_body(rec)?;
+        let version = i64::try_from(rec.version)?;
+        let c = self.conn();
+        let changed = c
+            .client
+            .execute(
+                &c.save_if_version,
+                &[
+                    &rec.id.encode().as_str(),
+                    &body,
+                    &rec.expires_at.as_millis(),
+                    &version,
+                    &now().as_millis(),
+                ],
+            )
+            .await?;
+        if changed != 1 {
+            return Err("conflict".into());
+        }
+        rec.version += 1;
+        Ok(())
+    }
+
+    async fn touch(&self, id: SessionId, expires_at: Timestamp) -> BenchResult<bool> {
+        let c = self.conn();
+        let changed = c
+            .client
+            .execute(
+                &c.touch,
+                &[&id.encode().as_str(), &expires_at.as_millis(), &now().as_millis()],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn rotate(&self, old: SessionId, new: SessionId) -> BenchResult<bool> {
+        let c = self.conn();
+        let changed = c
+            .client
+            .execute(
+                &c.rotate,
+                &[&old.encode().as_str(), &new.encode().as_str(), &now().as_millis()],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn purge(&self) -> BenchResult<Option<u64>> {
+        let c = self.conn();
+        let now = now().as_millis();
+        let mut total = 0;
+        loop {
+            let removed = c.client.execute(&c.purge, &[&now, &POSTGRES_PURGE_BATCH]).await?;
+            total += removed;
+            if removed < POSTGRES_PURGE_BATCH as u64 {
+                return Ok(Some(total));
+            }
+        }
+    }
+
+    async fn clear(&self, _ids: Vec<SessionId>) -> BenchResult<()> {
+        self.conn()
+            .client
+            .batch_execute(&format!("DELETE FROM \"{}\".sessions", self.schema))
+            .await?;
+        Ok(())
+    }
+}

@@ -221,3 +221,55 @@ impl TowerRedis {
 }
 
 tower_subject!(TowerRedis, tower_sessions_core_014, supports: |_, _| false);
+
+/// tower-sessions' sqlx `PostgresStore` (tower-sessions-sqlx-store 0.15
+/// with its `postgres` feature, sqlx 0.8) on a pool of as many connections
+/// as ours, in a schema of its own.
+#[derive(Debug)]
+pub struct TowerPostgres {
+    store: tower_sessions_sqlx_store::PostgresStore,
+    pool: tower_sessions_sqlx_store::sqlx::PgPool,
+    schema: String,
+}
+
+impl TowerPostgres {
+    /// Connects to the server at `url` with `connections` connections and
+    /// creates the peer's table in a fresh schema.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or the table cannot be created.
+    pub async fn connect(url: &str, connections: u32) -> BenchResult<Self> {
+        let pool = tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions::new()
+            .max_connections(connections)
+            .connect(url)
+            .await?;
+        let schema = format!("bench_peer_{}", session_store_core::SessionId::random().fingerprint())
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone()).with_schema_name(&schema)?;
+        store.migrate().await?;
+        Ok(Self { store, pool, schema })
+    }
+
+    async fn purge_expired(&self) -> BenchResult<Option<u64>> {
+        tower_sessions_core_014::ExpiredDeletion::delete_expired(&self.store).await?;
+        Ok(None)
+    }
+
+    /// The store compares with the server's `now()`, to the microsecond.
+    #[allow(clippy::unused_self)]
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(20)
+    }
+
+    /// Removes every row (untimed cleanup between benchmarks).
+    async fn clear_ids(&self, _ids: Vec<tower_sessions_core_014::session::Id>) -> BenchResult<()> {
+        tower_sessions_sqlx_store::sqlx::query(&format!("DELETE FROM \"{}\".session", self.schema))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+tower_subject!(TowerPostgres, tower_sessions_core_014, supports: |_, op| op == Op::Purge);

@@ -219,11 +219,12 @@ fn cell(results: &Results, subject: &str, column: &Column) -> String {
 }
 
 /// The media: our store, its peer (if any) and its floor.
-const MEDIA: [(&str, Option<&str>, &str); 4] = [
+const MEDIA: [(&str, Option<&str>, &str); 5] = [
     ("memory", Some("memory-peer"), "memory-floor"),
     ("file", None, "file-floor"),
     ("sqlite", Some("sqlite-peer"), "sqlite-floor"),
     ("redis", Some("redis-peer"), "redis-floor"),
+    ("postgres", Some("postgres-peer"), "postgres-floor"),
 ];
 
 /// One target of the issue, checked.
@@ -248,7 +249,8 @@ impl Check {
 /// The targets: every backend at least as fast as its peer (each column,
 /// contention too); memory load within 2x of the locked map and ahead of it
 /// under contention; SQLite load and save within 1.5x raw rusqlite; Redis
-/// load and save within 1.2x raw redis-rs; load nearly flat (within 1.5x)
+/// load and save within 1.2x raw redis-rs; PostgreSQL load and save within
+/// 1.3x raw tokio-postgres and purge within 1.5x its batched delete; load nearly flat (within 1.5x)
 /// from 1k to 100k stored.
 #[must_use]
 pub fn checks(results: &Results) -> Vec<Check> {
@@ -298,6 +300,18 @@ pub fn checks(results: &Results) -> Vec<Check> {
         "redis 32-task mix ≤ 1.2 × raw redis-rs".to_owned(),
         results.ratio("redis", "redis-floor", "32-task mix"),
         1.2,
+    );
+    for title in ["load hit", "save 198 B"] {
+        check(
+            format!("postgres {title} ≤ 1.3 × raw tokio-postgres"),
+            results.ratio("postgres", "postgres-floor", title),
+            1.3,
+        );
+    }
+    check(
+        "postgres purge ≤ 1.5 × raw batched delete".to_owned(),
+        results.ratio("postgres", "postgres-floor", "purge 50k of 100k"),
+        1.5,
     );
     let (small, large) = (STORED_COUNTS[0], STORED_COUNTS[1]);
     for (ours, _, _) in MEDIA {

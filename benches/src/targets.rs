@@ -3,10 +3,11 @@
 use session_store_core::SessionId;
 use session_store_file::{Durability, FileStore};
 use session_store_memory::MemoryStore;
+use session_store_postgres::PostgresStore;
 use session_store_redis::RedisStore;
 use session_store_sqlite::SqliteStore;
 
-use crate::floors::{FILE_PURGE_POPULATION, FileFloor, HashMapFloor, RedisFloor, SqliteFloor};
+use crate::floors::{FILE_PURGE_POPULATION, FileFloor, HashMapFloor, PostgresFloor, RedisFloor, SqliteFloor};
 use crate::ours::Ours;
 use crate::subject::BenchResult;
 use crate::workloads::{Runner, Target};
@@ -15,9 +16,17 @@ use crate::workloads::{Runner, Target};
 /// (`scripts/bench` starts a private one and sets it).
 pub const REDIS_URL_VAR: &str = "SESSION_STORE_REDIS_URL";
 
+/// The variable naming the PostgreSQL server the PostgreSQL rows run
+/// against (`scripts/bench` starts a private one and sets it).
+pub const POSTGRES_URL_VAR: &str = "SESSION_STORE_POSTGRES_URL";
+
+/// Connections of each PostgreSQL subject: our store's pool, the peer's
+/// pool and the floor's fixed set alike.
+const POSTGRES_CONNECTIONS: usize = 8;
+
 /// The subject names, in report order: each medium's store, its peer (when
 /// there is one) and its floor.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 14] = [
     "memory",
     "memory-peer",
     "memory-floor",
@@ -29,6 +38,9 @@ pub const NAMES: [&str; 11] = [
     "redis",
     "redis-peer",
     "redis-floor",
+    "postgres",
+    "postgres-peer",
+    "postgres-floor",
 ];
 
 fn temp_dir(name: &str) -> BenchResult<tempfile::TempDir> {
@@ -39,7 +51,7 @@ fn temp_dir(name: &str) -> BenchResult<tempfile::TempDir> {
 
 /// Builds every subject this build and environment allow: ours and the
 /// floors always, the peers with the `peers` feature, the Redis rows when
-/// [`REDIS_URL_VAR`] is set. Says on stderr what it left out and why.
+/// [`REDIS_URL_VAR`] is set, the PostgreSQL rows when [`POSTGRES_URL_VAR`] is. Says on stderr what it left out and why.
 ///
 /// # Errors
 ///
@@ -101,6 +113,32 @@ pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
         _ => eprintln!(
             "session-store-benches: {REDIS_URL_VAR} is not set, so the Redis rows are left out; \
              `scripts/bench` starts a private Redis server and sets it"
+        ),
+    }
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => {
+            let schema = format!("bench_{}", SessionId::random().fingerprint())
+                .to_ascii_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+            let store = PostgresStore::builder(url.clone())
+                .schema(schema)
+                .pool_size(POSTGRES_CONNECTIONS)
+                .build()
+                .await?;
+            runners.push(Box::new(Target::new("postgres", Ours::new(std::sync::Arc::new(store)))));
+            #[cfg(feature = "peers")]
+            runners.push(Box::new(Target::new(
+                "postgres-peer",
+                crate::peers::TowerPostgres::connect(&url, POSTGRES_CONNECTIONS as u32).await?,
+            )));
+            runners.push(Box::new(Target::new(
+                "postgres-floor",
+                PostgresFloor::connect(&url, POSTGRES_CONNECTIONS).await?,
+            )));
+        }
+        _ => eprintln!(
+            "session-store-benches: {POSTGRES_URL_VAR} is not set, so the PostgreSQL rows are left out; \
+             `scripts/bench` starts a private PostgreSQL and sets it"
         ),
     }
     if !cfg!(feature = "peers") {

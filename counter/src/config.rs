@@ -6,7 +6,8 @@ use session_store_tower::SameSite;
 
 /// The help text.
 pub const USAGE: &str = "\
-usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P]
+usage: counter [--store memory|file|sqlite|redis|postgres] [--dir DIR] [--redis-url URL] [--redis-prefix P]
+               [--postgres-url URL] [--postgres-table T]
                [--memory-capacity N|unbounded] [--port PORT]
                [--middleware layer|tower-sessions] [--secure true|false] [--same-site strict|lax|none]
                [--max-sessions-per-user N]
@@ -15,6 +16,10 @@ usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] 
   --dir              directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
   --redis-url        Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
   --redis-prefix     key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
+  --postgres-url     PostgreSQL server of the postgres store (env DATABASE_URL;
+                     default: postgres://postgres@127.0.0.1:5432/postgres)
+  --postgres-table   table of the postgres store, created if missing (env POSTGRES_TABLE;
+                     default: counter_sessions)
   --memory-capacity  most sessions the memory store keeps, `unbounded` or 0 for no bound
                      (env SESSION_MEMORY_CAPACITY; default: 100000)
   --port             port on 127.0.0.1 (env PORT; default: 3000; 0 picks a free one)
@@ -43,6 +48,8 @@ pub enum Backend {
     Sqlite,
     /// A Redis server.
     Redis,
+    /// A PostgreSQL server.
+    Postgres,
 }
 
 impl std::str::FromStr for Backend {
@@ -53,7 +60,10 @@ impl std::str::FromStr for Backend {
             "file" => Ok(Self::File),
             "sqlite" => Ok(Self::Sqlite),
             "redis" => Ok(Self::Redis),
-            other => Err(format!("unknown store {other:?}: use memory, file, sqlite or redis")),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            other => Err(format!(
+                "unknown store {other:?}: use memory, file, sqlite, redis or postgres"
+            )),
         }
     }
 }
@@ -135,6 +145,10 @@ pub struct Config {
     pub redis_url: String,
     /// Key prefix of the Redis store.
     pub redis_prefix: String,
+    /// Connection URL of the PostgreSQL store.
+    pub postgres_url: String,
+    /// Table of the PostgreSQL store.
+    pub postgres_table: String,
     /// Capacity of the memory store.
     pub memory_capacity: MemoryCapacity,
     /// Port on 127.0.0.1.
@@ -179,6 +193,8 @@ impl Config {
         let mut dir = env("SESSION_DIR").filter(|s| !s.is_empty()).map(PathBuf::from);
         let mut redis_url = env("REDIS_URL").filter(|s| !s.is_empty());
         let mut redis_prefix = env("REDIS_PREFIX").filter(|s| !s.is_empty());
+        let mut postgres_url = env("DATABASE_URL").filter(|s| !s.is_empty());
+        let mut postgres_table = env("POSTGRES_TABLE").filter(|s| !s.is_empty());
         let mut memory_capacity = env("SESSION_MEMORY_CAPACITY").filter(|s| !s.is_empty());
         let mut port = env("PORT").filter(|s| !s.is_empty());
         let mut middleware = env("SESSION_MIDDLEWARE").filter(|s| !s.is_empty());
@@ -205,6 +221,8 @@ impl Config {
                 "--dir" => dir = Some(PathBuf::from(value()?)),
                 "--redis-url" => redis_url = Some(value()?),
                 "--redis-prefix" => redis_prefix = Some(value()?),
+                "--postgres-url" => postgres_url = Some(value()?),
+                "--postgres-table" => postgres_table = Some(value()?),
                 "--memory-capacity" => memory_capacity = Some(value()?),
                 "--port" => port = Some(value()?),
                 "--middleware" => middleware = Some(value()?),
@@ -248,6 +266,8 @@ impl Config {
             dir: dir.unwrap_or_else(super::default_dir),
             redis_url: redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
             redis_prefix: redis_prefix.unwrap_or_else(|| "counter:session:".to_owned()),
+            postgres_url: postgres_url.unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+            postgres_table: postgres_table.unwrap_or_else(|| "counter_sessions".to_owned()),
             memory_capacity,
             port,
         }))

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p counter                      # file store in ./counter-sessions/, port 3000
-//! cargo run -p counter -- --store sqlite    # or memory, file, sqlite, redis
+//! cargo run -p counter -- --store sqlite    # or memory, file, sqlite, redis, postgres
 //! PORT=8080 SESSION_STORE=memory cargo run -p counter
 //! ```
 //!

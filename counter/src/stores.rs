@@ -6,6 +6,7 @@ use std::time::Duration;
 use session_store_core::SessionStore;
 use session_store_file::FileStore;
 use session_store_memory::MemoryStore;
+use session_store_postgres::PostgresStore;
 use session_store_redis::RedisStore;
 use session_store_sqlite::SqliteStore;
 
@@ -63,6 +64,51 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
                 format!("redis at {}, keys {}{{id}}", config.redis_url, config.redis_prefix),
             ))
         }
+        Backend::Postgres => {
+            let shown = redacted(&config.postgres_url);
+            let store = PostgresStore::builder(config.postgres_url.clone())
+                .table(config.postgres_table.clone())
+                .timeout(Duration::from_secs(2))
+                .build()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot use PostgreSQL at {shown}: {}\n(pass --postgres-url or DATABASE_URL, \
+                         or use --store file)",
+                        chain(&e)
+                    )
+                })?;
+            Ok((
+                Arc::new(store),
+                format!("postgres at {shown}, table {}", config.postgres_table),
+            ))
+        }
+    }
+}
+
+/// A connection URL without its password (`user:***@host`).
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // The key=value form: drop the password setting.
+        return url
+            .split_whitespace()
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    };
+    match rest.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+            let hidden = if user_info.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -74,4 +120,17 @@ fn create_dir(config: &Config) -> Result<(), String> {
             chain(&e)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redacted("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redacted("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redacted("host=h password=s3cret user=u"), "host=h password=*** user=u");
+    }
 }

@@ -4,7 +4,8 @@
 //! Redis needs a server: `store-redis/scripts/with-redis cargo test -p counter`
 //! starts a private one and sets `SESSION_STORE_REDIS_URL`. Without it the
 //! Redis test says so and skips, unless `SESSION_STORE_STRICT=1`, where it
-//! fails.
+//! fails. PostgreSQL likewise: `store-postgres/scripts/with-postgres cargo
+//! test -p counter` sets `SESSION_STORE_POSTGRES_URL`.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::Path;
@@ -459,6 +460,68 @@ async fn redis_backend() {
     app.wait_for(&[&id.fingerprint().to_string(), "WARN", "WRONGTYPE"]);
     assert!(app.said(&id.to_string()).is_empty(), "the log never holds the id");
     session_store_core::SessionStore::clear(&store).await.expect("clear");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend() {
+    let Some(url) = std::env::var("SESSION_STORE_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        let how = "SESSION_STORE_POSTGRES_URL is not set: run `store-postgres/scripts/with-postgres cargo test -p \
+                   counter` (it starts a private PostgreSQL; apt-get install postgresql if missing)";
+        if std::env::var("SESSION_STORE_STRICT").is_ok_and(|v| !v.is_empty() && v != "0") {
+            panic!("{how}");
+        }
+        let _ = writeln!(std::io::stderr(), "SKIPPED counter postgres_backend: {how}");
+        return;
+    };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let table = format!("counter_e2e_{}_{nanos}", std::process::id());
+    let args = vec![
+        "--store".into(),
+        "postgres".into(),
+        "--postgres-url".into(),
+        url.clone(),
+        "--postgres-table".into(),
+        table.clone(),
+    ];
+    scenario(args.clone(), true).await;
+    log_out_everywhere_story(&args).await;
+    sixteen_concurrent_visits_count_sixteen(&args).await;
+
+    // A body that does not decode where the session is: to the visitor the
+    // session is simply gone, a fresh one, the detail in the log.
+    let app = App::start(&args);
+    let alice = Browser::new();
+    assert_eq!(alice.get(&app).await, "1");
+    let id = session_in(&alice.cookie(&app).expect("a session"));
+    let store = session_store_postgres::PostgresStore::builder(url.clone())
+        .table(table.clone())
+        .build()
+        .await
+        .expect("PostgreSQL answers");
+    let client = store.pool().get().await.expect("a connection");
+    let changed = client
+        .execute(
+            &format!("UPDATE \"{table}\" SET body = '\\x07' WHERE id = $1"),
+            &[&id.to_string()],
+        )
+        .await
+        .expect("UPDATE");
+    assert_eq!(changed, 1);
+    assert_eq!(alice.get(&app).await, "1", "a fresh session, not an error page");
+    let fresh = session_in(&alice.cookie(&app).expect("a new session"));
+    assert_ne!(fresh, id);
+    assert_eq!(alice.get(&app).await, "2");
+    app.wait_for(&[&id.fingerprint().to_string(), "WARN"]);
+    assert!(app.said(&id.to_string()).is_empty(), "the log never holds the id");
+    client
+        .batch_execute(&format!(
+            "DROP TABLE \"{table}\"; DELETE FROM session_store_schema WHERE table_name = '{table}'"
+        ))
+        .await
+        .expect("drop the table");
 }
 
 #[test]

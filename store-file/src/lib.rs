@@ -150,6 +150,7 @@
 //! thread.
 
 mod disk;
+pub mod inspect;
 mod owners;
 
 use std::fmt;

@@ -50,6 +50,7 @@ impl Report {
 
 pub async fn run(url: &StoreUrl, fix: bool, out: &Printer) -> Result<Exit, Failure> {
     let mut report = Report::default();
+    crate::open::check_local(url, Mode::Existing)?;
     match &url.kind {
         Kind::File { dir, .. } => file(url, dir, fix, &mut report)?,
         Kind::Sqlite { path, table } => sqlite(url, path, table, fix, &mut report)?,

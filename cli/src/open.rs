@@ -31,7 +31,7 @@ pub struct Opened {
 
 /// Checks what is at a local path before a store opens it, so that a typo
 /// does not create an empty store and a file of another kind is named.
-fn check_local(url: &StoreUrl, mode: Mode) -> Result<(), Failure> {
+pub fn check_local(url: &StoreUrl, mode: Mode) -> Result<(), Failure> {
     let unavailable = |why: String| Failure::new(Exit::Unavailable, Some(url), why);
     match &url.kind {
         Kind::File { dir, .. } => match std::fs::metadata(dir) {

@@ -38,7 +38,7 @@ Store URLs:
   file:DIR                    a file store directory (?durability=nosync for bulk loads)
   sqlite:PATH                 an SQLite database (?table=NAME, default sessions)
   redis://HOST[:PORT][/DB]    a Redis server (?prefix=P, default session:; ?timeout_ms=N)
-  rediss://...                the same over TLS
+  rediss://...                the same over TLS (?ca=PEM-FILE for a private CA)
   redis://A,redis://B,...     a Redis Cluster, these nodes as seeds (or one URL with ?cluster)
 
 Exit codes:
@@ -157,7 +157,18 @@ fn main() -> ExitCode {
             return Exit::Failed.into();
         }
     };
-    let result = runtime.block_on(run(cli, &out));
+    // A bug must still end with a message and an exit code, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("session-store: internal error (a bug, please report it): {what}");
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, &out))))
+        .unwrap_or_else(|_| Err(Failure::new(Exit::Failed, None, "the command stopped on an internal error")));
     // A Redis connection's background tasks must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {

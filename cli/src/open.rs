@@ -107,6 +107,7 @@ pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
             cluster,
             prefix,
             timeout,
+            ca,
         } => {
             let builder = if *cluster {
                 RedisStore::cluster_builder(urls.clone())
@@ -117,8 +118,30 @@ pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
             if let Some(t) = timeout {
                 builder = builder.timeout(*t);
             }
+            if let Some(ca) = ca {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    Failure::new(Exit::Unavailable, Some(url), format!("reading the CA file {}: {e}", ca.display()))
+                })?;
+                builder = with_ca(builder, pem).map_err(|e| Failure::new(Exit::Usage, Some(url), e))?;
+            }
             Arc::new(builder.build().await.map_err(unavailable)?)
         }
     };
     Ok(Opened { url: url.clone(), store })
+}
+
+#[cfg(feature = "tls")]
+fn with_ca(
+    builder: session_store_redis::RedisStoreBuilder,
+    pem: Vec<u8>,
+) -> Result<session_store_redis::RedisStoreBuilder, String> {
+    Ok(builder.tls_root_ca(pem))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_ca(
+    _: session_store_redis::RedisStoreBuilder,
+    _: Vec<u8>,
+) -> Result<session_store_redis::RedisStoreBuilder, String> {
+    Err("ca= needs rediss://, which this build leaves out (feature tls)".into())
 }

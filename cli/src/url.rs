@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `file:DIR` | `session-store-file` on the directory `DIR` | `durability=fsync` (default) or `nosync` |
 //! | `sqlite:PATH` | `session-store-sqlite` on the database file `PATH` | `table=NAME` (default `sessions`) |
-//! | `redis://HOST[:PORT][/DB]`, `rediss://…` | `session-store-redis` | `prefix=P` (default `session:`), `cluster` (one seed URL of a cluster), `timeout_ms=N` |
+//! | `redis://HOST[:PORT][/DB]`, `rediss://…` | `session-store-redis` | `prefix=P` (default `session:`), `cluster` (one seed URL of a cluster), `timeout_ms=N`, `ca=PEM-FILE` (`rediss://` with a private CA) |
 //! | `redis://A,redis://B,…` | the same store on a Redis Cluster, these nodes as seeds | as above |
 //!
 //! `file:` and `sqlite:` take a path as is (`file:./sessions`,
@@ -55,6 +55,8 @@ pub enum Kind {
         prefix: String,
         /// The bound on every round trip.
         timeout: Option<Duration>,
+        /// A CA certificate (PEM file) to trust for `rediss://`.
+        ca: Option<PathBuf>,
     },
 }
 
@@ -106,6 +108,7 @@ impl StoreUrl {
                         ms.parse().map_err(|_| format!("{shown}: timeout_ms={ms}: expected milliseconds"))?,
                     )),
                 };
+                let ca = take(&mut options, "ca").map(PathBuf::from);
                 // What is left of the query belongs to the redis crate
                 // (`protocol=resp3`, ...).
                 let rest_query: Vec<String> = options.drain(..).map(|(k, v)| format!("{k}={v}")).collect();
@@ -129,6 +132,7 @@ impl StoreUrl {
                     urls,
                     prefix,
                     timeout,
+                    ca,
                 }
             }
             // A new backend goes here, e.g. "postgres" | "postgresql" => Kind::Postgres { ... }.

@@ -149,3 +149,24 @@ fn a_second_run_copies_what_changed_in_the_source_meanwhile() {
         assert!(target.load(&expected[1].id).await.unwrap().is_some());
     });
 }
+
+#[test]
+fn to_a_redis_cluster_and_back() {
+    let Some(urls) = env_or_skip("SESSION_STORE_REDIS_CLUSTER_URLS") else { return };
+    let n = 2_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let expected = seed_file(&tmp.path().join("src"), n, 20, 5);
+    let cluster = redis_store(&urls);
+    let v = migrate(&file_url(&tmp.path().join("src")), &cluster);
+    assert_eq!((v["copied"].as_u64(), v["failed"].as_u64()), (Some(n), Some(0)), "{v}");
+    let r = run(&["--json", "count", &cluster]);
+    assert_eq!(r.json()["count"], n, "{r:?}");
+    let back = sqlite_url(&tmp.path().join("back.db"));
+    let v = migrate(&cluster, &back);
+    assert_eq!(v["copied"], n, "{v}");
+    runtime().block_on(async {
+        assert_holds(&SqliteStore::open(tmp.path().join("back.db")).unwrap(), &expected).await;
+    });
+    let r = run(&["--json", "clear", "--yes", &cluster]);
+    assert_eq!(r.json()["cleared"], n, "{r:?}");
+}

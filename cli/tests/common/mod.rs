@@ -57,15 +57,24 @@ pub fn run(args: &[&str]) -> Run {
     run
 }
 
-/// `SESSION_STORE_REDIS_URL`, or `None` after saying how to get a server;
-/// under `SESSION_STORE_STRICT=1` a missing server fails the test.
+/// `SESSION_STORE_REDIS_URL` (the private server `store-redis/scripts/with-redis`
+/// starts), or `None` after saying how to get one; under
+/// `SESSION_STORE_STRICT=1` a missing server fails the test.
 pub fn redis_url() -> Option<String> {
-    match std::env::var("SESSION_STORE_REDIS_URL") {
+    env_or_skip("SESSION_STORE_REDIS_URL")
+}
+
+/// The value of `var`, or `None` after saying how to get it (a failure
+/// under `SESSION_STORE_STRICT=1`).
+pub fn env_or_skip(var: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            let msg = "SESSION_STORE_REDIS_URL is not set: run the tests under \
-                       `store-redis/scripts/with-redis cargo test -p session-store-cli` (or ./scripts/test), \
-                       which starts a private Redis server on a free loopback port";
+            let msg = format!(
+                "{var} is not set: run the tests under \
+                 `store-redis/scripts/with-redis cargo test -p session-store-cli` (or ./scripts/test), \
+                 which starts private Redis servers on free loopback ports"
+            );
             assert!(std::env::var("SESSION_STORE_STRICT").as_deref() != Ok("1"), "{msg}");
             eprintln!("skipped: {msg}");
             None

@@ -85,7 +85,11 @@ pub async fn list(url: &StoreUrl, show_ids: bool, limit: Option<usize>, out: &Pr
         }),
         || {
             let mut text = String::new();
-            let id_col = if show_ids { format!(" {:<22}", "ID") } else { String::new() };
+            let id_col = if show_ids {
+                format!(" {:<22}", "ID")
+            } else {
+                String::new()
+            };
             text.push_str(&format!(
                 "{:<8}{id_col} {:<24} {:<24} {:>7} {:>8}  OWNER",
                 "SESSION", "CREATED", "EXPIRES", "VERSION", "BYTES"
@@ -128,18 +132,28 @@ async fn resolve(s: &Opened, arg: &str) -> Result<Vec<SessionId>, Failure> {
         ));
     }
     let ids = s.store.ids().await.map_err(|e| Failure::store(&s.url, &e))?;
-    Ok(ids.into_iter().filter(|id| id.fingerprint().to_string() == arg).collect())
+    Ok(ids
+        .into_iter()
+        .filter(|id| id.fingerprint().to_string() == arg)
+        .collect())
 }
 
 async fn resolve_one(s: &Opened, arg: &str) -> Result<SessionId, Failure> {
     let ids = resolve(s, arg).await?;
     match ids.as_slice() {
         [id] => Ok(*id),
-        [] => Err(Failure::new(Exit::NotFound, Some(&s.url), format!("no live session {}", shown_arg(arg)))),
+        [] => Err(Failure::new(
+            Exit::NotFound,
+            Some(&s.url),
+            format!("no live session {}", shown_arg(arg)),
+        )),
         _ => Err(Failure::new(
             Exit::Usage,
             Some(&s.url),
-            format!("{} live sessions have the fingerprint {arg}: give the full id", ids.len()),
+            format!(
+                "{} live sessions have the fingerprint {arg}: give the full id",
+                ids.len()
+            ),
         )),
     }
 }
@@ -161,7 +175,13 @@ pub async fn show(url: &StoreUrl, arg: &str, out: &Printer) -> Result<Exit, Fail
         .load(&id)
         .await
         .map_err(|e| Failure::store(url, &e))?
-        .ok_or_else(|| Failure::new(Exit::NotFound, Some(url), format!("no live session {}", id.fingerprint())))?;
+        .ok_or_else(|| {
+            Failure::new(
+                Exit::NotFound,
+                Some(url),
+                format!("no live session {}", id.fingerprint()),
+            )
+        })?;
     let data: serde_json::Map<String, Value> = record
         .data
         .iter()
@@ -245,7 +265,11 @@ pub async fn clear(url: &StoreUrl, yes: bool, out: &Printer) -> Result<Exit, Fai
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
         if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            return Err(Failure::new(Exit::NotConfirmed, Some(url), "not confirmed; nothing deleted"));
+            return Err(Failure::new(
+                Exit::NotConfirmed,
+                Some(url),
+                "not confirmed; nothing deleted",
+            ));
         }
     }
     s.store.clear().await.map_err(|e| Failure::store(url, &e))?;

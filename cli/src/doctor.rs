@@ -110,7 +110,9 @@ fn file(url: &StoreUrl, dir: &Path, fix: bool, report: &mut Report) -> Result<()
             }
         }
         if removed > 0 {
-            report.fixed.push(format!("removed {removed} undecodable session file(s)"));
+            report
+                .fixed
+                .push(format!("removed {removed} undecodable session file(s)"));
         }
         let tmp = inspect::remove_orphaned_temporary_files(dir).map_err(|e| Failure::store(url, &e))?;
         if tmp > 0 {
@@ -168,10 +170,18 @@ fn file(url: &StoreUrl, dir: &Path, fix: bool, report: &mut Report) -> Result<()
             )
         },
     );
-    report.check("expired", true, format!("{} expired session files (purge removes them)", found.expired));
+    report.check(
+        "expired",
+        true,
+        format!("{} expired session files (purge removes them)", found.expired),
+    );
     records_check(
         report,
-        found.undecodable.iter().map(|u| (u.fingerprint, u.reason.clone())).collect(),
+        found
+            .undecodable
+            .iter()
+            .map(|u| (u.fingerprint, u.reason.clone()))
+            .collect(),
     );
     Ok(())
 }
@@ -242,7 +252,11 @@ fn sqlite(url: &StoreUrl, path: &Path, table: &str, fix: bool, report: &mut Repo
     );
     records_check(
         report,
-        found.undecodable.iter().map(|u| (u.fingerprint, u.reason.clone())).collect(),
+        found
+            .undecodable
+            .iter()
+            .map(|u| (u.fingerprint, u.reason.clone()))
+            .collect(),
     );
     Ok(())
 }
@@ -290,11 +304,23 @@ fn redis_record_problem(id: SessionId, fields: &[Option<Vec<u8>>]) -> Option<Str
         })
 }
 
-async fn redis_checks(url: &StoreUrl, cluster: bool, prefix: &str, fix: bool, report: &mut Report) -> Result<(), Failure> {
+async fn redis_checks(
+    url: &StoreUrl,
+    cluster: bool,
+    prefix: &str,
+    fix: bool,
+    report: &mut Report,
+) -> Result<(), Failure> {
     let opened = open(url, Mode::Existing).await?;
     let live = opened.store.count().await.map_err(|e| Failure::store(url, &e))?;
-    report.check("connection", true, format!("{live} live sessions under prefix {prefix:?}"));
-    let Kind::Redis { urls, ca, .. } = &url.kind else { return Ok(()) };
+    report.check(
+        "connection",
+        true,
+        format!("{live} live sessions under prefix {prefix:?}"),
+    );
+    let Kind::Redis { urls, ca, .. } = &url.kind else {
+        return Ok(());
+    };
     if ca.is_some() {
         report.check(
             "records",
@@ -352,12 +378,18 @@ async fn redis_checks(url: &StoreUrl, cluster: bool, prefix: &str, fix: bool, re
                 .strip_prefix(prefix.as_bytes())
                 .and_then(|k| k.strip_prefix(b"{"))
                 .and_then(|k| k.strip_suffix(b"}"));
-            let Some(id) = inner.and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| k.parse::<SessionId>().ok())
+            let Some(id) = inner
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| k.parse::<SessionId>().ok())
             else {
                 continue; // not a key of this store's shape
             };
             keys += 1;
-            let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await.map_err(failed)?;
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(failed)?;
             let problem = if kind == "none" {
                 continue;
             } else if kind != "hash" {
@@ -395,7 +427,11 @@ async fn redis_checks(url: &StoreUrl, cluster: bool, prefix: &str, fix: bool, re
         report.fixed.push(format!("removed {removed} undecodable key(s)"));
         bad.clear();
     }
-    report.check("layout", true, format!("{keys} keys of this store's shape ({prefix}{{<id>}})"));
+    report.check(
+        "layout",
+        true,
+        format!("{keys} keys of this store's shape ({prefix}{{<id>}})"),
+    );
     report.check(
         "expiry",
         no_ttl == 0,

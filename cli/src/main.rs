@@ -168,7 +168,13 @@ fn main() -> ExitCode {
         eprintln!("session-store: internal error (a bug, please report it): {what}");
     }));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, &out))))
-        .unwrap_or_else(|_| Err(Failure::new(Exit::Failed, None, "the command stopped on an internal error")));
+        .unwrap_or_else(|_| {
+            Err(Failure::new(
+                Exit::Failed,
+                None,
+                "the command stopped on an internal error",
+            ))
+        });
     // A Redis connection's background tasks must not hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {

@@ -122,7 +122,11 @@ impl Tally {
 
 pub async fn run(from_url: &StoreUrl, to_url: &StoreUrl, args: &MigrateArgs, out: &Printer) -> Result<Exit, Failure> {
     if from_url.shown == to_url.shown {
-        return Err(Failure::new(Exit::Usage, Some(from_url), "--from and --to name the same store"));
+        return Err(Failure::new(
+            Exit::Usage,
+            Some(from_url),
+            "--from and --to name the same store",
+        ));
     }
     let from = open(from_url, Mode::Existing).await?;
     let to = open(to_url, Mode::Create).await?;
@@ -189,8 +193,13 @@ pub async fn run(from_url: &StoreUrl, to_url: &StoreUrl, args: &MigrateArgs, out
         let done = tally.done();
         if let Some(bar) = &bar {
             bar.set_position(done);
-            if done % 256 == 0 || tally.failed > 0 {
-                bar.set_message(format!("copied {} skipped {} failed {}", tally.copied, tally.present + tally.gone, tally.failed));
+            if done.is_multiple_of(256) || tally.failed > 0 {
+                bar.set_message(format!(
+                    "copied {} skipped {} failed {}",
+                    tally.copied,
+                    tally.present + tally.gone,
+                    tally.failed
+                ));
             }
         } else if lines && last_line.elapsed() >= Duration::from_secs(2) {
             last_line = Instant::now();

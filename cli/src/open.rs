@@ -120,14 +120,21 @@ pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
             }
             if let Some(ca) = ca {
                 let pem = std::fs::read(ca).map_err(|e| {
-                    Failure::new(Exit::Unavailable, Some(url), format!("reading the CA file {}: {e}", ca.display()))
+                    Failure::new(
+                        Exit::Unavailable,
+                        Some(url),
+                        format!("reading the CA file {}: {e}", ca.display()),
+                    )
                 })?;
                 builder = with_ca(builder, pem).map_err(|e| Failure::new(Exit::Usage, Some(url), e))?;
             }
             Arc::new(builder.build().await.map_err(unavailable)?)
         }
     };
-    Ok(Opened { url: url.clone(), store })
+    Ok(Opened {
+        url: url.clone(),
+        store,
+    })
 }
 
 #[cfg(feature = "tls")]

@@ -104,9 +104,11 @@ impl StoreUrl {
                 };
                 let timeout = match take(&mut options, "timeout_ms") {
                     None => None,
-                    Some(ms) => Some(Duration::from_millis(
-                        ms.parse().map_err(|_| format!("{shown}: timeout_ms={ms}: expected milliseconds"))?,
-                    )),
+                    Some(ms) => {
+                        Some(Duration::from_millis(ms.parse().map_err(|_| {
+                            format!("{shown}: timeout_ms={ms}: expected milliseconds")
+                        })?))
+                    }
                 };
                 let ca = take(&mut options, "ca").map(PathBuf::from);
                 // What is left of the query belongs to the redis crate
@@ -210,15 +212,21 @@ mod tests {
     #[test]
     fn parses_every_kind() {
         let u = StoreUrl::parse("file:./sessions").unwrap();
-        assert!(matches!(u.kind, Kind::File { ref dir, durability: Durability::Fsync } if dir == &PathBuf::from("./sessions")));
+        assert!(
+            matches!(u.kind, Kind::File { ref dir, durability: Durability::Fsync } if dir == &PathBuf::from("./sessions"))
+        );
         let u = StoreUrl::parse("file:///tmp/x?durability=nosync").unwrap();
-        assert!(matches!(u.kind, Kind::File { ref dir, durability: Durability::NoSync } if dir == &PathBuf::from("/tmp/x")));
+        assert!(
+            matches!(u.kind, Kind::File { ref dir, durability: Durability::NoSync } if dir == &PathBuf::from("/tmp/x"))
+        );
         let u = StoreUrl::parse("sqlite:./s.db?table=web").unwrap();
         assert!(matches!(u.kind, Kind::Sqlite { ref table, .. } if table == "web"));
         let u = StoreUrl::parse("redis://:secret@127.0.0.1:7000/2?prefix=app%3A&protocol=resp3").unwrap();
         assert_eq!(u.shown, "redis://:***@127.0.0.1:7000/2?prefix=app%3A&protocol=resp3");
         match u.kind {
-            Kind::Redis { urls, cluster, prefix, .. } => {
+            Kind::Redis {
+                urls, cluster, prefix, ..
+            } => {
                 assert_eq!(urls, ["redis://:secret@127.0.0.1:7000/2?protocol=resp3"]);
                 assert!(!cluster);
                 assert_eq!(prefix, "app:");

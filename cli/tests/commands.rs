@@ -43,7 +43,11 @@ fn empty_store_answers(store: &str, other: &str) {
                 assert_eq!(r.code, 4, "{r:?}");
                 assert!(r.stderr.contains("no live session 374708ff"), "{r:?}");
             }
-            "delete" => assert_eq!((r.code, &v["not_found"][0]), (4, &serde_json::json!("374708ff")), "{r:?}"),
+            "delete" => assert_eq!(
+                (r.code, &v["not_found"][0]),
+                (4, &serde_json::json!("374708ff")),
+                "{r:?}"
+            ),
             "clear" => assert_eq!((r.code, &v["cleared"]), (0, &serde_json::json!(0)), "{r:?}"),
             "doctor" => assert_eq!((r.code, &v["healthy"]), (0, &serde_json::json!(true)), "{r:?}"),
             "migrate" => assert_eq!((r.code, &v["copied"], &v["total"]), (0, &0.into(), &0.into()), "{r:?}"),
@@ -86,7 +90,10 @@ fn every_command_fails(store: &str, other: &str, code: i32, says: &str) {
         let r = run(&with_store(cmd, store, other));
         assert_eq!(r.code, code, "{cmd:?} {r:?}");
         assert!(r.stderr.contains(says), "{cmd:?}: {r:?}");
-        assert!(r.stderr.contains(store.split('?').next().unwrap()), "names the store: {r:?}");
+        assert!(
+            r.stderr.contains(store.split('?').next().unwrap()),
+            "names the store: {r:?}"
+        );
         let v = r.json();
         assert_eq!(v["error"]["exit_code"], code, "{v}");
         // Text mode says the same on stderr, without JSON on stdout.
@@ -115,7 +122,10 @@ fn a_wrong_url_is_a_usage_error() {
     // A password in a URL is never echoed.
     let r = run(&["count", "mysql://admin:hunter2@db/x"]);
     assert_eq!(r.code, 2);
-    assert!(!r.stderr.contains("hunter2") && r.stderr.contains("admin:***@"), "{r:?}");
+    assert!(
+        !r.stderr.contains("hunter2") && r.stderr.contains("admin:***@"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -143,7 +153,10 @@ fn a_store_of_the_wrong_kind_is_named() {
     // A Redis URL where no Redis listens.
     let r = run(&["--json", "count", "redis://127.0.0.1:1/?timeout_ms=500"]);
     assert_eq!(r.code, 3, "{r:?}");
-    assert!(r.stderr.contains("redis://127.0.0.1:1/") && r.stderr.contains("refused"), "{r:?}");
+    assert!(
+        r.stderr.contains("redis://127.0.0.1:1/") && r.stderr.contains("refused"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -157,7 +170,10 @@ fn list_show_delete_purge_and_clear() {
     assert_eq!(r.code, 0, "{r:?}");
     for rec in &records {
         assert!(r.stdout.contains(&rec.id.fingerprint().to_string()), "{r:?}");
-        assert!(!r.stdout.contains(&rec.id.to_string()), "a full id without --show-ids: {r:?}");
+        assert!(
+            !r.stdout.contains(&rec.id.to_string()),
+            "a full id without --show-ids: {r:?}"
+        );
     }
     assert!(r.stdout.contains("5 sessions"), "{r:?}");
     let r = run(&["--json", "list", "--show-ids", &url]);
@@ -183,7 +199,10 @@ fn list_show_delete_purge_and_clear() {
         assert_eq!(v["data"]["n"], 0);
         assert_eq!(v["data"]["ключ ✓"], "value 0 ✓");
         assert_eq!(v["data"]["nested"]["max"], u64::MAX);
-        assert!(!r.stdout.contains(&first.id.to_string()), "show never prints the id: {r:?}");
+        assert!(
+            !r.stdout.contains(&first.id.to_string()),
+            "show never prints the id: {r:?}"
+        );
     }
     let r = run(&["show", &url, "not-an-id"]);
     assert_eq!(r.code, 2, "{r:?}");

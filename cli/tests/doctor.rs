@@ -49,18 +49,35 @@ fn file_store_damaged_record_and_stray_temporary_file() {
     assert_eq!(problems(&v), ["temporary files", "records"], "{v}");
     assert_eq!(undecodable(&v), [damaged.id.fingerprint().to_string()], "{v}");
     for rec in &records {
-        assert!(!r.stdout.contains(&rec.id.to_string()), "a full id in the report: {r:?}");
+        assert!(
+            !r.stdout.contains(&rec.id.to_string()),
+            "a full id in the report: {r:?}"
+        );
     }
     let text = run(&["doctor", &url]);
-    assert!(text.stdout.contains(&format!("undecodable session {}", damaged.id.fingerprint())), "{text:?}");
-    assert!(text.stdout.contains("PROBLEM temporary files: 1 left by interrupted writes"), "{text:?}");
+    assert!(
+        text.stdout
+            .contains(&format!("undecodable session {}", damaged.id.fingerprint())),
+        "{text:?}"
+    );
+    assert!(
+        text.stdout
+            .contains("PROBLEM temporary files: 1 left by interrupted writes"),
+        "{text:?}"
+    );
 
     let r = run(&["--json", "doctor", "--fix", &url]);
     assert_eq!(r.code, 0, "{r:?}");
     let v = r.json();
     assert_eq!(v["fixed"].as_array().unwrap().len(), 2, "{v}");
     assert!(!path.exists());
-    assert_eq!(std::fs::read_dir(shard).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-")).count(), 0);
+    assert_eq!(
+        std::fs::read_dir(shard)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+            .count(),
+        0
+    );
     runtime().block_on(async { assert_holds(&FileStore::open(&dir).unwrap(), &records[1..]).await });
 }
 
@@ -76,7 +93,10 @@ fn file_store_modes_open_to_others() {
     let r = run(&["--json", "doctor", &file_url(&dir)]);
     assert_eq!(r.code, 6, "{r:?}");
     assert_eq!(problems(&r.json()), ["permissions"]);
-    assert!(r.stdout.contains(&format!("{} (644)", records[0].id.fingerprint())), "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("{} (644)", records[0].id.fingerprint())),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -111,7 +131,11 @@ fn sqlite_store_damaged_row() {
     // list names it too, and exits 1.
     let l = run(&["list", &url]);
     assert_eq!(l.code, 1, "{l:?}");
-    assert!(l.stdout.contains(&format!("{} undecodable", records[2].id.fingerprint())), "{l:?}");
+    assert!(
+        l.stdout
+            .contains(&format!("{} undecodable", records[2].id.fingerprint())),
+        "{l:?}"
+    );
 
     let r = run(&["--json", "doctor", "--fix", &url]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -143,7 +167,11 @@ fn redis_store_damaged_record() {
     let url = redis_store(&base);
     let (server, prefix) = url.split_once("?prefix=").unwrap();
     let records: Vec<Record> = runtime().block_on(async {
-        let store = session_store_redis::RedisStore::builder(server).prefix(prefix).build().await.unwrap();
+        let store = session_store_redis::RedisStore::builder(server)
+            .prefix(prefix)
+            .build()
+            .await
+            .unwrap();
         let mut out = Vec::new();
         for i in 0..3 {
             let mut r = seed_record(i, SystemClock.now());
@@ -151,7 +179,11 @@ fn redis_store_damaged_record() {
             store.create(&r).await.unwrap();
             out.push(r);
         }
-        let mut conn = redis::Client::open(server).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let mut conn = redis::Client::open(server)
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
         let _: () = redis::cmd("HSET")
             .arg(format!("{prefix}{{{}}}", out[0].id))
             .arg("d")
@@ -169,7 +201,11 @@ fn redis_store_damaged_record() {
     let r = run(&["--json", "doctor", "--fix", &url]);
     assert_eq!(r.code, 0, "{r:?}");
     runtime().block_on(async {
-        let store = session_store_redis::RedisStore::builder(server).prefix(prefix).build().await.unwrap();
+        let store = session_store_redis::RedisStore::builder(server)
+            .prefix(prefix)
+            .build()
+            .await
+            .unwrap();
         assert_holds(&store, &records[1..]).await;
         store.clear().await.unwrap();
     });

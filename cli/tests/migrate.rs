@@ -60,17 +60,17 @@ fn round_trip_file_sqlite_redis_file_keeps_every_session() {
     }
     // Idempotent: a second run copies nothing and loses nothing.
     let again = migrate(&sqlite, &redis);
-    assert_eq!((again["copied"].as_u64(), again["already_there"].as_u64()), (Some(0), Some(n)), "{again}");
+    assert_eq!(
+        (again["copied"].as_u64(), again["already_there"].as_u64()),
+        (Some(0), Some(n)),
+        "{again}"
+    );
 
     runtime().block_on(async {
         let sqlite_store = SqliteStore::open(tmp.path().join("sessions.db")).unwrap();
         assert_holds(&sqlite_store, &expected).await;
         let (server, prefix) = redis.split_once("?prefix=").expect("redis_store adds a prefix");
-        let redis_store = RedisStore::builder(server)
-            .prefix(prefix)
-            .build()
-            .await
-            .unwrap();
+        let redis_store = RedisStore::builder(server).prefix(prefix).build().await.unwrap();
         assert_holds(&redis_store, &expected).await;
         let back = FileStore::open(tmp.path().join("back")).unwrap();
         assert_holds(&back, &expected).await;
@@ -88,7 +88,17 @@ fn a_migration_killed_halfway_completes_on_the_next_run() {
     let to = sqlite_url(&db);
 
     let mut child = Command::new(BIN)
-        .args(["migrate", "--from", &from, "--to", &to, "--concurrency", "1", "--progress", "lines"])
+        .args([
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--concurrency",
+            "1",
+            "--progress",
+            "lines",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -99,7 +109,10 @@ fn a_migration_killed_halfway_completes_on_the_next_run() {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             assert!(Instant::now() < deadline, "the migration copied too little in 120 s");
-            assert!(child.try_wait().unwrap().is_none(), "the migration ended before it was killed");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the migration ended before it was killed"
+            );
             if db.exists()
                 && let Ok(store) = SqliteStore::open(&db)
                 && store.count().await.unwrap_or(0) >= 2_000
@@ -117,7 +130,11 @@ fn a_migration_killed_halfway_completes_on_the_next_run() {
     assert_eq!(v.code, 0, "{v:?}");
     let v = v.json();
     assert_eq!(v["failed"], 0, "{v}");
-    assert_eq!(v["copied"].as_u64().unwrap() + v["already_there"].as_u64().unwrap(), n, "{v}");
+    assert_eq!(
+        v["copied"].as_u64().unwrap() + v["already_there"].as_u64().unwrap(),
+        n,
+        "{v}"
+    );
     assert!(v["already_there"].as_u64().unwrap() >= copied_before_kill, "{v}");
     runtime().block_on(async {
         assert_holds(&SqliteStore::open(&db).unwrap(), &expected).await;
@@ -140,7 +157,11 @@ fn a_second_run_copies_what_changed_in_the_source_meanwhile() {
         store.delete(&expected[1].id).await.unwrap();
     });
     let second = migrate(&file_url(&src), &to);
-    assert_eq!((second["copied"].as_u64(), second["already_there"].as_u64()), (Some(1), Some(198)), "{second}");
+    assert_eq!(
+        (second["copied"].as_u64(), second["already_there"].as_u64()),
+        (Some(1), Some(198)),
+        "{second}"
+    );
     runtime().block_on(async {
         let target = SqliteStore::open(tmp.path().join("t.db")).unwrap();
         assert_eq!(target.load(&expected[0].id).await.unwrap().as_ref(), Some(&expected[0]));
@@ -152,7 +173,9 @@ fn a_second_run_copies_what_changed_in_the_source_meanwhile() {
 
 #[test]
 fn to_a_redis_cluster_and_back() {
-    let Some(urls) = env_or_skip("SESSION_STORE_REDIS_CLUSTER_URLS") else { return };
+    let Some(urls) = env_or_skip("SESSION_STORE_REDIS_CLUSTER_URLS") else {
+        return;
+    };
     let n = 2_000;
     let tmp = tempfile::tempdir().unwrap();
     let expected = seed_file(&tmp.path().join("src"), n, 20, 5);

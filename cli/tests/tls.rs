@@ -126,7 +126,14 @@ fn migrate_to_rediss_with_a_private_ca() {
     let target = format!("{}&ca={}", redis_store(&base), ca.display());
     let mut migrated = None;
     for _ in 0..200 {
-        let r = run(&["--json", "migrate", "--from", &file_url(&tmp.path().join("src")), "--to", &target]);
+        let r = run(&[
+            "--json",
+            "migrate",
+            "--from",
+            &file_url(&tmp.path().join("src")),
+            "--to",
+            &target,
+        ]);
         if r.code == 0 {
             migrated = Some(r.json());
             break;

@@ -181,7 +181,12 @@ fn inspect_shard(report: &mut Report, shard: &Path, shard_name: &str) -> Result<
             Some(n) if n.starts_with(crate::disk::TMP_PREFIX) => {}
             Some(n) if meta.is_file() && crate::disk::session_file_id(shard_name, n).is_some() => {
                 let id: SessionId = n.parse().map_err(Error::from)?;
-                check_mode(report, &entry.path(), format!("{shard_name}/{}", id.fingerprint()), &meta);
+                check_mode(
+                    report,
+                    &entry.path(),
+                    format!("{shard_name}/{}", id.fingerprint()),
+                    &meta,
+                );
             }
             _ => report.unexpected.push(entry.path()),
         }

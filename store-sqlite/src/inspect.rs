@@ -75,8 +75,7 @@ pub struct Undecodable {
 pub fn is_sqlite_file(path: &Path) -> Result<bool> {
     use std::io::Read;
     let mut head = [0u8; 16];
-    let mut file =
-        std::fs::File::open(path).map_err(|e| Error::backend(format!("opening {}", path.display()), e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::backend(format!("opening {}", path.display()), e))?;
     let mut read = 0;
     while read < head.len() {
         match file.read(&mut head[read..]) {
@@ -182,7 +181,10 @@ pub fn remove_undecodable(path: &Path, table: &str, rows: &[Undecodable]) -> Res
                 let mut found = select.query(params![row.key]).map_err(fail)?;
                 match found.next().map_err(fail)? {
                     None => false,
-                    Some(r) => match std::str::from_utf8(&row.key).ok().and_then(|k| k.parse::<SessionId>().ok()) {
+                    Some(r) => match std::str::from_utf8(&row.key)
+                        .ok()
+                        .and_then(|k| k.parse::<SessionId>().ok())
+                    {
                         None => true,
                         Some(id) => decode(id, r).is_err(),
                     },

@@ -114,11 +114,14 @@ pub fn seed_record(i: u64, now: Timestamp) -> Record {
     let mut data = SessionData::new();
     data.insert("n", &i).unwrap();
     data.insert("ключ ✓", &format!("value {i} ✓")).unwrap();
-    if i % 3 == 0 {
-        data.insert("nested", &serde_json::json!({"a": [1, 2, {"b": null}], "max": u64::MAX}))
-            .unwrap();
+    if i.is_multiple_of(3) {
+        data.insert(
+            "nested",
+            &serde_json::json!({"a": [1, 2, {"b": null}], "max": u64::MAX}),
+        )
+        .unwrap();
     }
-    if i % 11 == 0 {
+    if i.is_multiple_of(11) {
         data.insert("", &i64::MIN).unwrap();
     }
     let mut record = Record::with_deadline(
@@ -127,7 +130,7 @@ pub fn seed_record(i: u64, now: Timestamp) -> Record {
         now - Duration::from_secs(i % 1000),
         now + Duration::from_secs(3600 + i * 7),
     );
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         record.owner = Some(format!("user-{}", i % 100));
     }
     record
@@ -170,7 +173,11 @@ pub fn seed_file(dir: &Path, n: u64, bumped: u64, expired: u64) -> Vec<Record> {
 /// data, created time, deadline, version and owner, and that the store holds
 /// nothing else live.
 pub async fn assert_holds(store: &dyn SessionStore, expected: &[Record]) {
-    assert_eq!(store.count().await.unwrap(), expected.len() as u64, "live sessions in {store:?}");
+    assert_eq!(
+        store.count().await.unwrap(),
+        expected.len() as u64,
+        "live sessions in {store:?}"
+    );
     let mismatches: Vec<String> = futures::stream::iter(expected)
         .map(|want| async move {
             match store.load(&want.id).await {

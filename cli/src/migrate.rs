@@ -2,7 +2,7 @@
 //! created time, deadline, owner and version.
 //!
 //! Each session is read from the source with `load` and written to the
-//! target with [`SessionStore::import`](session_store_core::SessionStore::import),
+//! target with [`session_store_core::SessionStore::import`],
 //! which keeps the version and writes nothing when the target already holds
 //! that session at the same or a newer version. So a second run copies
 //! nothing twice, a run that was killed picks up where it stopped, and a run
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::json;
 use session_store_core::{Error, SessionId, SessionStore};
 
@@ -137,13 +137,15 @@ pub async fn run(from_url: &StoreUrl, to_url: &StoreUrl, args: &MigrateArgs, out
     let bar = match args.progress {
         ProgressMode::Auto if std::io::stderr().is_terminal() => {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            let style = ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} {rate} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", state.per_sec());
+            })
+            .progress_chars("=> ");
+            bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(200));
             Some(bar)
         }
@@ -214,7 +216,13 @@ pub async fn run(from_url: &StoreUrl, to_url: &StoreUrl, args: &MigrateArgs, out
         }
     }
     if let Some(bar) = &bar {
-        bar.finish_and_clear();
+        bar.set_message(format!(
+            "copied {} skipped {} failed {}",
+            tally.copied,
+            tally.present + tally.gone,
+            tally.failed
+        ));
+        bar.finish();
     }
     let secs = start.elapsed().as_secs_f64();
     let rate = total as f64 / secs.max(1e-3);

@@ -8,11 +8,15 @@
 //! shard.
 //!
 //! ```
+//! use session_store_file::{FileStore, inspect};
+//!
 //! # let tmp = tempfile::tempdir()?;
-//! let report = session_store_file::inspect::inspect(tmp.path())?;
-//! assert!(report.is_healthy());
+//! # let dir = tmp.path().join("sessions");
+//! FileStore::open(&dir)?; // makes the directory, 0700
+//! let report = inspect::inspect(&dir)?;
+//! assert!(report.is_healthy(), "{report:?}");
 //! assert_eq!(report.records, 0);
-//! # Ok::<(), session_store_core::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::fs;

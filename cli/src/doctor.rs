@@ -5,10 +5,11 @@
 //!   opening a store, whose start-up sweep would hide stray temporary files).
 //! - SQLite: [`session_store_sqlite::inspect`] (read-only), and the modes of
 //!   the database file and its `-wal`/`-shm` companions.
-//! - Redis: raw commands on the server (the store's key layout, `d`/`e`/`v`
-//!   hash fields, decoded with the core codec), and the eviction policy. On a
-//!   cluster only what the store's own calls show is checked; the report
-//!   says so.
+//! - Redis: raw commands on the server, or on every master of a cluster
+//!   (`CLUSTER NODES`): the store's key layout, the `d`/`e`/`v` hash fields
+//!   decoded with the core codec, TTLs, and the eviction policy. Over TLS
+//!   with a private CA (`ca=`) only the store's own calls are checked; the
+//!   report says so.
 
 use std::path::Path;
 
@@ -261,6 +262,25 @@ fn sqlite(url: &StoreUrl, path: &Path, table: &str, fix: bool, report: &mut Repo
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_nodes_and_their_urls() {
+        let nodes = "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                     b 127.0.0.1:7001@17001,host master - 0 0 2 connected 5461-10922\n\
+                     c 127.0.0.1:7002@17002 slave a 0 0 1 connected\n\
+                     d 127.0.0.1:7003@17003 master,fail - 0 0 3 connected\n";
+        assert_eq!(cluster_masters(nodes), ["127.0.0.1:7000", "127.0.0.1:7001"]);
+        assert_eq!(
+            node_url("redis://:pw@10.0.0.1:6379/?x=1", "h:7001"),
+            "redis://:pw@h:7001/?x=1"
+        );
+        assert_eq!(node_url("rediss://10.0.0.1", "h:7001"), "rediss://h:7001");
+    }
+}
+
 #[cfg(unix)]
 fn mode_of(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
@@ -304,6 +324,34 @@ fn redis_record_problem(id: SessionId, fields: &[Option<Vec<u8>>]) -> Option<Str
         })
 }
 
+/// The `host:port` of every master that `CLUSTER NODES` lists as healthy.
+fn cluster_masters(nodes: &str) -> Vec<String> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, addr, flags) = (fields.next()?, fields.next()?, fields.next()?);
+            let is_master = flags.split(',').any(|f| f == "master");
+            let failing = flags.split(',').any(|f| f == "fail" || f == "noaddr");
+            // `ip:port@cport[,hostname]`
+            let addr = addr.split(['@', ',']).next()?;
+            (is_master && !failing && !addr.starts_with(':')).then(|| addr.to_owned())
+        })
+        .collect()
+}
+
+/// `seed` (scheme, credentials, options) pointed at `addr` instead.
+fn node_url(seed: &str, addr: &str) -> String {
+    let Some(scheme_end) = seed.find("://") else {
+        return seed.to_owned();
+    };
+    let rest = &seed[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let userinfo = authority.rfind('@').map_or("", |at| &authority[..=at]);
+    format!("{}{userinfo}{addr}{}", &seed[..scheme_end + 3], &rest[authority_end..])
+}
+
 async fn redis_checks(
     url: &StoreUrl,
     cluster: bool,
@@ -329,103 +377,138 @@ async fn redis_checks(
         );
         return Ok(());
     }
-    if cluster {
-        report.check(
-            "records",
-            true,
-            "not inspected on a cluster: raw per-node scans are not implemented; \
-             count and ids (which skip undecodable records) answered",
-        );
-        return Ok(());
-    }
     let failed = |e: redis::RedisError| Failure::new(Exit::Failed, Some(url), format!("Redis: {e}"));
-    let client = redis::Client::open(urls[0].as_str()).map_err(failed)?;
-    let mut conn = client.get_multiplexed_async_connection().await.map_err(failed)?;
-
-    let policy: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    match policy.get(1) {
-        Some(p) if p.starts_with("allkeys-") => report.check(
-            "eviction",
-            false,
-            format!("maxmemory-policy is {p}: Redis may evict live sessions under memory pressure (use noeviction or volatile-*)"),
-        ),
-        Some(p) => report.check("eviction", true, format!("maxmemory-policy is {p}")),
-        None => report.check("eviction", true, "CONFIG GET is not allowed here: eviction policy not checked"),
-    }
+    // Every node to scan: the server, or each master of the cluster.
+    let nodes = if cluster {
+        let client = redis::Client::open(urls[0].as_str()).map_err(failed)?;
+        let mut seed = client.get_multiplexed_async_connection().await.map_err(failed)?;
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut seed)
+            .await
+            .map_err(failed)?;
+        let masters = cluster_masters(&text);
+        if masters.is_empty() {
+            return Err(Failure::new(Exit::Failed, Some(url), "CLUSTER NODES lists no master"));
+        }
+        masters.iter().map(|addr| node_url(&urls[0], addr)).collect()
+    } else {
+        vec![urls[0].clone()]
+    };
 
     let pattern = format!("{}{{*}}", glob_escape(prefix));
-    let mut cursor: u64 = 0;
     let mut keys = 0u64;
     let mut no_ttl = 0u64;
     let mut bad: Vec<(Fingerprint, String, Vec<u8>)> = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
+    let mut policies = Vec::new();
+    let mut conns = Vec::new();
+    for node in &nodes {
+        let client = redis::Client::open(node.as_str()).map_err(failed)?;
+        let mut conn = client.get_multiplexed_async_connection().await.map_err(failed)?;
+        let policy: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
             .query_async(&mut conn)
             .await
-            .map_err(failed)?;
-        for key in batch {
-            let inner = key
-                .strip_prefix(prefix.as_bytes())
-                .and_then(|k| k.strip_prefix(b"{"))
-                .and_then(|k| k.strip_suffix(b"}"));
-            let Some(id) = inner
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .and_then(|k| k.parse::<SessionId>().ok())
-            else {
-                continue; // not a key of this store's shape
-            };
-            keys += 1;
-            let kind: String = redis::cmd("TYPE")
-                .arg(&key)
+            .unwrap_or_default();
+        policies.push(policy.get(1).cloned());
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
                 .query_async(&mut conn)
                 .await
                 .map_err(failed)?;
-            let problem = if kind == "none" {
-                continue;
-            } else if kind != "hash" {
-                Some(format!("the key holds a {kind}, not a hash"))
-            } else {
-                let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            for key in batch {
+                let inner = key
+                    .strip_prefix(prefix.as_bytes())
+                    .and_then(|k| k.strip_prefix(b"{"))
+                    .and_then(|k| k.strip_suffix(b"}"));
+                let Some(id) = inner
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .and_then(|k| k.parse::<SessionId>().ok())
+                else {
+                    continue; // not a key of this store's shape
+                };
+                let kind: String = redis::cmd("TYPE")
                     .arg(&key)
-                    .arg("d")
-                    .arg("e")
-                    .arg("v")
                     .query_async(&mut conn)
                     .await
                     .map_err(failed)?;
-                redis_record_problem(id, &fields)
-            };
-            let ttl: i64 = conn.pttl(&key).await.map_err(failed)?;
-            if ttl == -1 {
-                no_ttl += 1;
+                if kind == "none" {
+                    continue;
+                }
+                keys += 1;
+                let problem = if kind != "hash" {
+                    Some(format!("the key holds a {kind}, not a hash"))
+                } else {
+                    let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                        .arg(&key)
+                        .arg("d")
+                        .arg("e")
+                        .arg("v")
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(failed)?;
+                    redis_record_problem(id, &fields)
+                };
+                let ttl: i64 = conn.pttl(&key).await.map_err(failed)?;
+                if ttl == -1 {
+                    no_ttl += 1;
+                }
+                if let Some(why) = problem {
+                    bad.push((id.fingerprint(), why, key));
+                }
             }
-            if let Some(why) = problem {
-                bad.push((id.fingerprint(), why, key));
+            cursor = next;
+            if cursor == 0 {
+                break;
             }
         }
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
+        conns.push(conn);
+    }
+    match policies.iter().flatten().find(|p| p.starts_with("allkeys-")) {
+        Some(p) => report.check(
+            "eviction",
+            false,
+            format!(
+                "maxmemory-policy is {p}: Redis may evict live sessions under memory pressure \
+                 (use noeviction or volatile-*)"
+            ),
+        ),
+        None => match policies.iter().flatten().next() {
+            Some(p) => report.check("eviction", true, format!("maxmemory-policy is {p}")),
+            None => report.check(
+                "eviction",
+                true,
+                "CONFIG GET is not allowed here: eviction policy not checked",
+            ),
+        },
     }
     if fix && !bad.is_empty() {
+        // On the node that holds the key (the others answer MOVED).
         let mut removed = 0;
-        for (_, _, key) in &bad {
-            let n: u64 = conn.del(key).await.map_err(failed)?;
-            removed += n;
+        let mut still = Vec::new();
+        for (fingerprint, why, key) in bad.drain(..) {
+            let mut gone = false;
+            for conn in &mut conns {
+                let n: u64 = conn.del(&key).await.unwrap_or(0);
+                if n > 0 {
+                    gone = true;
+                    removed += n;
+                    break;
+                }
+            }
+            if !gone {
+                still.push((fingerprint, why, key));
+            }
         }
+        bad = still;
         report.fixed.push(format!("removed {removed} undecodable key(s)"));
-        bad.clear();
     }
     report.check(
         "layout",

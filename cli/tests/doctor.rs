@@ -210,3 +210,63 @@ fn redis_store_damaged_record() {
         store.clear().await.unwrap();
     });
 }
+
+#[test]
+fn redis_cluster_damaged_record() {
+    let Some(urls) = env_or_skip("SESSION_STORE_REDIS_CLUSTER_URLS") else {
+        return;
+    };
+    let url = redis_store(&urls);
+    let (seeds, prefix) = url.split_once("?prefix=").unwrap();
+    let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
+    let records: Vec<Record> = runtime().block_on(async {
+        let store = session_store_redis::RedisStore::cluster_builder(seeds.clone())
+            .prefix(prefix)
+            .build()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for i in 0..20 {
+            let mut r = seed_record(i, SystemClock.now());
+            r.version = 1;
+            store.create(&r).await.unwrap();
+            out.push(r);
+        }
+        let mut conn = redis::cluster::ClusterClient::new(seeds.clone())
+            .unwrap()
+            .get_async_connection()
+            .await
+            .unwrap();
+        for r in &out[..2] {
+            let _: () = redis::cmd("HSET")
+                .arg(format!("{prefix}{{{}}}", r.id))
+                .arg("v")
+                .arg("not a number")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        out
+    });
+    let r = run(&["--json", "doctor", &url]);
+    assert_eq!(r.code, 6, "{r:?}");
+    let v = r.json();
+    assert_eq!(problems(&v), ["records"], "{v}");
+    let mut found = undecodable(&v);
+    found.sort();
+    let mut want: Vec<String> = records[..2].iter().map(|r| r.id.fingerprint().to_string()).collect();
+    want.sort();
+    assert_eq!(found, want, "{v}");
+    assert!(r.stdout.contains("20 keys of this store's shape"), "{r:?}");
+    let r = run(&["--json", "doctor", "--fix", &url]);
+    assert_eq!(r.code, 0, "{r:?}");
+    runtime().block_on(async {
+        let store = session_store_redis::RedisStore::cluster_builder(seeds)
+            .prefix(prefix)
+            .build()
+            .await
+            .unwrap();
+        assert_holds(&store, &records[2..]).await;
+        store.clear().await.unwrap();
+    });
+}

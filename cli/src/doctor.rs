@@ -262,25 +262,6 @@ fn sqlite(url: &StoreUrl, path: &Path, table: &str, fix: bool, report: &mut Repo
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_nodes_and_their_urls() {
-        let nodes = "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
-                     b 127.0.0.1:7001@17001,host master - 0 0 2 connected 5461-10922\n\
-                     c 127.0.0.1:7002@17002 slave a 0 0 1 connected\n\
-                     d 127.0.0.1:7003@17003 master,fail - 0 0 3 connected\n";
-        assert_eq!(cluster_masters(nodes), ["127.0.0.1:7000", "127.0.0.1:7001"]);
-        assert_eq!(
-            node_url("redis://:pw@10.0.0.1:6379/?x=1", "h:7001"),
-            "redis://:pw@h:7001/?x=1"
-        );
-        assert_eq!(node_url("rediss://10.0.0.1", "h:7001"), "rediss://h:7001");
-    }
-}
-
 #[cfg(unix)]
 fn mode_of(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
@@ -531,4 +512,23 @@ async fn redis_checks(
         "schema and permissions have no meaning on Redis; the server's persistence is not inspected",
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_nodes_and_their_urls() {
+        let nodes = "a 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+                     b 127.0.0.1:7001@17001,host master - 0 0 2 connected 5461-10922\n\
+                     c 127.0.0.1:7002@17002 slave a 0 0 1 connected\n\
+                     d 127.0.0.1:7003@17003 master,fail - 0 0 3 connected\n";
+        assert_eq!(cluster_masters(nodes), ["127.0.0.1:7000", "127.0.0.1:7001"]);
+        assert_eq!(
+            node_url("redis://:pw@10.0.0.1:6379/?x=1", "h:7001"),
+            "redis://:pw@h:7001/?x=1"
+        );
+        assert_eq!(node_url("rediss://10.0.0.1", "h:7001"), "rediss://h:7001");
+    }
 }

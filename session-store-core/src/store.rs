@@ -147,6 +147,45 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         Err(Error::Unsupported("an owner index"))
     }
 
+    /// Copies `record` in from another store (a migration), keeping its
+    /// version: afterwards the record under `record.id` holds `record`'s
+    /// data, created time, deadline, owner and exactly `record.version`.
+    ///
+    /// Returns `false`, writing nothing, when a live record with the same or
+    /// a newer version is already stored under the id (so copying twice
+    /// writes nothing twice, and never replaces a newer write to this store),
+    /// or when `record` is no longer live by this store's clock.
+    ///
+    /// This is the one write that does not let the store pick the version.
+    /// The default, built on [`create`](Self::create) and
+    /// [`save_if_version`](Self::save_if_version), stores the record with
+    /// version 1 and then bumps it one conditional save at a time (the data
+    /// and deadline stay those of `record` all along), so it costs
+    /// `record.version` writes and is not one atomic step; a concurrent
+    /// writer to the same id makes it return [`Error::Conflict`]. A backend
+    /// overrides it with one atomic write where it can.
+    async fn import(&self, record: &Record) -> Result<bool> {
+        let now = self.clock().now();
+        if !record.is_live_at(now) || record.version == 0 {
+            return Ok(false);
+        }
+        let mut stored = match self.load(&record.id).await? {
+            Some(existing) if existing.version >= record.version => return Ok(false),
+            Some(existing) => existing.version,
+            None => match self.create(record).await {
+                Ok(()) => 1,
+                Err(Error::IdCollision { id }) => return Err(Error::Conflict { id, expected: 0 }),
+                Err(e) => return Err(e),
+            },
+        };
+        let mut step = record.clone();
+        while stored < record.version {
+            step.version = stored;
+            stored = self.save_if_version(&step).await?;
+        }
+        Ok(true)
+    }
+
     /// Creates `record`, drawing a fresh id on the (astronomically unlikely)
     /// collision with a live record; `record.id` holds the id that was
     /// stored.
@@ -208,6 +247,9 @@ macro_rules! forward_store {
             }
             async fn create(&self, record: &Record) -> Result<()> {
                 (**self).create(record).await
+            }
+            async fn import(&self, record: &Record) -> Result<bool> {
+                (**self).import(record).await
             }
             async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
                 (**self).load(id).await

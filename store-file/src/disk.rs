@@ -61,12 +61,12 @@ fn is_id_char(b: u8) -> bool {
 }
 
 /// Whether `name` can be a shard directory's name.
-fn is_shard_name(name: &str) -> bool {
+pub(crate) fn is_shard_name(name: &str) -> bool {
     name.len() == SHARD_LEN && name.bytes().all(is_id_char)
 }
 
 /// The session id a file in shard `shard` names, if it names one.
-fn session_file_id(shard: &str, name: &str) -> Option<SessionId> {
+pub(crate) fn session_file_id(shard: &str, name: &str) -> Option<SessionId> {
     if name.len() != SESSION_ID_LEN || !name.starts_with(shard) {
         return None;
     }

@@ -150,6 +150,7 @@
 //! thread.
 
 mod disk;
+pub mod inspect;
 mod owners;
 
 use std::fmt;
@@ -480,6 +481,29 @@ impl SessionStore for FileStore {
                 .map_or(1, |r| r.version + 1);
             write_indexed(disk, place, &record, version, stored.as_ref())?;
             Ok(version)
+        })
+        .await
+    }
+
+    /// Under the shard lock, like save: keeps `record.version`, and writes
+    /// nothing when a live record with the same or a newer version is there.
+    async fn import(&self, record: &Record) -> Result<bool> {
+        check_size(&record.data, self.inner.disk.max_record_bytes)?;
+        if record.version == 0 || !record.is_live_at(self.inner.disk.now()) {
+            return Ok(false);
+        }
+        let record = record.clone();
+        self.change(record.id, true, move |disk, place| {
+            let stored = disk.read(place.id, &place.file)?;
+            let now = disk.now();
+            if stored
+                .as_ref()
+                .is_some_and(|r| r.is_live_at(now) && r.version >= record.version)
+            {
+                return Ok(false);
+            }
+            write_indexed(disk, place, &record, record.version, stored.as_ref())?;
+            Ok(true)
         })
         .await
     }

@@ -38,6 +38,7 @@
 //! See the crate README for the schema, the settings and what they risk,
 //! sharing one file between processes, and purging.
 
+pub mod inspect;
 mod schema;
 
 use std::fmt;
@@ -730,6 +731,39 @@ impl SessionStore for SqliteStore {
             return Err(conflict);
         }
         Ok(record.version + 1)
+    }
+
+    /// One statement: an upsert that keeps `record.version` and changes
+    /// nothing when a live row with the same or a newer version is there.
+    async fn import(&self, record: &Record) -> Result<bool> {
+        codec::check_size(&record.data, self.inner.max_record_bytes)?;
+        let Ok(version) = i64::try_from(record.version) else {
+            return Err(Error::Conflict {
+                id: record.id,
+                expected: record.version,
+            });
+        };
+        if version == 0 || !record.is_live_at(self.inner.clock.now()) {
+            return Ok(false);
+        }
+        let body = codec::encode_body(record)?;
+        let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
+        let written = self
+            .run(move |s| {
+                let key = id.encode();
+                s.write("import", |c, now| {
+                    Ok(c.prepare_cached(&s.sql.import)?.execute(params![
+                        key.as_str(),
+                        body,
+                        expires_at,
+                        version,
+                        owner,
+                        now
+                    ])?)
+                })
+            })
+            .await?;
+        Ok(written > 0)
     }
 
     async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {

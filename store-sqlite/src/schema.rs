@@ -38,6 +38,7 @@ pub(crate) struct Sql {
     pub(crate) create: String,
     pub(crate) save: String,
     pub(crate) save_if_version: String,
+    pub(crate) import: String,
     pub(crate) touch: String,
     pub(crate) delete: String,
     pub(crate) live_exists: String,
@@ -70,6 +71,14 @@ impl Sql {
             save_if_version: format!(
                 "UPDATE {t} SET data = ?2, expires_at = ?3, version = version + 1, owner = ?6 \
                  WHERE id = ?1 AND version = ?4 AND expires_at > ?5"
+            ),
+            // A migration's write: keeps the given version, unless a live row
+            // with the same or a newer one is there.
+            import: format!(
+                "INSERT INTO {t} (id, data, expires_at, version, owner) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, \
+                 version = excluded.version, owner = excluded.owner \
+                 WHERE {t}.expires_at <= ?6 OR {t}.version < excluded.version"
             ),
             touch: format!("UPDATE {t} SET expires_at = ?2 WHERE id = ?1 AND expires_at > ?3"),
             delete: format!("DELETE FROM {t} WHERE id = ?1"),

@@ -1,0 +1,154 @@
+//! Opening the store a URL names.
+
+use std::sync::Arc;
+
+use session_store_core::SessionStore;
+use session_store_file::FileStore;
+use session_store_redis::RedisStore;
+use session_store_sqlite::{SqliteStore, inspect::is_sqlite_file};
+
+use crate::fail::{Exit, Failure};
+use crate::url::{Kind, StoreUrl};
+
+/// Whether opening may create the store (a migration's target) or must find
+/// one there (every other command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The directory or database must exist and be a store of that kind.
+    Existing,
+    /// A missing directory or database is created.
+    Create,
+}
+
+/// An opened store, with the URL it came from.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The URL.
+    pub url: StoreUrl,
+    /// The store, behind the trait.
+    pub store: Arc<dyn SessionStore>,
+}
+
+/// Checks what is at a local path before a store opens it, so that a typo
+/// does not create an empty store and a file of another kind is named.
+pub fn check_local(url: &StoreUrl, mode: Mode) -> Result<(), Failure> {
+    let unavailable = |why: String| Failure::new(Exit::Unavailable, Some(url), why);
+    match &url.kind {
+        Kind::File { dir, .. } => match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => {
+                let hint = if is_sqlite_file(dir).unwrap_or(false) {
+                    " (it is an SQLite database: use sqlite:)"
+                } else {
+                    ""
+                };
+                Err(unavailable(format!(
+                    "{} is a file, not a file store's directory{hint}",
+                    dir.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && mode == Mode::Create => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(unavailable(format!("the directory {} does not exist", dir.display())))
+            }
+            Err(e) => Err(unavailable(format!("{}: {e}", dir.display()))),
+        },
+        Kind::Sqlite { path, table } => match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(unavailable(format!(
+                "{} is a directory, not an SQLite database (a file store? use file:)",
+                path.display()
+            ))),
+            Ok(m) if m.len() == 0 && mode == Mode::Create => Ok(()),
+            Ok(_) => {
+                if !is_sqlite_file(path).map_err(|e| unavailable(e.chain()))? {
+                    return Err(unavailable(format!("{} is not an SQLite database", path.display())));
+                }
+                if mode == Mode::Existing
+                    && session_store_sqlite::inspect::schema_version(path, table)
+                        .map_err(|e| unavailable(e.chain()))?
+                        .is_none()
+                {
+                    return Err(unavailable(format!(
+                        "{} holds no session table {table:?} (not a session store, or another table=)",
+                        path.display()
+                    )));
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && mode == Mode::Create => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(unavailable(format!("the database {} does not exist", path.display())))
+            }
+            Err(e) => Err(unavailable(format!("{}: {e}", path.display()))),
+        },
+        Kind::Redis { .. } => Ok(()),
+    }
+}
+
+/// Opens the store `url` names.
+pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
+    check_local(url, mode)?;
+    let unavailable = |e: session_store_core::Error| Failure::new(Exit::Unavailable, Some(url), e.chain());
+    let store: Arc<dyn SessionStore> = match &url.kind {
+        Kind::File { dir, durability } => Arc::new(
+            FileStore::builder(dir.clone())
+                .durability(*durability)
+                .open()
+                .map_err(unavailable)?,
+        ),
+        Kind::Sqlite { path, table } => Arc::new(
+            SqliteStore::builder(path)
+                .table(table.clone())
+                .open()
+                .map_err(unavailable)?,
+        ),
+        Kind::Redis {
+            urls,
+            cluster,
+            prefix,
+            timeout,
+            ca,
+        } => {
+            let builder = if *cluster {
+                RedisStore::cluster_builder(urls.clone())
+            } else {
+                RedisStore::builder(urls[0].clone())
+            };
+            let mut builder = builder.prefix(prefix.clone());
+            if let Some(t) = timeout {
+                builder = builder.timeout(*t);
+            }
+            if let Some(ca) = ca {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    Failure::new(
+                        Exit::Unavailable,
+                        Some(url),
+                        format!("reading the CA file {}: {e}", ca.display()),
+                    )
+                })?;
+                builder = with_ca(builder, pem).map_err(|e| Failure::new(Exit::Usage, Some(url), e))?;
+            }
+            Arc::new(builder.build().await.map_err(unavailable)?)
+        }
+    };
+    Ok(Opened {
+        url: url.clone(),
+        store,
+    })
+}
+
+#[cfg(feature = "tls")]
+fn with_ca(
+    builder: session_store_redis::RedisStoreBuilder,
+    pem: Vec<u8>,
+) -> Result<session_store_redis::RedisStoreBuilder, String> {
+    Ok(builder.tls_root_ca(pem))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_ca(
+    _: session_store_redis::RedisStoreBuilder,
+    _: Vec<u8>,
+) -> Result<session_store_redis::RedisStoreBuilder, String> {
+    Err("ca= needs rediss://, which this build leaves out (feature tls)".into())
+}

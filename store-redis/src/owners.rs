@@ -31,6 +31,11 @@ use crate::{RedisStore, bad_reply, is_wrong_type, parse_i64};
 /// added while it ran.
 const REVOKE_ROUNDS: usize = 8;
 
+/// What a cluster adds to a set's TTL beyond its record's: the set's TTL is
+/// set a round trip before the record's, so without it the set could run
+/// out a moment before the record does.
+const SET_TTL_MARGIN_MS: i64 = 1_000;
+
 impl RedisStore {
     /// The Redis key of `owner`'s index set, `{prefix}o:{<owner key>}`
     /// (see [`owner_key`]): a set of the ids of that owner's sessions, which
@@ -54,8 +59,9 @@ impl RedisStore {
     }
 
     /// Adds `id` to owner set `set` and keeps the set alive at least `ttl`
-    /// ms (a cluster's first step of a write).
+    /// ms, plus a margin (a cluster's first step of a write).
     pub(crate) async fn index_add(&self, set: &str, id: &SessionId, ttl: i64) -> Result<()> {
+        let ttl = ttl.saturating_add(SET_TTL_MARGIN_MS);
         let _: i64 = self
             .run(
                 "adding to the owner index",

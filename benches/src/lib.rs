@@ -3,11 +3,18 @@
 //! with the floor of each medium (a locked `HashMap`, raw rusqlite, raw
 //! redis-rs, raw write-and-rename of a file).
 //!
+//! The default feature `stores` brings in every backend, the floors and
+//! the middleware stacks; without it the crate is only the harness
+//! ([`Subject`], [`workloads`], [`report`]), which the sqlx peers' crate
+//! (`benches/sqlx-peers`, its own workspace and lock file: sqlx 0.8 links
+//! an older SQLite than our SQLite store) builds its rows on.
+//!
 //! Every store is wrapped as a [`Subject`] and driven through the same
 //! [`workloads`]; `scripts/bench` at the repository root runs them all and
 //! writes `target/bench-report.md` with the `bench-report` binary.
 //!
 //! ```
+//! # #[cfg(feature = "stores")] {
 //! use session_store_benches::floors::HashMapFloor;
 //! use session_store_benches::{Payload, Subject};
 //! use session_store_core::{SystemClock, Clock};
@@ -22,9 +29,12 @@
 //! assert_eq!(loaded.data.byte_size(), 198);
 //! # Ok::<(), session_store_benches::subject::BenchError>(())
 //! # }).unwrap();
+//! # }
 //! ```
 
+#[cfg(feature = "stores")]
 pub mod floors;
+#[cfg(feature = "stores")]
 pub mod middleware;
 pub mod ours;
 pub mod payload;
@@ -33,6 +43,8 @@ pub mod peers;
 pub mod report;
 pub mod subject;
 pub mod targets;
+#[cfg(feature = "peers")]
+mod tower_subject;
 pub mod workloads;
 
 pub use payload::{Payload, Size};

@@ -1,15 +1,24 @@
 //! Every subject of the comparison, built from the environment.
 
+#[cfg(feature = "stores")]
 use session_store_core::SessionId;
+#[cfg(feature = "stores")]
 use session_store_file::{Durability, FileStore};
+#[cfg(feature = "stores")]
 use session_store_memory::MemoryStore;
+#[cfg(feature = "stores")]
 use session_store_postgres::PostgresStore;
+#[cfg(feature = "stores")]
 use session_store_redis::RedisStore;
+#[cfg(feature = "stores")]
 use session_store_sqlite::SqliteStore;
 
+#[cfg(feature = "stores")]
 use crate::floors::{FILE_PURGE_POPULATION, FileFloor, HashMapFloor, PostgresFloor, RedisFloor, SqliteFloor};
+#[cfg(feature = "stores")]
 use crate::ours::Ours;
 use crate::subject::BenchResult;
+#[cfg(feature = "stores")]
 use crate::workloads::{Runner, Target};
 
 /// The variable naming the Redis server the Redis rows run against
@@ -22,7 +31,7 @@ pub const POSTGRES_URL_VAR: &str = "SESSION_STORE_POSTGRES_URL";
 
 /// Connections of each PostgreSQL subject: our store's pool, the peer's
 /// pool and the floor's fixed set alike.
-const POSTGRES_CONNECTIONS: usize = 8;
+pub const POSTGRES_CONNECTIONS: usize = 8;
 
 /// The subject names, in report order: each medium's store, its peer (when
 /// there is one) and its floor.
@@ -43,7 +52,12 @@ pub const NAMES: [&str; 14] = [
     "postgres-floor",
 ];
 
-fn temp_dir(name: &str) -> BenchResult<tempfile::TempDir> {
+/// A fresh temporary directory for one subject's files.
+///
+/// # Errors
+///
+/// When the directory cannot be made.
+pub fn temp_dir(name: &str) -> BenchResult<tempfile::TempDir> {
     Ok(tempfile::Builder::new()
         .prefix(&format!("session-store-bench-{name}-"))
         .tempdir()?)
@@ -57,6 +71,7 @@ fn temp_dir(name: &str) -> BenchResult<tempfile::TempDir> {
 ///
 /// When a store cannot be opened or a Redis server named by
 /// [`REDIS_URL_VAR`] cannot be reached.
+#[cfg(feature = "stores")]
 pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
     let mut runners: Vec<Box<dyn Runner>> = Vec::new();
 
@@ -88,12 +103,6 @@ pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
     runners.push(Box::new(
         Target::new("sqlite", Ours::new(std::sync::Arc::new(store))).keeping(dir),
     ));
-    #[cfg(feature = "peers")]
-    {
-        let dir = temp_dir("sqlite-peer")?;
-        let peer = crate::peers::TowerSqlite::open(&dir.path().join("sessions.db")).await?;
-        runners.push(Box::new(Target::new("sqlite-peer", peer).keeping(dir)));
-    }
     let dir = temp_dir("sqlite-floor")?;
     let floor = SqliteFloor::open(&dir.path().join("sessions.db"))?;
     runners.push(Box::new(Target::new("sqlite-floor", floor).keeping(dir)));
@@ -126,11 +135,6 @@ pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
                 .build()
                 .await?;
             runners.push(Box::new(Target::new("postgres", Ours::new(std::sync::Arc::new(store)))));
-            #[cfg(feature = "peers")]
-            runners.push(Box::new(Target::new(
-                "postgres-peer",
-                crate::peers::TowerPostgres::connect(&url, POSTGRES_CONNECTIONS as u32).await?,
-            )));
             runners.push(Box::new(Target::new(
                 "postgres-floor",
                 PostgresFloor::connect(&url, POSTGRES_CONNECTIONS).await?,
@@ -144,7 +148,7 @@ pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
     if !cfg!(feature = "peers") {
         eprintln!(
             "session-store-benches: built without the `peers` feature, so the tower-sessions peers are left out \
-             (`cargo bench -p session-store-benches --features peers`)"
+             (`cargo bench -p session-store-benches --features peers`; the sqlx peers run from benches/sqlx-peers)"
         );
     }
     Ok(runners)

@@ -56,6 +56,7 @@ pub async fn run(url: &StoreUrl, fix: bool, out: &Printer) -> Result<Exit, Failu
         Kind::File { dir, .. } => file(url, dir, fix, &mut report)?,
         Kind::Sqlite { path, table } => sqlite(url, path, table, fix, &mut report)?,
         Kind::Redis { cluster, prefix, .. } => redis_checks(url, *cluster, prefix, fix, &mut report).await?,
+        Kind::Postgres { .. } => postgres(url, fix, &mut report).await?,
     }
     let problems = report.problems();
     out.result(
@@ -511,6 +512,41 @@ async fn redis_checks(
         true,
         "schema and permissions have no meaning on Redis; the server's persistence is not inspected",
     );
+    Ok(())
+}
+
+/// PostgreSQL: the store opens (so the schema is at this build's version,
+/// migrated if older, refused if newer), and every row decodes; `--fix`
+/// deletes the rows that do not.
+async fn postgres(url: &StoreUrl, fix: bool, report: &mut Report) -> Result<(), Failure> {
+    let opened = crate::open::open(url, Mode::Existing).await?;
+    report.check("schema", true, "the table is at this build's schema version");
+    let store = &opened.store;
+    let failed = |e: session_store_core::Error| Failure::new(Exit::Failed, Some(url), e.chain());
+    let ids = store.ids().await.map_err(failed)?;
+    let mut bad = 0;
+    for id in ids {
+        match store.load(&id).await {
+            Ok(_) => {}
+            Err(e) if e.is_decode() => {
+                bad += 1;
+                report.undecodable.push((id.fingerprint(), e.to_string()));
+                if fix {
+                    store.delete(&id).await.map_err(failed)?;
+                }
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    if fix && bad > 0 {
+        report.fixed.push(format!("removed {bad} undecodable row(s)"));
+    }
+    let detail = match (bad, fix) {
+        (0, _) => "every row decodes".to_owned(),
+        (n, true) => format!("{n} undecodable rows (deleted)"),
+        (n, false) => format!("{n} undecodable rows (--fix deletes them)"),
+    };
+    report.check("records", bad == 0 || fix, detail);
     Ok(())
 }
 

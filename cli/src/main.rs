@@ -40,6 +40,7 @@ Store URLs:
   redis://HOST[:PORT][/DB]    a Redis server (?prefix=P, default session:; ?timeout_ms=N)
   rediss://...                the same over TLS (?ca=PEM-FILE for a private CA)
   redis://A,redis://B,...     a Redis Cluster, these nodes as seeds (or one URL with ?cluster)
+  postgres://USER@HOST/DB     a PostgreSQL database (?schema=S, ?table=NAME, default sessions; ?timeout_ms=N)
 
 Exit codes:
   0  done

@@ -81,7 +81,7 @@ pub fn check_local(url: &StoreUrl, mode: Mode) -> Result<(), Failure> {
             }
             Err(e) => Err(unavailable(format!("{}: {e}", path.display()))),
         },
-        Kind::Redis { .. } => Ok(()),
+        Kind::Redis { .. } | Kind::Postgres { .. } => Ok(()),
     }
 }
 
@@ -127,6 +127,21 @@ pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
                     )
                 })?;
                 builder = with_ca(builder, pem).map_err(|e| Failure::new(Exit::Usage, Some(url), e))?;
+            }
+            Arc::new(builder.build().await.map_err(unavailable)?)
+        }
+        Kind::Postgres {
+            url: pg,
+            schema,
+            table,
+            timeout,
+        } => {
+            let mut builder = session_store_postgres::PostgresStore::builder(pg.clone()).table(table.clone());
+            if let Some(schema) = schema {
+                builder = builder.schema(schema.clone());
+            }
+            if let Some(t) = timeout {
+                builder = builder.timeout(*t);
             }
             Arc::new(builder.build().await.map_err(unavailable)?)
         }

@@ -58,11 +58,23 @@ pub enum Kind {
         /// A CA certificate (PEM file) to trust for `rediss://`.
         ca: Option<PathBuf>,
     },
+    /// A PostgreSQL database.
+    Postgres {
+        /// The connection URL (without this tool's own options).
+        url: String,
+        /// The schema of the table (the server's search path when `None`).
+        schema: Option<String>,
+        /// The table.
+        table: String,
+        /// The bound on every call.
+        timeout: Option<Duration>,
+    },
 }
 
 /// The schemes this build understands, for the message of a wrong URL.
-pub const EXPECTED: &str = "expected file:DIR, sqlite:PATH, redis://HOST[:PORT][/DB], rediss://… \
-                            or several comma-separated redis:// URLs (a cluster)";
+pub const EXPECTED: &str = "expected file:DIR, sqlite:PATH, redis://HOST[:PORT][/DB], rediss://…, \
+                            several comma-separated redis:// URLs (a cluster) \
+                            or postgres://USER@HOST[:PORT]/DB";
 
 impl StoreUrl {
     /// Parses `text`; the error says what is wrong, without echoing a
@@ -137,7 +149,32 @@ impl StoreUrl {
                     ca,
                 }
             }
-            // A new backend goes here, e.g. "postgres" | "postgresql" => Kind::Postgres { ... }.
+            "postgres" | "postgresql" => {
+                let schema = take(&mut options, "schema");
+                let table =
+                    take(&mut options, "table").unwrap_or_else(|| session_store_postgres::DEFAULT_TABLE.to_owned());
+                let timeout = match take(&mut options, "timeout_ms") {
+                    None => None,
+                    Some(ms) => {
+                        Some(Duration::from_millis(ms.parse().map_err(|_| {
+                            format!("{shown}: timeout_ms={ms}: expected milliseconds")
+                        })?))
+                    }
+                };
+                // What is left of the query belongs to the driver (`sslmode`, ...).
+                let rest_query: Vec<String> = options.drain(..).map(|(k, v)| format!("{k}={v}")).collect();
+                let url = if rest_query.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", rest_query.join("&"))
+                };
+                Kind::Postgres {
+                    url,
+                    schema,
+                    table,
+                    timeout,
+                }
+            }
             _ => return Err(format!("{shown}: unknown store kind {scheme:?} ({EXPECTED})")),
         };
         if let Some((key, _)) = options.first() {
@@ -146,13 +183,14 @@ impl StoreUrl {
         Ok(Self { kind, shown })
     }
 
-    /// A short name of the backend: `file`, `sqlite`, `redis`, `redis-cluster`.
+    /// A short name of the backend: `file`, `sqlite`, `redis`, `redis-cluster`, `postgres`.
     pub fn backend(&self) -> &'static str {
         match &self.kind {
             Kind::File { .. } => "file",
             Kind::Sqlite { .. } => "sqlite",
             Kind::Redis { cluster: false, .. } => "redis",
             Kind::Redis { cluster: true, .. } => "redis-cluster",
+            Kind::Postgres { .. } => "postgres",
         }
     }
 }

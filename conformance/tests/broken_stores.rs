@@ -946,6 +946,8 @@ mod map_flaws {
         /// empties the owner's index (as a `DEL` of a Redis set would): a
         /// login during the pause survives unlisted.
         RevokeForgetsLoginsMeanwhile,
+        /// import stores the record as a create does (version 1).
+        ImportRestartsVersions,
     }
 
     impl MapFlaw {
@@ -1334,6 +1336,30 @@ mod map_flaws {
             Ok(())
         }
 
+        async fn import(&self, record: &Record) -> Result<bool> {
+            if self.flaw != MapFlaw::ImportRestartsVersions {
+                // One atomic write, as the file and SQLite stores do.
+                self.check(record)?;
+                let mut map = self.lock();
+                if !record.is_live_at(self.now()) || record.version == 0 {
+                    return Ok(false);
+                }
+                if self
+                    .live_record(&map, &record.id)
+                    .is_some_and(|existing| existing.version >= record.version)
+                {
+                    return Ok(false);
+                }
+                map.insert((self.ns, record.id), self.entry(record, record.version));
+                return Ok(true);
+            }
+            if !record.is_live_at(self.now()) || self.live_record(&self.lock(), &record.id).is_some() {
+                return Ok(false);
+            }
+            self.create(record).await?;
+            Ok(true)
+        }
+
         async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
             if !self.flaw.has_owner_index() {
                 return Err(Error::Unsupported("an owner index"));
@@ -1498,6 +1524,11 @@ mod map_flaws {
         revoke_that_ignores_the_session_to_keep,
         MapFlaw::RevokeIgnoresKeep,
         revoking_an_owner_removes_exactly_that_owners_sessions
+    );
+    map_caught_by!(
+        import_that_restarts_versions,
+        MapFlaw::ImportRestartsVersions,
+        import_keeps_the_version_and_never_replaces_a_newer_record
     );
     map_caught_by!(
         revoke_that_forgets_logins_made_meanwhile,

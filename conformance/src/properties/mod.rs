@@ -125,6 +125,7 @@ macro_rules! __property_list {
             owner_sessions_follow_every_write_rotate_delete_and_expiry,
             revoking_an_owner_removes_exactly_that_owners_sessions,
             a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_survivor_listed,
+            import_keeps_the_version_and_never_replaces_a_newer_record,
         }
     };
 }

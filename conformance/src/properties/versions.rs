@@ -291,3 +291,101 @@ pub async fn save_if_version_on_an_expired_record_is_a_conflict<H: Harness>(harn
     .await?;
     Ok(Pass::Passed)
 }
+
+const IMPORT: &str = "import stores a live record with exactly its version, data, created time, deadline and owner, writes nothing for an expired record or over a live one of the same or a newer version, and replaces an older or expired one";
+
+/// `import` (a migration's write): a live record lands with exactly its
+/// version (5), data, created time, deadline and owner, and the versions go
+/// on from there (save_if_version from 5 gives 6); importing it again, or
+/// an older version, writes nothing and answers false; a newer version
+/// replaces it; an expired record is never imported; a record over an
+/// expired one replaces it.
+pub async fn import_keeps_the_version_and_never_replaces_a_newer_record<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "import_keeps_the_version_and_never_replaces_a_newer_record").await?;
+    let store = env.open().await?;
+    let mut record = env.record(data_of(&[("n", 1)]), 60_000);
+    record.version = 5;
+    record.owner = Some("importer".into());
+    record.created_at = env.now() - Duration::from_secs(3_600);
+    let imported = store.import(&record).await.map_err(env.op("import"))?;
+    ensure!(env, imported, IMPORT, "import of a new live record answered false");
+    expect_loaded(&env, &store, &record.id, Some(&record), IMPORT, "after import").await?;
+    for (what, version) in [("the same version", 5), ("an older version", 3)] {
+        let mut again = record.clone();
+        again.version = version;
+        again.data = data_of(&[("n", 99)]);
+        let imported = store.import(&again).await.map_err(env.op("import"))?;
+        ensure!(
+            env,
+            !imported,
+            IMPORT,
+            "import of {what} over a live record answered true"
+        );
+        expect_loaded(
+            &env,
+            &store,
+            &record.id,
+            Some(&record),
+            IMPORT,
+            &format!("after importing {what}"),
+        )
+        .await?;
+    }
+    let mut newer = record.clone();
+    newer.version = 7;
+    newer.data = data_of(&[("n", 7)]);
+    let imported = store.import(&newer).await.map_err(env.op("import"))?;
+    ensure!(env, imported, IMPORT, "import of a newer version answered false");
+    expect_loaded(
+        &env,
+        &store,
+        &record.id,
+        Some(&newer),
+        IMPORT,
+        "after importing a newer version",
+    )
+    .await?;
+    let v = store.save_if_version(&newer).await.map_err(env.op("save_if_version"))?;
+    ensure!(
+        env,
+        v == 8,
+        VERSIONS,
+        "save_if_version after an import of version 7 returned {v}, expected 8"
+    );
+
+    let mut expired = env.record(data_of(&[("n", 2)]), 1_000);
+    expired.version = 2;
+    expired.expires_at = env.now();
+    let imported = store.import(&expired).await.map_err(env.op("import"))?;
+    ensure!(
+        env,
+        !imported,
+        IMPORT,
+        "import of a record at its deadline answered true"
+    );
+    let gone = env.record(data_of(&[("n", 3)]), 1_000);
+    store.create(&gone).await.map_err(env.op("create"))?;
+    env.set(gone.expires_at);
+    let mut over = gone.clone();
+    over.version = 4;
+    over.expires_at = env.now() + Duration::from_secs(60);
+    let imported = store.import(&over).await.map_err(env.op("import"))?;
+    ensure!(env, imported, IMPORT, "import over an expired record answered false");
+    expect_loaded(
+        &env,
+        &store,
+        &over.id,
+        Some(&over),
+        IMPORT,
+        "after importing over an expired record",
+    )
+    .await?;
+    let count = store.count().await.map_err(env.op("count"))?;
+    ensure!(
+        env,
+        count == 2,
+        IMPORT,
+        "count after the imports is {count}, expected 2"
+    );
+    Ok(Pass::Passed)
+}

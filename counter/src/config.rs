@@ -6,12 +6,15 @@ use session_store_tower::SameSite;
 
 /// The help text.
 pub const USAGE: &str = "\
-usage: counter [--store memory|file|sqlite|redis] [--dir DIR] [--redis-url URL] [--redis-prefix P]
+usage: counter [--store memory|file|sqlite|redis|cookie] [--dir DIR] [--redis-url URL] [--redis-prefix P]
                [--memory-capacity N|unbounded] [--port PORT]
                [--middleware layer|tower-sessions] [--secure true|false] [--same-site strict|lax|none]
                [--max-sessions-per-user N]
 
-  --store            session backend (env SESSION_STORE; default: file)
+  --store            session backend (env SESSION_STORE; default: file); `cookie`: no store,
+                     each session sealed in its cookie with the key ring in SESSION_COOKIE_KEYS
+                     (\"1:<key>\" or \"1:<old key>,2:<new key>\", keys as 64 hex characters or
+                     base64 of 32 random bytes; the last one seals, all of them open)
   --dir              directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
   --redis-url        Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
   --redis-prefix     key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
@@ -43,6 +46,8 @@ pub enum Backend {
     Sqlite,
     /// A Redis server.
     Redis,
+    /// No store: each session sealed in its own cookie (`cookie_mode`).
+    Cookie,
 }
 
 impl std::str::FromStr for Backend {
@@ -53,7 +58,10 @@ impl std::str::FromStr for Backend {
             "file" => Ok(Self::File),
             "sqlite" => Ok(Self::Sqlite),
             "redis" => Ok(Self::Redis),
-            other => Err(format!("unknown store {other:?}: use memory, file, sqlite or redis")),
+            "cookie" => Ok(Self::Cookie),
+            other => Err(format!(
+                "unknown store {other:?}: use memory, file, sqlite, redis or cookie"
+            )),
         }
     }
 }

@@ -63,6 +63,8 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
                 format!("redis at {}, keys {}{{id}}", config.redis_url, config.redis_prefix),
             ))
         }
+        // Served by `cookie_mode`, which opens no store.
+        Backend::Cookie => Err("cookie mode keeps no store".to_owned()),
     }
 }
 

@@ -228,14 +228,12 @@ impl CookieSessions {
     /// id's fingerprint when it opened.
     #[must_use]
     pub fn load(&self, cookie: &str) -> Option<Session> {
-        match self.open(cookie) {
-            Ok(session) => Some(session),
-            Err(_why) => {
+        self.open(cookie)
+            .inspect_err(|_why| {
                 #[cfg(feature = "tracing")]
                 tracing::debug!(reason = %_why, "sealed session cookie refused: starting a fresh session");
-                None
-            }
-        }
+            })
+            .ok()
     }
 
     fn open(&self, cookie: &str) -> std::result::Result<Session, Refused> {

@@ -160,8 +160,7 @@ impl SessionLayer {
     /// use session_store_core::{CookieSessions, seal::KeyRing};
     /// use session_store_tower::SessionLayer;
     ///
-    /// # unsafe { std::env::set_var("SESSION_COOKIE_KEYS", format!("1:{}", "ab".repeat(32))) };
-    /// let keys = KeyRing::from_env("SESSION_COOKIE_KEYS")?; // "1:<key>,2:<newer key>"
+    /// let keys = KeyRing::parse(&format!("1:{}", "ab".repeat(32)))?; // an app: KeyRing::from_env("SESSION_COOKIE_KEYS")?
     /// let layer = SessionLayer::cookie(CookieSessions::new(keys, "my-app"))
     ///     .cookie_name("__Host-session");
     /// # Ok::<(), session_store_core::Error>(())

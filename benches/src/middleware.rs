@@ -11,7 +11,10 @@
 //! | `middleware_read` | a live session's cookie; the handler reads the count |
 //! | `middleware_count` | a live session's cookie; the handler adds one to the count |
 //!
-//! Subjects, each one benchmark in every group: `layer`, `tower-sessions`
+//! Subjects, each one benchmark in every group: `layer`, `layer-cookie`
+//! (the same layer in cookie mode: no store, the session sealed with
+//! XChaCha20-Poly1305 in the cookie; `count` seals a new cookie each
+//! time, `read` only opens one), `tower-sessions`
 //! (tower-sessions-memory-store), `tower-sessions-adapter` (our
 //! `MemoryStore` through `session-store-tower-sessions`). Every stack uses
 //! sliding expiry of seven days and a cookie that is not `Secure`; the
@@ -57,7 +60,13 @@ pub fn stacks() -> Vec<Stack> {
     vec![
         Stack {
             name: "layer",
-            router: layer_app(),
+            router: layer_app(session_store_tower::SessionLayer::new(MemoryStore::new())),
+        },
+        Stack {
+            name: "layer-cookie",
+            router: layer_app(session_store_tower::SessionLayer::cookie(
+                session_store_core::CookieSessions::new(session_store_core::seal::KeyRing::new(1, [7; 32]), "bench"),
+            )),
         },
         Stack {
             name: "tower-sessions",
@@ -74,8 +83,8 @@ pub fn stacks() -> Vec<Stack> {
     ]
 }
 
-fn layer_app() -> Router {
-    use session_store_tower::{Session, SessionError, SessionLayer};
+fn layer_app(layer: session_store_tower::SessionLayer) -> Router {
+    use session_store_tower::{Session, SessionError};
 
     async fn new_visitor(session: Session) -> Result<&'static str, SessionError> {
         session.insert(COUNT, 1u64).await?;
@@ -98,11 +107,7 @@ fn layer_app() -> Router {
         .route("/new", get(new_visitor))
         .route("/read", get(read))
         .route("/count", get(count))
-        .layer(
-            SessionLayer::new(MemoryStore::new())
-                .expiry(Expiry::OnInactivity(IDLE))
-                .secure(false),
-        )
+        .layer(layer.expiry(Expiry::OnInactivity(IDLE)).secure(false))
 }
 
 fn tower_app<S>(layer: tower_sessions::SessionManagerLayer<S>) -> Router

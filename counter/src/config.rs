@@ -6,13 +6,16 @@ use session_store_tower::SameSite;
 
 /// The help text.
 pub const USAGE: &str = "\
-usage: counter [--store memory|file|sqlite|redis|postgres] [--dir DIR] [--redis-url URL] [--redis-prefix P]
+usage: counter [--store memory|file|sqlite|redis|postgres|cookie] [--dir DIR] [--redis-url URL] [--redis-prefix P]
                [--postgres-url URL] [--postgres-table T]
                [--memory-capacity N|unbounded] [--port PORT]
                [--middleware layer|tower-sessions] [--secure true|false] [--same-site strict|lax|none]
                [--max-sessions-per-user N]
 
-  --store            session backend (env SESSION_STORE; default: file)
+  --store            session backend (env SESSION_STORE; default: file); `cookie`: no store,
+                     each session sealed in its cookie with the key ring in SESSION_COOKIE_KEYS
+                     (\"1:<key>\" or \"1:<old key>,2:<new key>\", keys as 64 hex characters or
+                     base64 of 32 random bytes; the last one seals, all of them open)
   --dir              directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
   --redis-url        Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
   --redis-prefix     key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
@@ -50,6 +53,8 @@ pub enum Backend {
     Redis,
     /// A PostgreSQL server.
     Postgres,
+    /// No store: each session sealed in its own cookie (`cookie_mode`).
+    Cookie,
 }
 
 impl std::str::FromStr for Backend {
@@ -61,8 +66,9 @@ impl std::str::FromStr for Backend {
             "sqlite" => Ok(Self::Sqlite),
             "redis" => Ok(Self::Redis),
             "postgres" | "postgresql" => Ok(Self::Postgres),
+            "cookie" => Ok(Self::Cookie),
             other => Err(format!(
-                "unknown store {other:?}: use memory, file, sqlite, redis or postgres"
+                "unknown store {other:?}: use memory, file, sqlite, redis, postgres or cookie"
             )),
         }
     }

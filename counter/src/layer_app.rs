@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use session_store_core::{Error, Expiry, SessionStore};
+use session_store_core::{CookieSessions, Error, Expiry, SessionStore};
 use session_store_tower::{Session, SessionError, SessionLayer};
 
 use crate::config::Config;
@@ -106,18 +106,32 @@ async fn logout(session: Session) -> Result<&'static str, SessionError> {
 
 /// The app's routes over `store`, through `session-store-tower`.
 pub fn app(store: Arc<dyn SessionStore>, config: &Config) -> Router {
-    let mut sessions = SessionLayer::from_arc(store)
+    let mut sessions = configure(SessionLayer::from_arc(store), config).commit_attempts(COMMIT_ATTEMPTS);
+    if let Some(cap) = config.max_sessions_per_user {
+        sessions = sessions.max_sessions_per_owner(cap);
+    }
+    routes(sessions)
+}
+
+/// The app's routes with no store, each session sealed in its cookie
+/// (`--store cookie`).
+pub fn cookie_app(sessions: CookieSessions, config: &Config) -> Router {
+    routes(configure(SessionLayer::cookie(sessions), config))
+}
+
+/// The expiry, cookie attributes and error body of both modes.
+fn configure(layer: SessionLayer, config: &Config) -> SessionLayer {
+    layer
         .expiry(Expiry::IdleAndAbsolute {
             idle: IDLE,
             lifetime: LIFETIME,
         })
-        .commit_attempts(COMMIT_ATTEMPTS)
         .secure(config.secure)
         .same_site(config.same_site)
-        .error_body(INTERNAL_ERROR);
-    if let Some(cap) = config.max_sessions_per_user {
-        sessions = sessions.max_sessions_per_owner(cap);
-    }
+        .error_body(INTERNAL_ERROR)
+}
+
+fn routes(sessions: SessionLayer) -> Router {
     Router::new()
         .route("/", get(visit))
         .route("/login", post(login))

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p counter                      # file store in ./counter-sessions/, port 3000
 //! cargo run -p counter -- --store sqlite    # or memory, file, sqlite, redis, postgres
+//! SESSION_COOKIE_KEYS="1:$(openssl rand -hex 32)" cargo run -p counter -- --store cookie
 //! PORT=8080 SESSION_STORE=memory cargo run -p counter
 //! ```
 //!
@@ -37,11 +38,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use session_store_core::{Purger, SessionStore};
+use session_store_core::{CookieSessions, Purger, SessionStore};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
 mod config;
+mod cookie_mode;
 mod layer_app;
 mod stores;
 mod tower_sessions_app;
@@ -121,10 +123,19 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(config: Config) -> Result<(), String> {
-    let (store, description) = stores::open(&config).await?;
-    // Expired sessions are removed in the background (file and SQLite keep them until then).
-    let _purger = Purger::spawn(Arc::clone(&store), Duration::from_secs(600));
+async fn run(config: Config, cookie: Option<CookieSessions>) -> Result<(), String> {
+    let (router, description, _purger) = match cookie {
+        Some(sessions) => {
+            let description = cookie_mode::describe(&sessions);
+            (layer_app::cookie_app(sessions, &config), description, None)
+        }
+        None => {
+            let (store, description) = stores::open(&config).await?;
+            // Expired sessions are removed in the background (file and SQLite keep them until then).
+            let purger = Purger::spawn(Arc::clone(&store), Duration::from_secs(600));
+            (app(store, &config), description, Some(purger))
+        }
+    };
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -141,7 +152,7 @@ async fn run(config: Config) -> Result<(), String> {
     );
     tracing::info!(%bound, store = %description, middleware = %config.middleware, "counter started");
     println!("counter: try `curl -c jar -b jar http://{bound}/` (Ctrl-C stops)");
-    axum::serve(listener, app(store, &config))
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {}", chain(&e)))
@@ -159,6 +170,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Cookie mode: the key ring must be there and valid before anything
+    // starts (nothing is generated, and the key is never printed).
+    let cookie = if config.backend == config::Backend::Cookie {
+        match cookie_mode::sessions(&config, |name| std::env::var(name).ok().filter(|v| !v.is_empty())) {
+            Ok(sessions) => Some(sessions),
+            Err(message) => {
+                eprintln!("counter: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -167,7 +191,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, cookie)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("counter: {message}");

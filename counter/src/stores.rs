@@ -83,6 +83,8 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
                 format!("postgres at {shown}, table {}", config.postgres_table),
             ))
         }
+        // Served by `cookie_mode`, which opens no store.
+        Backend::Cookie => Err("cookie mode keeps no store".to_owned()),
     }
 }
 

@@ -45,7 +45,10 @@
 //! [`SessionStore`] trait is what a backend implements; its docs state
 //! every rule.
 //!
-//! Features: `tracing` (default) for the handle's warnings; `purger` for
+//! Features: `tracing` (default) for the handle's warnings; `seal` for
+//! the [`seal::KeyRing`] (XChaCha20-Poly1305 with key rotation) and
+//! `CookieSessions`, sessions sealed in the cookie itself with no store
+//! (its docs say what that mode gives up); `purger` for
 //! the background `Purger` (a tokio task); `blocking` for
 //! `blocking::run_blocking`, the offload helper of backends whose calls
 //! block. A crate that only implements the trait needs
@@ -60,17 +63,23 @@ pub mod adapter;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod codec;
+#[cfg(feature = "seal")]
+mod cookie;
 mod error;
 mod expiry;
 mod id;
 #[cfg(feature = "purger")]
 mod purger;
 mod record;
+#[cfg(feature = "seal")]
+pub mod seal;
 mod session;
 mod store;
 mod time;
 
 pub use async_trait::async_trait;
+#[cfg(feature = "seal")]
+pub use cookie::{CookieCommit, CookieSessions, DEFAULT_MAX_COOKIE_VALUE};
 pub use error::{BoxError, Error, Result};
 pub use expiry::Expiry;
 pub use id::{EncodedId, Fingerprint, InvalidId, SESSION_ID_LEN, SessionId};

@@ -90,6 +90,25 @@ pub enum Committed {
     Gone,
 }
 
+/// How far an unchanged session's deadline must move before a commit
+/// writes it, for `expiry` and a throttle `fraction` in `0.0..=1.0` (shared
+/// by [`Sessions`] and cookie mode).
+pub(crate) fn touch_window(expiry: &Expiry, fraction: f64) -> Duration {
+    let idle = match *expiry {
+        Expiry::OnInactivity(idle) | Expiry::IdleAndAbsolute { idle, .. } => idle,
+        Expiry::OnSessionEnd { cap } => cap,
+        // A fixed deadline never moves: nothing to throttle.
+        Expiry::AtDateTime(_) => return Duration::ZERO,
+    };
+    // At most `idle` (the fraction is at most 1); never a panic on a huge one.
+    Duration::try_from_secs_f64(idle.as_secs_f64() * fraction).map_or(idle, |w| w.min(idle))
+}
+
+/// The throttle fraction as [`Sessions::touch_throttle`] clamps it.
+pub(crate) fn clamp_throttle(fraction: f64) -> f64 {
+    if fraction > 0.0 { fraction.min(1.0) } else { 0.0 }
+}
+
 /// Where a [`Session`] stands with the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -114,6 +133,10 @@ pub struct Session {
     cleared: bool,
     /// The owner this request set (`Some(None)`: removed), if it did.
     owner_change: Option<Option<String>>,
+    /// Cookie mode only: the cookie must be sealed again even if nothing
+    /// changed (a fresh id after a rotation, or opened under an older key).
+    #[cfg_attr(not(feature = "seal"), allow(dead_code))]
+    reseal: bool,
 }
 
 impl Session {
@@ -124,7 +147,56 @@ impl Session {
             changes: BTreeMap::new(),
             cleared: false,
             owner_change: None,
+            reseal: false,
         }
+    }
+
+    /// A session of cookie mode: `stored` when it came from a cookie.
+    #[cfg(feature = "seal")]
+    pub(crate) fn from_cookie(record: Record, stored: bool) -> Self {
+        Self::new(record, if stored { State::Stored } else { State::New })
+    }
+
+    /// The record, for cookie mode's commit.
+    #[cfg(feature = "seal")]
+    pub(crate) fn record_mut(&mut self) -> &mut Record {
+        &mut self.record
+    }
+
+    /// Cookie mode: whether the session came from a cookie (or was sealed
+    /// into one), started in this request, or ended.
+    #[cfg(feature = "seal")]
+    pub(crate) fn cookie_state(&self) -> (bool, bool) {
+        (self.state == State::Stored, self.state == State::Gone)
+    }
+
+    /// Cookie mode: seal again at the next commit, even if unchanged.
+    #[cfg(feature = "seal")]
+    pub(crate) fn set_reseal(&mut self) {
+        self.reseal = true;
+    }
+
+    /// Cookie mode: whether the next commit must seal again.
+    #[cfg(feature = "seal")]
+    pub(crate) fn needs_reseal(&self) -> bool {
+        self.reseal
+    }
+
+    /// Cookie mode: the session ended (logout); the next commit clears the
+    /// cookie.
+    #[cfg(feature = "seal")]
+    pub(crate) fn mark_ended(&mut self) {
+        self.state = State::Gone;
+        self.changes.clear();
+        self.cleared = false;
+        self.owner_change = None;
+    }
+
+    /// Cookie mode: the session was sealed into the response's cookie.
+    #[cfg(feature = "seal")]
+    pub(crate) fn mark_sealed(&mut self) {
+        self.committed();
+        self.reseal = false;
     }
 
     /// The authenticated user this session belongs to, if any.
@@ -313,21 +385,14 @@ impl<S: SessionStore> Sessions<S> {
     /// deadline, and [`touch`](Self::touch) is never throttled.
     #[must_use]
     pub fn touch_throttle(mut self, fraction: f64) -> Self {
-        self.touch_throttle = if fraction > 0.0 { fraction.min(1.0) } else { 0.0 };
+        self.touch_throttle = clamp_throttle(fraction);
         self
     }
 
     /// How far an unchanged session's deadline must move before a commit
     /// touches it.
     fn touch_window(&self) -> Duration {
-        let idle = match self.expiry {
-            Expiry::OnInactivity(idle) | Expiry::IdleAndAbsolute { idle, .. } => idle,
-            Expiry::OnSessionEnd { cap } => cap,
-            // A fixed deadline never moves: nothing to throttle.
-            Expiry::AtDateTime(_) => return Duration::ZERO,
-        };
-        // At most `idle` (the fraction is at most 1); never a panic on a huge one.
-        Duration::try_from_secs_f64(idle.as_secs_f64() * self.touch_throttle).map_or(idle, |w| w.min(idle))
+        touch_window(&self.expiry, self.touch_throttle)
     }
 
     /// The store.

@@ -107,10 +107,32 @@ impl CookieConfig {
             .find_map(|(_, value)| value.trim().trim_matches('"').parse::<SessionId>().ok())
     }
 
-    /// `Set-Cookie` for the session `id`, with `Max-Age` when given (none:
-    /// a browser-session cookie).
-    pub(crate) fn set(&self, id: SessionId, max_age: Option<Duration>) -> HeaderValue {
-        let mut text = format!("{}={id}", self.name);
+    /// Cookie mode: the value of the first cookie called `name` that could
+    /// be a sealed session (non-empty base64url, at most 8 KiB); whether it
+    /// opens is the core's business.
+    pub(crate) fn find_sealed(&self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|header| header.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| *name == self.name)
+            .map(|(_, value)| value.trim().trim_matches('"'))
+            .find(|value| {
+                !value.is_empty()
+                    && value.len() <= 8192
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+            .map(str::to_owned)
+    }
+
+    /// `Set-Cookie` for the session `value` (an id's text, or a sealed
+    /// session), with `Max-Age` when given (none: a browser-session cookie).
+    pub(crate) fn set(&self, value: impl std::fmt::Display, max_age: Option<Duration>) -> HeaderValue {
+        let mut text = format!("{}={value}", self.name);
         if let Some(age) = max_age {
             let _ = write!(text, "; Max-Age={}", age.as_secs());
         }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
-use session_store_core::{Error, Expiry, SessionStore, Sessions};
+use session_store_core::{CookieSessions, Error, Expiry, SessionStore, Sessions};
 
 use crate::cookie::{CookieConfig, SameSite, is_attribute_value, is_token};
-use crate::session::Session;
+use crate::session::{Presented, Session};
 
 /// The body of an error answer by default: nothing about the session or the
 /// store (the detail goes to the log).
@@ -29,13 +29,70 @@ pub fn default_error_status(error: &Error) -> StatusCode {
     }
 }
 
+/// Where sessions live: a store, or sealed in the cookie itself.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// Server-side, in a store; the cookie holds the session id.
+    Store(Sessions<Arc<dyn SessionStore>>),
+    /// Sealed in the cookie; no store.
+    Cookie(CookieSessions),
+}
+
+/// What cookie mode answers for a call that needs server-side sessions.
+pub(crate) const NO_SERVER_SIDE: &str = "an owner index (in cookie mode no session is kept server-side)";
+
 /// What every request of one layer shares.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) sessions: Sessions<Arc<dyn SessionStore>>,
+    pub(crate) mode: Mode,
     pub(crate) cookie: CookieConfig,
     pub(crate) error_status: fn(&Error) -> StatusCode,
     pub(crate) error_body: &'static str,
+}
+
+impl Config {
+    /// A fresh session of either mode.
+    pub(crate) fn start(&self) -> session_store_core::Session {
+        match &self.mode {
+            Mode::Store(sessions) => sessions.start(),
+            Mode::Cookie(sessions) => sessions.start(),
+        }
+    }
+
+    /// The store-backed handle, or [`Error::Unsupported`] in cookie mode.
+    pub(crate) fn store(&self) -> Result<&Sessions<Arc<dyn SessionStore>>, Error> {
+        match &self.mode {
+            Mode::Store(sessions) => Ok(sessions),
+            Mode::Cookie(_) => Err(Error::Unsupported(NO_SERVER_SIDE)),
+        }
+    }
+
+    /// A fresh id for the session, keeping its data.
+    pub(crate) async fn rotate(&self, session: &mut session_store_core::Session) -> Result<bool, Error> {
+        match &self.mode {
+            Mode::Store(sessions) => sessions.rotate(session).await,
+            Mode::Cookie(sessions) => {
+                sessions.rotate(session);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The clock deadlines are decided with.
+    pub(crate) fn clock(&self) -> &session_store_core::SharedClock {
+        match &self.mode {
+            Mode::Store(sessions) => sessions.clock(),
+            Mode::Cookie(sessions) => sessions.clock_ref(),
+        }
+    }
+
+    /// The expiry policy.
+    pub(crate) fn policy(&self) -> &Expiry {
+        match &self.mode {
+            Mode::Store(sessions) => sessions.policy(),
+            Mode::Cookie(sessions) => sessions.policy(),
+        }
+    }
 }
 
 /// The tower [`Layer`](tower_layer::Layer) that gives every request its
@@ -74,7 +131,45 @@ impl SessionLayer {
     pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
         Self {
             config: Arc::new(Config {
-                sessions: Sessions::new(store),
+                mode: Mode::Store(Sessions::new(store)),
+                cookie: CookieConfig::default(),
+                error_status: default_error_status,
+                error_body: DEFAULT_ERROR_BODY,
+            }),
+        }
+    }
+
+    /// A layer in cookie mode: each visitor's whole session is sealed in
+    /// the cookie by `sessions` ([`CookieSessions`]: its key ring, app
+    /// name, clock and size limit), and no store is used. The [`Session`]
+    /// extractor works as over a store, except that there is no
+    /// server-side state to revoke or list: [`Session::owner_sessions`]
+    /// and the `log_out_*` calls answer [`Error::Unsupported`],
+    /// [`Session::end`] clears this browser's cookie only, and a session
+    /// too large to seal into a cookie fails its request at commit
+    /// ([`Error::TooLarge`], answered `500` with the generic body). Read
+    /// [`CookieSessions`]' docs for all it gives up.
+    ///
+    /// The layer's [`expiry`](Self::expiry) and
+    /// [`touch_throttle`](Self::touch_throttle) apply to `sessions`;
+    /// [`commit_attempts`](Self::commit_attempts) and
+    /// [`max_sessions_per_owner`](Self::max_sessions_per_owner) have
+    /// nothing to act on.
+    ///
+    /// ```
+    /// use session_store_core::{CookieSessions, seal::KeyRing};
+    /// use session_store_tower::SessionLayer;
+    ///
+    /// let keys = KeyRing::parse(&format!("1:{}", "ab".repeat(32)))?; // an app: KeyRing::from_env("SESSION_COOKIE_KEYS")?
+    /// let layer = SessionLayer::cookie(CookieSessions::new(keys, "my-app"))
+    ///     .cookie_name("__Host-session");
+    /// # Ok::<(), session_store_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn cookie(sessions: CookieSessions) -> Self {
+        Self {
+            config: Arc::new(Config {
+                mode: Mode::Cookie(sessions),
                 cookie: CookieConfig::default(),
                 error_status: default_error_status,
                 error_body: DEFAULT_ERROR_BODY,
@@ -87,12 +182,26 @@ impl SessionLayer {
         self
     }
 
+    fn with_store(
+        self,
+        change: impl FnOnce(Sessions<Arc<dyn SessionStore>>) -> Sessions<Arc<dyn SessionStore>>,
+    ) -> Self {
+        self.with(|c| {
+            if let Mode::Store(sessions) = &mut c.mode {
+                *sessions = change(sessions.clone());
+            }
+        })
+    }
+
     /// The expiry policy: the store's deadlines and the cookie's `Max-Age`
     /// ([`Expiry::OnSessionEnd`]: a cookie without `Max-Age`, which the
     /// browser drops when it closes).
     #[must_use]
     pub fn expiry(self, expiry: Expiry) -> Self {
-        self.with(|c| c.sessions = c.sessions.clone().expiry(expiry))
+        self.with(|c| match &mut c.mode {
+            Mode::Store(sessions) => *sessions = sessions.clone().expiry(expiry),
+            Mode::Cookie(sessions) => *sessions = sessions.clone().expiry(expiry),
+        })
     }
 
     /// How many times a commit (or an [`update`](Session::update)) is
@@ -103,7 +212,7 @@ impl SessionLayer {
     /// always suffice for `n` concurrent requests of one visitor.
     #[must_use]
     pub fn commit_attempts(self, attempts: usize) -> Self {
-        self.with(|c| c.sessions = c.sessions.clone().commit_attempts(attempts))
+        self.with_store(|s| s.commit_attempts(attempts))
     }
 
     /// Touch throttling ([`Sessions::touch_throttle`]): a request that did
@@ -111,7 +220,10 @@ impl SessionLayer {
     /// this fraction of the idle timeout (default a tenth).
     #[must_use]
     pub fn touch_throttle(self, fraction: f64) -> Self {
-        self.with(|c| c.sessions = c.sessions.clone().touch_throttle(fraction))
+        self.with(|c| match &mut c.mode {
+            Mode::Store(sessions) => *sessions = sessions.clone().touch_throttle(fraction),
+            Mode::Cookie(sessions) => *sessions = sessions.clone().touch_throttle(fraction),
+        })
     }
 
     /// At most `cap` sessions per user ([`Sessions::max_sessions_per_owner`]):
@@ -119,7 +231,7 @@ impl SessionLayer {
     /// sessions. Needs a store with an owner index. Off by default.
     #[must_use]
     pub fn max_sessions_per_owner(self, cap: usize) -> Self {
-        self.with(|c| c.sessions = c.sessions.clone().max_sessions_per_owner(cap))
+        self.with_store(|s| s.max_sessions_per_owner(cap))
     }
 
     /// The cookie's name (default [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME), `id`).
@@ -189,10 +301,23 @@ impl SessionLayer {
     }
 
     /// The session handle the layer commits through (its store, clock and
-    /// policy).
+    /// policy); `None` in cookie mode ([`cookie_sessions`](Self::cookie_sessions)).
     #[must_use]
-    pub fn sessions(&self) -> &Sessions<Arc<dyn SessionStore>> {
-        &self.config.sessions
+    pub fn sessions(&self) -> Option<&Sessions<Arc<dyn SessionStore>>> {
+        match &self.config.mode {
+            Mode::Store(sessions) => Some(sessions),
+            Mode::Cookie(_) => None,
+        }
+    }
+
+    /// The cookie-mode handle ([`SessionLayer::cookie`]); `None` over a
+    /// store.
+    #[must_use]
+    pub fn cookie_sessions(&self) -> Option<&CookieSessions> {
+        match &self.config.mode {
+            Mode::Cookie(sessions) => Some(sessions),
+            Mode::Store(_) => None,
+        }
     }
 }
 
@@ -233,7 +358,10 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let cookie = self.config.cookie.find(request.headers());
+        let cookie = match self.config.mode {
+            Mode::Store(_) => self.config.cookie.find(request.headers()).map(Presented::Id),
+            Mode::Cookie(_) => self.config.cookie.find_sealed(request.headers()).map(Presented::Sealed),
+        };
         let session = Session::new(Arc::clone(&self.config), cookie);
         request.extensions_mut().insert(session.clone());
         // The clone that was made ready is the one that is called.

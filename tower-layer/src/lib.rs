@@ -114,6 +114,20 @@
 //! id's text is used. The cookie is cleared (`Max-Age=0`) by the answer of
 //! the request that ended the session.
 //!
+//! # Cookie mode
+//!
+//! [`SessionLayer::cookie`] keeps each visitor's whole session sealed in
+//! the cookie (XChaCha20-Poly1305 under a rotating key ring,
+//! [`CookieSessions`](session_store_core::CookieSessions)), with no store
+//! and the same [`Session`] API. A cookie that does not open or is past its
+//! sealed deadline is a fresh session; a session too large for a cookie
+//! fails its request at commit (`Error::TooLarge`, the generic `500`).
+//! There is no server-side state: [`Session::owner_sessions`] and the
+//! `log_out_*` calls answer `Error::Unsupported`, [`Session::end`] clears
+//! this browser's cookie but does not revoke a copy of it, and an older
+//! cookie can be replayed until its deadline (the core type's docs list
+//! all it gives up).
+//!
 //! # Without axum
 //!
 //! The layer is a plain tower [`Layer`](tower_layer::Layer) over any

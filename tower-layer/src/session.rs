@@ -7,10 +7,10 @@ use http::header::SET_COOKIE;
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use session_store_core::{Committed, Error, Expiry, Fingerprint, SessionId, Timestamp};
+use session_store_core::{CookieCommit, Error, Expiry, Fingerprint, SessionId, Timestamp};
 use tokio::sync::Mutex;
 
-use crate::layer::Config;
+use crate::layer::{Config, Mode};
 
 /// The state of a session as this request sees it (re-exported from the
 /// core crate): what the closure of [`Session::update`] reads and changes,
@@ -33,8 +33,8 @@ pub struct Session {
 
 struct Shared {
     config: Arc<Config>,
-    /// The session id the browser's cookie names, if its text is one.
-    cookie: Option<SessionId>,
+    /// The browser's cookie, if it could be a session.
+    cookie: Option<Presented>,
     state: Mutex<State>,
 }
 
@@ -46,6 +46,23 @@ struct State {
     /// Whether this request ended the session (its cookie is cleared
     /// unless a new session took its place).
     ended: bool,
+}
+
+/// The session cookie a request brought.
+pub(crate) enum Presented {
+    /// Store mode: the text of a session id.
+    Id(SessionId),
+    /// Cookie mode: a sealed session (not opened yet).
+    Sealed(String),
+}
+
+impl Presented {
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        match self {
+            Self::Id(id) => Some(id.fingerprint()),
+            Self::Sealed(_) => None,
+        }
+    }
 }
 
 enum Slot {
@@ -63,7 +80,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the id: the cookie's fingerprint at most.
         f.debug_struct("Session")
-            .field("cookie", &self.shared.cookie.map(SessionId::fingerprint))
+            .field("cookie", &self.cookie_fingerprint())
             .finish_non_exhaustive()
     }
 }
@@ -163,7 +180,7 @@ impl std::error::Error for SessionError {
 pub type Result<T, E = SessionError> = std::result::Result<T, E>;
 
 impl Session {
-    pub(crate) fn new(config: Arc<Config>, cookie: Option<SessionId>) -> Self {
+    pub(crate) fn new(config: Arc<Config>, cookie: Option<Presented>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -181,6 +198,10 @@ impl Session {
         &self.shared.config
     }
 
+    fn cookie_fingerprint(&self) -> Option<Fingerprint> {
+        self.shared.cookie.as_ref().and_then(Presented::fingerprint)
+    }
+
     fn error(&self, error: Error, session: Option<Fingerprint>) -> SessionError {
         SessionError::new(self.config(), error, session)
     }
@@ -191,20 +212,20 @@ impl Session {
         let mut guard = self.shared.state.lock().await;
         let state = &mut *guard;
         if matches!(state.slot, Slot::Unloaded) {
-            let sessions = &self.config().sessions;
-            let loaded = match self.shared.cookie {
-                Some(id) => sessions.load(&id.to_string()).await,
-                None => Ok(None),
+            let loaded = match (&self.config().mode, &self.shared.cookie) {
+                (Mode::Store(sessions), Some(Presented::Id(id))) => sessions.load(&id.to_string()).await,
+                (Mode::Cookie(sessions), Some(Presented::Sealed(value))) => Ok(sessions.load(value)),
+                _ => Ok(None),
             };
             match loaded {
                 Ok(Some(session)) => {
                     state.loaded = session.id().map(|id| (id, session.expires_at()));
                     state.slot = Slot::Loaded(session);
                 }
-                Ok(None) => state.slot = Slot::Loaded(sessions.start()),
+                Ok(None) => state.slot = Slot::Loaded(self.config().start()),
                 Err(e) => {
                     state.slot = Slot::Failed;
-                    return Err(self.error(e, self.shared.cookie.map(SessionId::fingerprint)));
+                    return Err(self.error(e, self.cookie_fingerprint()));
                 }
             }
         }
@@ -213,7 +234,7 @@ impl Session {
             Slot::Loaded(session) => f(self.config(), session, state).await,
             Slot::Failed | Slot::Unloaded => Err(self.error(
                 Error::backend_msg("the session could not be loaded earlier in this request"),
-                self.shared.cookie.map(SessionId::fingerprint),
+                self.cookie_fingerprint(),
             )),
             Slot::Finished => Err(self.error(
                 Error::config("the session was used after its request was answered"),
@@ -287,12 +308,12 @@ impl Session {
     /// ([`SessionLayer::commit_attempts`](crate::SessionLayer::commit_attempts)).
     pub async fn update<T>(&self, f: impl FnMut(&mut SessionState) -> session_store_core::Result<T>) -> Result<T> {
         self.with(async |config, s, _| {
-            config
-                .sessions
-                .update(s, f)
-                .await
-                .map(|(value, _)| value)
-                .map_err(|e| self.error(e, fingerprint(s).or(self.shared.cookie.map(SessionId::fingerprint))))
+            match &config.mode {
+                Mode::Store(sessions) => sessions.update(s, f).await.map(|(value, _)| value),
+                // Sealed by the response's commit; no store to race with.
+                Mode::Cookie(sessions) => sessions.update(s, f),
+            }
+            .map_err(|e| self.error(e, fingerprint(s).or(self.cookie_fingerprint())))
         })
         .await
     }
@@ -307,11 +328,8 @@ impl Session {
     ///
     /// The store failed.
     pub async fn rotate(&self) -> Result<bool> {
-        self.with(async |config, s, _| {
-            let before = fingerprint(s);
-            config.sessions.rotate(s).await.map_err(|e| self.error(e, before))
-        })
-        .await
+        self.with(async |config, s, _| config.rotate(s).await.map_err(|e| self.error(e, fingerprint(s))))
+            .await
     }
 
     /// Deletes the session (logout); the response clears the cookie. Data
@@ -325,8 +343,14 @@ impl Session {
         self.with(async |config, s, state| {
             let before = fingerprint(s);
             state.ended = true;
-            let result = config.sessions.end(s).await;
-            *s = config.sessions.start();
+            let result = match &config.mode {
+                Mode::Store(sessions) => sessions.end(s).await,
+                Mode::Cookie(sessions) => {
+                    sessions.end(s);
+                    Ok(())
+                }
+            };
+            *s = config.start();
             result.map_err(|e| self.error(e, before))
         })
         .await
@@ -344,7 +368,7 @@ impl Session {
         let owner = owner.into();
         self.with(async |config, s, _| {
             let before = fingerprint(s);
-            let rotated = config.sessions.rotate(s).await.map_err(|e| self.error(e, before))?;
+            let rotated = config.rotate(s).await.map_err(|e| self.error(e, before))?;
             s.set_owner(Some(owner));
             Ok(rotated)
         })
@@ -367,13 +391,13 @@ impl Session {
     ///
     /// The store failed, or keeps no owner index ([`Error::Unsupported`]).
     pub async fn owner_sessions(&self) -> Result<Vec<session_store_core::Record>> {
-        self.with(async |config, s, _| match s.owner() {
-            Some(owner) => config
-                .sessions
+        self.with(async |config, s, _| match (&config.mode, s.owner()) {
+            (Mode::Cookie(_), _) => Err(self.error(Error::Unsupported(crate::layer::NO_SERVER_SIDE), fingerprint(s))),
+            (Mode::Store(sessions), Some(owner)) => sessions
                 .owner_sessions(owner)
                 .await
                 .map_err(|e| self.error(e, fingerprint(s))),
-            None => Ok(Vec::new()),
+            (Mode::Store(_), None) => Ok(Vec::new()),
         })
         .await
     }
@@ -387,17 +411,17 @@ impl Session {
     /// The store failed, or keeps no owner index ([`Error::Unsupported`]).
     pub async fn log_out_everywhere(&self) -> Result<u64> {
         self.with(async |config, s, state| {
+            let sessions = config.store().map_err(|e| self.error(e, fingerprint(s)))?;
             let Some(owner) = s.owner().map(str::to_owned) else {
                 return Ok(0);
             };
             let before = fingerprint(s);
-            let ended = config
-                .sessions
+            let ended = sessions
                 .log_out_everywhere(&owner)
                 .await
                 .map_err(|e| self.error(e, before))?;
             state.ended = true;
-            *s = config.sessions.start();
+            *s = sessions.start();
             Ok(ended)
         })
         .await
@@ -412,7 +436,8 @@ impl Session {
     pub async fn log_out_other_sessions(&self) -> Result<u64> {
         self.with(async |config, s, _| {
             config
-                .sessions
+                .store()
+                .map_err(|e| self.error(e, fingerprint(s)))?
                 .log_out_other_sessions(s)
                 .await
                 .map_err(|e| self.error(e, fingerprint(s)))
@@ -443,12 +468,15 @@ impl Session {
         // pending changes are dropped (what it committed itself, with
         // `update`, `rotate` or `end`, stays, and so does its cookie).
         let commit = if response.status().is_server_error() {
-            Ok(Committed::Nothing)
+            Ok(None)
         } else {
-            config.sessions.commit(&mut session).await
+            match &config.mode {
+                Mode::Store(sessions) => sessions.commit(&mut session).await.map(|_| None),
+                Mode::Cookie(sessions) => sessions.commit(&mut session).map(Some),
+            }
         };
-        match commit {
-            Ok(_) => {}
+        let sealed = match commit {
+            Ok(sealed) => sealed,
             Err(e) => {
                 let error = self.error(
                     e,
@@ -457,22 +485,29 @@ impl Session {
                 error.log("committing the session failed");
                 return error_response(&error);
             }
-        }
-        let cookie = match session.id() {
-            Some(id) if state.loaded != Some((id, session.expires_at())) => {
-                let now = config.sessions.clock().now();
-                let max_age = match config.sessions.policy() {
-                    Expiry::OnSessionEnd { .. } => None,
-                    _ => Some(session.expires_at().saturating_duration_since(now)),
-                };
-                Some(config.cookie.set(id, max_age))
+        };
+        let max_age = || {
+            let now = config.clock().now();
+            match config.policy() {
+                Expiry::OnSessionEnd { .. } => None,
+                _ => Some(session.expires_at().saturating_duration_since(now)),
             }
-            // Ended here: the browser's cookie goes. A session found gone
-            // by the commit (ended or rotated by a concurrent request) keeps
-            // the browser's cookie as it is: that request's answer set it,
-            // and this late answer must not undo a concurrent login.
-            None if state.ended && self.shared.cookie.is_some() => Some(config.cookie.clear()),
-            _ => None,
+        };
+        let presented = self.shared.cookie.is_some();
+        let cookie = match sealed {
+            // Cookie mode: the core said what the cookie must become.
+            Some(CookieCommit::Set(value)) => Some(config.cookie.set(value, max_age())),
+            Some(CookieCommit::Clear) if presented => Some(config.cookie.clear()),
+            Some(_) => (state.ended && presented).then(|| config.cookie.clear()),
+            None => match session.id() {
+                Some(id) if state.loaded != Some((id, session.expires_at())) => Some(config.cookie.set(id, max_age())),
+                // Ended here: the browser's cookie goes. A session found gone
+                // by the commit (ended or rotated by a concurrent request) keeps
+                // the browser's cookie as it is: that request's answer set it,
+                // and this late answer must not undo a concurrent login.
+                None if state.ended && presented => Some(config.cookie.clear()),
+                _ => None,
+            },
         };
         if let Some(cookie) = cookie {
             response.headers_mut().append(SET_COOKIE, cookie);

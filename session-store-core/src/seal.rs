@@ -254,7 +254,7 @@ impl KeyRing {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).expect("the operating system's random number generator failed");
         let sealed = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad })
             // Only fails for plaintexts over 256 GiB.
             .expect("XChaCha20-Poly1305 seals any practical length");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
@@ -294,8 +294,9 @@ impl KeyRing {
                 OpenError::UnknownKey(id)
             });
         };
+        let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| OpenError::Truncated)?;
         cipher
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+            .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad })
             .map(|plain| (id, plain))
             .map_err(|_| OpenError::Forged)
     }

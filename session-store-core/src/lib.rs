@@ -68,6 +68,7 @@ mod cookie;
 mod error;
 mod expiry;
 mod id;
+pub mod purge_batch;
 #[cfg(feature = "purger")]
 mod purger;
 mod record;

@@ -1,34 +1,10 @@
 //! Purging expired rows in batches on the expiry index.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use session_store_core::Result;
 
 use crate::Inner;
-
-/// The largest purge batch, however fast batches run.
-const MAX_PURGE_BATCH: usize = 1 << 20;
-
-/// The size of the purge batch after one of `batch` rows that took `took`:
-/// scaled toward `target` time (at most 16 times larger per step, as a
-/// batch's cost grows less than linearly with its rows; halved when it
-/// overran), never below `min` nor above [`MAX_PURGE_BATCH`]. The same
-/// rule as the SQLite store's.
-fn next_purge_batch(batch: usize, took: Duration, min: usize, target: Duration) -> usize {
-    if target.is_zero() {
-        return min;
-    }
-    let next = if took > target {
-        batch / 2
-    } else if took < target / 2 {
-        // Aim a little under the target: batches of one size vary.
-        let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-6) * 0.8).min(16.0);
-        (batch as f64 * factor) as usize
-    } else {
-        batch
-    };
-    next.clamp(min, MAX_PURGE_BATCH.max(min))
-}
 
 impl Inner {
     /// Deletes every row expired at the clock's time (read once, at the
@@ -63,7 +39,12 @@ impl Inner {
                         tracing::debug!(removed = total, took = ?started.elapsed(), table = %self.names.table, "PostgreSQL purge");
                         return Ok(total);
                     }
-                    batch = next_purge_batch(batch, start.elapsed(), self.purge_batch, self.purge_batch_time);
+                    batch = session_store_core::purge_batch::next_batch(
+                        batch,
+                        start.elapsed(),
+                        self.purge_batch,
+                        self.purge_batch_time,
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, removed = total, table = %self.names.table, "PostgreSQL purge failed");
@@ -71,27 +52,5 @@ impl Inner {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn purge_batch_grows_toward_the_target_time_and_shrinks_on_overrun() {
-        let target = 50 * MS;
-        assert_eq!(next_purge_batch(1_000, MS, 1_000, target), 16_000);
-        assert_eq!(next_purge_batch(1_000, 10 * MS, 1_000, target), 4_000);
-        assert_eq!(next_purge_batch(10_000, 40 * MS, 1_000, target), 10_000);
-        assert_eq!(next_purge_batch(10_000, 80 * MS, 1_000, target), 5_000);
-        assert_eq!(next_purge_batch(1_500, 900 * MS, 1_000, target), 1_000);
-        assert_eq!(
-            next_purge_batch(MAX_PURGE_BATCH, Duration::ZERO, 1, target),
-            MAX_PURGE_BATCH
-        );
-        assert_eq!(next_purge_batch(1_000, MS, 1_000, Duration::ZERO), 1_000);
     }
 }

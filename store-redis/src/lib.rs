@@ -357,6 +357,23 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// One script: the record with exactly its version, unless it is not
+    /// live or a live one of the same or a newer version is stored.
+    async fn import(&self, record: &Record) -> Result<bool> {
+        if record.version == 0 {
+            return Ok(false);
+        }
+        let imported: i64 = self
+            .write(
+                "importing a session",
+                &self.inner.scripts.import,
+                record,
+                &[record.version],
+            )
+            .await?;
+        Ok(imported == 1)
+    }
+
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let mut conn = self.conn();
         let key = self.key(id);

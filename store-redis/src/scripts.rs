@@ -71,6 +71,7 @@ pub(crate) struct Scripts {
     pub create: redis::Script,
     pub save: redis::Script,
     pub save_if_version: redis::Script,
+    pub import: redis::Script,
     pub touch: redis::Script,
     pub delete: redis::Script,
     pub rotate: redis::Script,
@@ -179,6 +180,22 @@ return v
 local cur = redis.call('HMGET', KEYS[1], 'e', 'v', 'o')
 if not cur[1] or not lt(ARGV[3], cur[1]) or cur[2] ~= ARGV[7] then return 0 end
 put(KEYS[1], ARGV[1], ARGV[2], ARGV[8], ARGV[4], cur[3], ARGV[5], ARGV[6])
+return 1
+"
+            ),
+            // KEYS and ARGV as for create, then: the record's version.
+            // Returns 1, or 0 (nothing written) when the record is not live
+            // or a live one of the same or a newer version is stored. A
+            // stored version that is not decimal digits counts as older.
+            import: script!(
+                r"
+if not lt(ARGV[3], ARGV[2]) then return 0 end
+local cur = redis.call('HMGET', KEYS[1], 'e', 'v', 'o')
+if cur[1] and lt(ARGV[3], cur[1]) and cur[2] and string.match(cur[2], '^[1-9][0-9]*$')
+    and not lt(cur[2], ARGV[7]) then
+  return 0
+end
+put(KEYS[1], ARGV[1], ARGV[2], ARGV[7], ARGV[4], cur[3], ARGV[5], ARGV[6])
 return 1
 "
             ),

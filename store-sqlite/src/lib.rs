@@ -71,9 +71,6 @@ pub const DEFAULT_PURGE_BATCH: usize = 1_000;
 /// [`SqliteStoreBuilder::purge_batch_time`]).
 pub const DEFAULT_PURGE_BATCH_TIME: Duration = Duration::from_millis(50);
 
-/// The largest purge batch, however fast batches run.
-const MAX_PURGE_BATCH: usize = 1 << 20;
-
 /// SQLite's default `wal_autocheckpoint`, in pages: the WAL is copied back
 /// into the database file at the first commit that leaves it this long.
 const WAL_AUTOCHECKPOINT: i64 = 1_000;
@@ -525,26 +522,6 @@ fn decode_row(id: &SessionId, row: &rusqlite::Row<'_>) -> Op<Record> {
     Ok(codec::decode_body(*id, bytes, expires_at, version)?)
 }
 
-/// The size of the purge batch after one of `batch` rows that took `took`:
-/// scaled toward `target` time (at most 16 times larger per step, as a
-/// batch's cost grows less than linearly with its rows; halved
-/// when it overran), never below `min` nor above [`MAX_PURGE_BATCH`].
-fn next_purge_batch(batch: usize, took: Duration, min: usize, target: Duration) -> usize {
-    if target.is_zero() {
-        return min;
-    }
-    let next = if took > target {
-        batch / 2
-    } else if took < target / 2 {
-        // Aim a little under the target: batches of one size vary.
-        let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-6) * 0.8).min(16.0);
-        (batch as f64 * factor) as usize
-    } else {
-        batch
-    };
-    next.clamp(min, MAX_PURGE_BATCH.max(min))
-}
-
 impl Inner {
     fn now(&self) -> i64 {
         self.clock.now().as_millis()
@@ -854,7 +831,8 @@ impl SessionStore for SqliteStore {
                         if removed < batch {
                             break Ok(total);
                         }
-                        batch = next_purge_batch(batch, took, s.purge_batch, s.purge_batch_time);
+                        batch =
+                            session_store_core::purge_batch::next_batch(batch, took, s.purge_batch, s.purge_batch_time);
                     }
                     Err(e) => break Err(e),
                 }
@@ -968,34 +946,5 @@ impl SessionStore for SqliteStore {
             })
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn purge_batch_grows_toward_the_target_time_and_shrinks_on_overrun() {
-        let target = 50 * MS;
-        // Fast batches grow, at most sixteenfold per step.
-        assert_eq!(next_purge_batch(1_000, MS, 1_000, target), 16_000);
-        // 10 ms of 50: scaled toward 80% of the target.
-        assert_eq!(next_purge_batch(1_000, 10 * MS, 1_000, target), 4_000);
-        assert_eq!(next_purge_batch(10_000, 20 * MS, 1_000, target), 20_000);
-        // Within [target/2, target]: kept.
-        assert_eq!(next_purge_batch(10_000, 40 * MS, 1_000, target), 10_000);
-        // Overran: halved, never below the minimum.
-        assert_eq!(next_purge_batch(10_000, 80 * MS, 1_000, target), 5_000);
-        assert_eq!(next_purge_batch(1_500, 900 * MS, 1_000, target), 1_000);
-        // Never above the cap, even for a zero-time batch.
-        assert_eq!(
-            next_purge_batch(MAX_PURGE_BATCH, Duration::ZERO, 1, target),
-            MAX_PURGE_BATCH
-        );
-        // A zero target keeps fixed batches.
-        assert_eq!(next_purge_batch(1_000, MS, 1_000, Duration::ZERO), 1_000);
     }
 }

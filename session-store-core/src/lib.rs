@@ -46,9 +46,10 @@
 //! every rule.
 //!
 //! Features: `tracing` (default) for the handle's warnings; `seal` for
-//! the [`seal::KeyRing`] (XChaCha20-Poly1305 with key rotation) and
-//! `CookieSessions`, sessions sealed in the cookie itself with no store
-//! (its docs say what that mode gives up); `purger` for
+//! the [`seal::KeyRing`] (XChaCha20-Poly1305 with key rotation),
+//! `at_rest::Protected` (any store with ids hashed and bodies encrypted at
+//! rest) and `CookieSessions`, sessions sealed in the cookie itself with no
+//! store (its docs say what that mode gives up); `purger` for
 //! the background `Purger` (a tokio task); `blocking` for
 //! `blocking::run_blocking`, the offload helper of backends whose calls
 //! block. A crate that only implements the trait needs
@@ -60,6 +61,8 @@
 //! [`SessionStore`].
 
 pub mod adapter;
+#[cfg(feature = "seal")]
+pub mod at_rest;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod codec;

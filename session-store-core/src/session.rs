@@ -697,12 +697,13 @@ impl<S: SessionStore> Sessions<S> {
     /// remain; how many it ended.
     async fn end_oldest_past(&self, owner: &str, cap: usize, current: &SessionId) -> Result<usize> {
         let mut others = self.owner_sessions(owner).await?;
-        others.retain(|r| r.id != *current);
+        let current = self.store.listing_handle(current);
+        others.retain(|r| r.id != current);
         // With the current one, over the cap by this many.
         let excess = (others.len() + 1).saturating_sub(cap);
         others.sort_by_key(|r| (r.created_at, r.id));
         for r in others.iter().take(excess) {
-            self.store.delete(&r.id).await?;
+            self.store.delete_listed(&r.id).await?;
         }
         Ok(excess.min(others.len()))
     }
@@ -800,13 +801,18 @@ impl<S: SessionStore> Sessions<S> {
     /// proportion to that owner's sessions. A session that expired, was
     /// removed or is damaged between the listing and its load is left out.
     ///
+    /// Each record's `id` is a listing handle (see [`SessionStore::ids`]):
+    /// the session id itself, or its hash on a store that hashes ids at
+    /// rest; [`listing_handle`](Self::listing_handle) of a session's id is
+    /// the one to compare with, and [`SessionStore::delete_listed`] ends it.
+    ///
     /// # Errors
     ///
     /// What the store returns ([`Error::Unsupported`] without an index).
     pub async fn owner_sessions(&self, owner: &str) -> Result<Vec<Record>> {
         let mut records = Vec::new();
         for id in self.store.owner_sessions(owner).await? {
-            match self.store.load(&id).await {
+            match self.store.load_listed(&id).await {
                 Ok(Some(record)) if record.owner.as_deref() == Some(owner) => records.push(record),
                 Ok(_) => {}
                 Err(e) if e.is_decode() => warn_damaged(&id, &e),
@@ -814,6 +820,14 @@ impl<S: SessionStore> Sessions<S> {
             }
         }
         Ok(records)
+    }
+
+    /// The handle under which [`owner_sessions`](Self::owner_sessions) and
+    /// the store's listings name the session `id` (see
+    /// [`SessionStore::listing_handle`]).
+    #[must_use]
+    pub fn listing_handle(&self, id: &SessionId) -> SessionId {
+        self.store.listing_handle(id)
     }
 
     /// Ends every session of `owner` ("log out everywhere", after a

@@ -109,14 +109,47 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// The ids of every live record in this store's namespace, in no
     /// particular order.
+    ///
+    /// A listing (this and [`owner_sessions`](Self::owner_sessions))
+    /// answers *handles*: on a store that keeps ids as they are, the ids
+    /// themselves; on a store that keeps only a hash of each id (ids hashed
+    /// at rest, `at_rest::Protected`), the stored hashes, which are no
+    /// cookie values: [`load_listed`](Self::load_listed) and
+    /// [`delete_listed`](Self::delete_listed) take them, [`load`](Self::load)
+    /// of a handle finds nothing, and
+    /// [`listing_handle`](Self::listing_handle) names the handle of a known
+    /// id.
     async fn ids(&self) -> Result<Vec<SessionId>>;
+
+    /// The handle under which listings name the session `id` (see
+    /// [`ids`](Self::ids)): `id` itself by default, its stored hash on a
+    /// store that hashes ids at rest.
+    fn listing_handle(&self, id: &SessionId) -> SessionId {
+        *id
+    }
+
+    /// The live record a listing named `handle` (see [`ids`](Self::ids)),
+    /// or `None`; its `id` is the handle. The default is
+    /// [`load`](Self::load), for stores whose handles are the ids.
+    async fn load_listed(&self, handle: &SessionId) -> Result<Option<Record>> {
+        self.load(handle).await
+    }
+
+    /// Removes the record a listing named `handle` (see [`ids`](Self::ids)):
+    /// how a "your devices" page ends one device. The default is
+    /// [`delete`](Self::delete), for stores whose handles are the ids.
+    async fn delete_listed(&self, handle: &SessionId) -> Result<()> {
+        self.delete(handle).await
+    }
 
     /// Removes every record of this store's namespace, and nothing outside it.
     async fn clear(&self) -> Result<()>;
 
     /// The ids of the live sessions whose record names `owner` (see
     /// [`Record::owner`]), in no particular order: a "your devices" page, or
-    /// what "log out everywhere" is about to end.
+    /// what "log out everywhere" is about to end. Like [`ids`](Self::ids),
+    /// it answers handles: the ids themselves unless the store hashes ids at
+    /// rest.
     ///
     /// A store with an owner index keeps it in the same atomic step as the
     /// write, delete, rotate, purge or eviction that changes a record's
@@ -280,6 +313,15 @@ macro_rules! forward_store {
             }
             async fn clear(&self) -> Result<()> {
                 (**self).clear().await
+            }
+            fn listing_handle(&self, id: &SessionId) -> SessionId {
+                (**self).listing_handle(id)
+            }
+            async fn load_listed(&self, handle: &SessionId) -> Result<Option<Record>> {
+                (**self).load_listed(handle).await
+            }
+            async fn delete_listed(&self, handle: &SessionId) -> Result<()> {
+                (**self).delete_listed(handle).await
             }
         }
     )*};

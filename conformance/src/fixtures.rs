@@ -44,6 +44,18 @@ pub fn start_clock() -> ManualClock {
     ManualClock::new(START)
 }
 
+/// The `n`th test key of the at-rest properties: 32 fixed bytes, the same
+/// in every run, distinct for every `n`. For tests only: a real key comes
+/// from a secret the operator holds.
+#[must_use]
+pub fn at_rest_key(n: u8) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    for (i, b) in (0u8..).zip(key.iter_mut()) {
+        *b = n.wrapping_mul(73).wrapping_add(i.wrapping_mul(29)) ^ 0xA5;
+    }
+    key
+}
+
 /// Builds a [`Record`]: a fresh random id, data `{"user": "alice"}`,
 /// created at the given instant, live for [`DEFAULT_TTL`], version 0 (a
 /// record never stored).

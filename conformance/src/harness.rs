@@ -2,6 +2,7 @@
 
 use std::fmt::Debug;
 
+use session_store_core::seal::KeyRing;
 use session_store_core::{DEFAULT_MAX_RECORD_BYTES, Result, SessionId, SessionStore, SharedClock, async_trait};
 
 /// What a store can do, so the suite runs exactly the properties that apply
@@ -32,6 +33,13 @@ pub struct Capabilities {
     /// Not part of [`all`](Self::all): declare it with
     /// [`owner_index`](Self::owner_index).
     pub owner_index: bool,
+    /// The store keeps secrets at rest: ids hashed (no listing or stored
+    /// byte holds a cookie value) and bodies sealed with a key ring, the
+    /// stored id as associated data, under the keys of
+    /// [`StoreConfig::at_rest_keys`] when given. The at-rest properties
+    /// run only with it ([`AtRestHarness`](crate::AtRestHarness) declares
+    /// it). Not part of [`all`](Self::all).
+    pub at_rest: bool,
 }
 
 impl Capabilities {
@@ -44,6 +52,7 @@ impl Capabilities {
             raw_access: false,
             rotate_briefly_shows_both_ids: false,
             owner_index: false,
+            at_rest: false,
         }
     }
 
@@ -57,6 +66,7 @@ impl Capabilities {
             raw_access: true,
             rotate_briefly_shows_both_ids: false,
             owner_index: false,
+            at_rest: false,
         }
     }
 
@@ -88,6 +98,13 @@ impl Capabilities {
         self
     }
 
+    /// Sets [`at_rest`](Self::at_rest).
+    #[must_use]
+    pub const fn at_rest(mut self, yes: bool) -> Self {
+        self.at_rest = yes;
+        self
+    }
+
     /// Sets [`rotate_briefly_shows_both_ids`](Self::rotate_briefly_shows_both_ids).
     #[must_use]
     pub const fn rotate_briefly_shows_both_ids(mut self, yes: bool) -> Self {
@@ -105,6 +122,11 @@ pub struct StoreConfig {
     /// The store's limit on a record's data size
     /// ([`SessionData::byte_size`](session_store_core::SessionData::byte_size)).
     pub max_record_bytes: usize,
+    /// The key ring an at-rest store ([`Capabilities::at_rest`]) must seal
+    /// and open with, when the property gives one (the key-rotation
+    /// properties open one namespace under several rings); `None` means
+    /// the harness's own. Other stores ignore it.
+    pub at_rest_keys: Option<KeyRing>,
 }
 
 impl StoreConfig {
@@ -114,6 +136,7 @@ impl StoreConfig {
         Self {
             clock,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            at_rest_keys: None,
         }
     }
 
@@ -121,6 +144,13 @@ impl StoreConfig {
     #[must_use]
     pub fn max_record_bytes(mut self, limit: usize) -> Self {
         self.max_record_bytes = limit;
+        self
+    }
+
+    /// Sets [`at_rest_keys`](Self::at_rest_keys).
+    #[must_use]
+    pub fn at_rest_keys(mut self, keys: KeyRing) -> Self {
+        self.at_rest_keys = Some(keys);
         self
     }
 }

@@ -58,6 +58,7 @@
 //!
 //! `PROPTEST_CASES` sets the model test's case count (default 64).
 
+mod at_rest;
 pub mod disk_full;
 mod env;
 pub mod fixtures;
@@ -66,6 +67,7 @@ pub mod model;
 mod outcome;
 pub mod properties;
 
+pub use at_rest::{AtRestHarness, default_keys as default_at_rest_keys};
 pub use harness::{Capabilities, Harness, StoreConfig};
 pub use outcome::{Failure, Pass, Verdict};
 pub use properties::PROPERTY_NAMES;

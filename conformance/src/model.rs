@@ -674,7 +674,13 @@ async fn run_ops<H: Harness>(stores: &mut Stores<'_, H>, clock: &ManualClock, op
     let owner_index = stores.harness.capabilities().owner_index;
     let start = clock.now();
     let ids: Vec<SessionId> = (0..ID_POOL).map(|_| SessionId::random()).collect();
-    let slot_of = |id: &SessionId| ids.iter().position(|i| i == id).unwrap_or(usize::MAX);
+    // Listings answer handles (the ids themselves unless the store hashes
+    // ids at rest): a listed handle names the slot whose id has it.
+    let handles: Vec<SessionId> = {
+        let store = stores.for_step(0).0;
+        ids.iter().map(|id| store.listing_handle(id)).collect()
+    };
+    let slot_of = |handle: &SessionId| handles.iter().position(|h| h == handle).unwrap_or(usize::MAX);
     let mut model = Reference::new(start, MODEL_MAX_RECORD_BYTES);
     // Rotate moves records between slots of the pool, so the record in a
     // slot always has that slot's id.

@@ -1766,3 +1766,245 @@ mod control {
     use super::{BrokenHarness, Flaw};
     session_store_conformance::conformance_tests!(BrokenHarness::new(Flaw::None));
 }
+
+/// Secrets at rest: each broken at-rest store is caught by exactly the
+/// at-rest property that names its flaw, and the suite's own
+/// `AtRestHarness` over the example store passes everything.
+mod at_rest_flaws {
+    use std::sync::Arc;
+
+    use base64::Engine as _;
+    use session_store_conformance::{AtRestHarness, Capabilities, Harness, StoreConfig, fixtures::at_rest_key};
+    use session_store_core::at_rest::{AtRest, Protected, SEALED_KEY, inner_limit, stored_id, stored_owner};
+    use session_store_core::seal::KeyRing;
+    use session_store_core::{
+        Error, Record, Result, SessionData, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec,
+    };
+
+    use super::custom_store::{TinyHarness, TinyStore};
+    use super::map_flaws::{caught_only_by, every_verdict};
+
+    /// The one rule of secrets at rest a store breaks.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum AtRestFlaw {
+        /// Bodies sealed and bound to their id, but ids kept as they are:
+        /// the cookie value is the key and every listing answers it.
+        IdsNotHashed,
+        /// Ids hashed and bodies sealed, with the same associated data for
+        /// every record: a body moved to another id opens there.
+        BodiesNotBound,
+        /// A ring that keeps every key it ever held: a retired (or
+        /// replaced) key still opens.
+        RetiredKeysOpen,
+    }
+
+    /// Ids hashed (by core's wrapper, with encryption off) and bodies
+    /// sealed here, under one associated data for every record
+    /// (`BodiesNotBound`).
+    #[derive(Debug)]
+    struct UnboundSeal {
+        inner: Protected<TinyStore>,
+        keys: KeyRing,
+        limit: usize,
+    }
+
+    impl UnboundSeal {
+        fn seal(&self, record: &Record) -> Result<Record> {
+            codec::check_size(&record.data, self.limit)?;
+            let body = codec::encode_body(record)?;
+            let blob = self.keys.seal(&body, b"one for all");
+            let mut data = SessionData::new();
+            let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(blob);
+            data.insert_raw(SEALED_KEY.to_owned(), format!("\"{text}\""));
+            let mut sealed = record.clone();
+            sealed.data = data;
+            sealed.owner = record.owner.as_deref().map(stored_owner);
+            Ok(sealed)
+        }
+
+        fn open(&self, loaded: Option<Record>) -> Result<Option<Record>> {
+            let Some(r) = loaded else { return Ok(None) };
+            let text = r.data.get_raw(SEALED_KEY).unwrap_or_default().trim_matches('"');
+            let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text)
+                .map_err(|_| Error::decode(r.id, "not base64", None))?;
+            let body = self
+                .keys
+                .open(&blob, b"one for all")
+                .map_err(|e| Error::decode(r.id, e.to_string(), None))?;
+            codec::decode_body(r.id, &body, r.expires_at, r.version).map(Some)
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for UnboundSeal {
+        fn clock(&self) -> SharedClock {
+            self.inner.clock()
+        }
+        async fn create(&self, record: &Record) -> Result<()> {
+            self.inner.create(&self.seal(record)?).await
+        }
+        async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
+            self.open(self.inner.load(id).await?)
+        }
+        async fn save(&self, record: &Record) -> Result<u64> {
+            self.inner.save(&self.seal(record)?).await
+        }
+        async fn save_if_version(&self, record: &Record) -> Result<u64> {
+            self.inner.save_if_version(&self.seal(record)?).await
+        }
+        async fn import(&self, record: &Record) -> Result<bool> {
+            self.inner.import(&self.seal(record)?).await
+        }
+        async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
+            self.inner.touch(id, expires_at).await
+        }
+        async fn delete(&self, id: &SessionId) -> Result<()> {
+            self.inner.delete(id).await
+        }
+        async fn rotate(&self, old: &SessionId, new: &SessionId) -> Result<bool> {
+            self.inner.rotate(old, new).await
+        }
+        async fn purge_expired(&self) -> Result<u64> {
+            self.inner.purge_expired().await
+        }
+        async fn ids(&self) -> Result<Vec<SessionId>> {
+            self.inner.ids().await
+        }
+        async fn clear(&self) -> Result<()> {
+            self.inner.clear().await
+        }
+        fn listing_handle(&self, id: &SessionId) -> SessionId {
+            self.inner.listing_handle(id)
+        }
+        async fn load_listed(&self, handle: &SessionId) -> Result<Option<Record>> {
+            self.open(self.inner.load_listed(handle).await?)
+        }
+        async fn delete_listed(&self, handle: &SessionId) -> Result<()> {
+            self.inner.delete_listed(handle).await
+        }
+    }
+
+    /// The example store (durable, shared, raw access) with one at-rest flaw.
+    struct FlawedAtRest {
+        inner: TinyHarness,
+        flaw: AtRestFlaw,
+    }
+
+    impl FlawedAtRest {
+        fn new(flaw: AtRestFlaw) -> Self {
+            Self {
+                inner: TinyHarness::default(),
+                flaw,
+            }
+        }
+
+        fn stored(&self, id: &SessionId) -> SessionId {
+            if self.flaw == AtRestFlaw::IdsNotHashed {
+                *id
+            } else {
+                stored_id(id)
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Harness for FlawedAtRest {
+        type Store = Arc<dyn SessionStore>;
+        type Namespace = u64;
+
+        fn capabilities(&self) -> Capabilities {
+            self.inner
+                .capabilities()
+                .at_rest(true)
+                .rotate_briefly_shows_both_ids(true)
+        }
+
+        async fn new_namespace(&self) -> Result<u64> {
+            self.inner.new_namespace().await
+        }
+
+        async fn open(&self, namespace: &u64, config: &StoreConfig) -> Result<Arc<dyn SessionStore>> {
+            let inner_config = config.clone().max_record_bytes(inner_limit(config.max_record_bytes));
+            let inner = self.inner.open(namespace, &inner_config).await?;
+            let keys = config
+                .at_rest_keys
+                .clone()
+                .unwrap_or_else(session_store_conformance::default_at_rest_keys);
+            let at_rest = AtRest::new().max_record_bytes(config.max_record_bytes);
+            Ok(match self.flaw {
+                AtRestFlaw::IdsNotHashed => Arc::new(Protected::new(inner, at_rest.encrypt(keys))),
+                AtRestFlaw::BodiesNotBound => Arc::new(UnboundSeal {
+                    inner: Protected::new(
+                        inner,
+                        at_rest.hash_ids(true).max_record_bytes(inner_config.max_record_bytes),
+                    ),
+                    keys,
+                    limit: config.max_record_bytes,
+                }),
+                AtRestFlaw::RetiredKeysOpen => {
+                    // Every key the properties use, whatever the ring says.
+                    let mut all = KeyRing::new(1, at_rest_key(1));
+                    all.add(2, at_rest_key(2)).expect("a new id");
+                    Arc::new(Protected::new(inner, at_rest.hash_ids(true).encrypt(all)))
+                }
+            })
+        }
+
+        async fn read_raw(&self, namespace: &u64, id: &SessionId) -> Result<Option<Vec<u8>>> {
+            self.inner.read_raw(namespace, &self.stored(id)).await
+        }
+
+        async fn write_raw(&self, namespace: &u64, id: &SessionId, bytes: &[u8]) -> Result<()> {
+            self.inner.write_raw(namespace, &self.stored(id), bytes).await
+        }
+    }
+
+    macro_rules! at_rest_caught_by {
+        ($test:ident, $flaw:expr, $property:ident) => {
+            #[test]
+            fn $test() {
+                caught_only_by(
+                    &format!("{:?}", $flaw),
+                    &FlawedAtRest::new($flaw),
+                    stringify!($property),
+                );
+            }
+        };
+    }
+
+    at_rest_caught_by!(
+        ids_kept_as_they_are,
+        AtRestFlaw::IdsNotHashed,
+        at_rest_no_listing_or_stored_byte_holds_a_cookie_value_or_a_data_value
+    );
+    at_rest_caught_by!(
+        bodies_not_bound_to_their_id,
+        AtRestFlaw::BodiesNotBound,
+        at_rest_a_body_moved_to_another_id_fails_to_decode_for_that_id_only
+    );
+    at_rest_caught_by!(
+        retired_keys_that_still_open,
+        AtRestFlaw::RetiredKeysOpen,
+        at_rest_a_record_under_a_retired_or_wrong_key_fails_to_decode_for_that_record_only
+    );
+
+    /// The control: the suite's own at-rest harness over the example
+    /// store passes every property (the at-rest ones run, none skipped)
+    /// and the model test.
+    #[test]
+    fn the_at_rest_harness_passes_everything() {
+        let harness = AtRestHarness::new(TinyHarness::default());
+        for (name, verdict) in every_verdict(&harness) {
+            assert!(verdict.is_ok(), "control ({name}) failed: {verdict:?}");
+            if name.starts_with("at_rest_") {
+                assert_eq!(verdict, Ok(session_store_conformance::Pass::Passed), "{name}");
+            }
+        }
+        let model = session_store_conformance::model::model_matches_the_reference(
+            &harness,
+            &session_store_conformance::model::ModelSettings::default(),
+        );
+        assert!(model.is_ok(), "control (model) failed: {model:?}");
+    }
+}

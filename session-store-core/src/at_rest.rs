@@ -63,7 +63,8 @@
 //! withdraws the copy and starts again if it does not. A concurrent reader
 //! may find both ids live meanwhile, never neither (the conformance
 //! capability `rotate_briefly_shows_both_ids`); a crash in between leaves
-//! both. The old id's record stays behind, expired and empty, until a purge.
+//! both. A plain [`save`](SessionStore::save) (not a version-checked one)
+//! to the old id racing the rotate may be removed with it.
 //!
 //! # Turning it on for a store that has records: the choice
 //!
@@ -363,21 +364,20 @@ impl<S: SessionStore> Protected<S> {
             if stored_new == stored_old {
                 return Err(Error::IdCollision { id: *new });
             }
-            match self.inner.load(&stored_new).await {
-                Ok(None) => {}
-                // A damaged record under the new id is a record there too.
-                Ok(Some(_)) | Err(Error::Decode { .. }) => return Err(Error::IdCollision { id: *new }),
-                Err(e) => return Err(e),
-            }
+            // The copy: created (one atomic check that the new id is free),
+            // then brought to the record's version.
             let mut moved = record.clone();
             moved.id = *new;
-            if !self
-                .inner
-                .import(&self.seal(&moved)?)
+            let sealed = self.seal(&moved)?;
+            self.inner
+                .create(&sealed)
                 .await
-                .map_err(|e| Self::named(e, &stored_new, new))?
-            {
-                return Err(Error::IdCollision { id: *new });
+                .map_err(|e| Self::named(e, &stored_new, new))?;
+            if record.version > 1 {
+                self.inner
+                    .import(&sealed)
+                    .await
+                    .map_err(|e| Self::named(e, &stored_new, new))?;
             }
             // The old id ends only if nothing was written to it since the
             // copy: an expired, empty record at the next version.
@@ -391,7 +391,11 @@ impl<S: SessionStore> Protected<S> {
                 owner: None,
             };
             match self.inner.save_if_version(&ended).await {
-                Ok(_) => return Ok(true),
+                Ok(_) => {
+                    // Ended: remove it, so that no purge counts it later.
+                    self.inner.delete(&stored_old).await?;
+                    return Ok(true);
+                }
                 Err(Error::Conflict { .. }) => {
                     // Changed (or ended) meanwhile: withdraw the copy, look again.
                     self.inner.delete(&stored_new).await?;

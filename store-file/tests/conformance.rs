@@ -88,3 +88,10 @@ impl Harness for FileHarness {
 }
 
 session_store_conformance::conformance_tests!(FileHarness::new());
+
+/// Every property again, with ids hashed and bodies encrypted at rest.
+mod at_rest {
+    use super::*;
+
+    session_store_conformance::conformance_tests!(session_store_conformance::AtRestHarness::new(FileHarness::new()));
+}

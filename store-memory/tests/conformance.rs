@@ -33,3 +33,12 @@ impl Harness for MemoryHarness {
 }
 
 session_store_conformance::conformance_tests!(MemoryHarness { shards: 16 });
+
+/// Every property again, with ids hashed and bodies encrypted at rest.
+mod at_rest {
+    use super::*;
+
+    session_store_conformance::conformance_tests!(session_store_conformance::AtRestHarness::new(MemoryHarness {
+        shards: 16
+    }));
+}

@@ -5,3 +5,10 @@
 mod common;
 
 session_store_conformance::conformance_tests!(common::PostgresHarness::from_env());
+
+/// Every property again, with ids hashed and bodies encrypted at rest.
+mod at_rest {
+    session_store_conformance::conformance_tests!(session_store_conformance::AtRestHarness::new(
+        super::common::PostgresHarness::from_env()
+    ));
+}

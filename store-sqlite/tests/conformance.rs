@@ -137,3 +137,10 @@ impl Harness for SqliteHarness {
 }
 
 session_store_conformance::conformance_tests!(SqliteHarness::new());
+
+/// Every property again, with ids hashed and bodies encrypted at rest.
+mod at_rest {
+    use super::*;
+
+    session_store_conformance::conformance_tests!(session_store_conformance::AtRestHarness::new(SqliteHarness::new()));
+}

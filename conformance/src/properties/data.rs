@@ -543,8 +543,8 @@ pub async fn count_ids_and_purge_stay_exact_beside_corrupt_records<H: Harness>(h
         None => live.push(stored(&malformed, 1)),
     }
     env.advance(1_000);
-    let healthy: BTreeSet<SessionId> = live.iter().map(|r| r.id).collect();
-    let corrupt_set: BTreeSet<SessionId> = corrupt.iter().copied().collect();
+    let healthy: BTreeSet<SessionId> = listed(&store, live.iter().map(|r| r.id));
+    let corrupt_set: BTreeSet<SessionId> = listed(&store, corrupt.iter().copied());
     let n = healthy.len() as u64;
     let count = store.count().await.map_err(|e| {
         env.fail(

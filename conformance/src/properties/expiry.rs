@@ -509,7 +509,7 @@ pub async fn touch_to_a_past_deadline_expires_the_record_at_once<H: Harness>(har
         let ids = store.ids().await.map_err(env.op("ids"))?;
         ensure!(
             env,
-            ids == vec![keep.id],
+            ids == vec![store.listing_handle(&keep.id)],
             TOUCH_PAST,
             "ids after touch to {what} list {} ids",
             ids.len()
@@ -677,7 +677,7 @@ pub async fn records_stay_live_while_real_time_passes_and_the_clock_stands_still
     let ids: BTreeSet<_> = store.ids().await.map_err(env.op("ids"))?.into_iter().collect();
     ensure!(
         env,
-        ids == expected.iter().map(|r| r.id).collect(),
+        ids == listed(&store, expected.iter().map(|r| r.id)),
         REAL_TIME,
         "ids after 1.2 s of real time list {} ids, expected the 3 live ones",
         ids.len()

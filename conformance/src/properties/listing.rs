@@ -90,6 +90,7 @@ pub async fn count_ids_and_clear_see_only_live_records<H: Harness>(harness: &H) 
     );
     let ids = store.ids().await.map_err(env.op("ids"))?;
     let set: BTreeSet<_> = ids.iter().copied().collect();
+    let live_listed = listed(&store, live.iter().copied());
     ensure!(
         env,
         set.len() == ids.len(),
@@ -100,11 +101,11 @@ pub async fn count_ids_and_clear_see_only_live_records<H: Harness>(harness: &H) 
     );
     ensure!(
         env,
-        set == live,
+        set == live_listed,
         LISTING,
         "ids listed {} ids, {} of them live; expected the {} live ones",
         ids.len(),
-        set.intersection(&live).count(),
+        set.intersection(&live_listed).count(),
         live.len()
     );
     store.clear().await.map_err(env.op("clear"))?;
@@ -189,7 +190,7 @@ pub async fn namespaces_are_isolated<H: Harness>(harness: &H) -> Verdict {
     let ids_b: BTreeSet<_> = b.ids().await.map_err(env.op("ids"))?.into_iter().collect();
     ensure!(
         env,
-        ids_b == BTreeSet::from([shared_id, extra_b.id]),
+        ids_b == listed(&b, [shared_id, extra_b.id]),
         ISOLATION,
         "namespace B's ids hold {} ids, expected its own 2",
         ids_b.len()
@@ -274,7 +275,7 @@ pub async fn ids_and_count_over_thousands_of_records_agree_and_miss_none<H: Harn
     let live = create_many(&env, &store, 2_000, |_| 60_000, 1).await?;
     create_many(&env, &store, 200, |_| 1_000, 2).await?;
     env.advance(1_000);
-    let expected: BTreeSet<SessionId> = live.iter().map(|r| r.id).collect();
+    let expected: BTreeSet<SessionId> = listed(&*store, live.iter().map(|r| r.id));
     let ids = store.ids().await.map_err(env.op("ids"))?;
     let set: BTreeSet<SessionId> = ids.iter().copied().collect();
     ensure!(
@@ -411,13 +412,14 @@ pub async fn purge_count_ids_and_clear_touch_only_their_own_namespace<H: Harness
             live.len()
         );
         let ids: BTreeSet<_> = store.ids().await.map_err(env.op("ids"))?.into_iter().collect();
+        let own = listed(store, live.iter().copied());
         ensure!(
             env,
-            ids == *live,
+            ids == own,
             NAMESPACE_LISTING,
             "ids in namespace {name} list {} ids, {} of them its own live ones (of {})",
             ids.len(),
-            ids.intersection(live).count(),
+            ids.intersection(&own).count(),
             live.len()
         );
     }
@@ -455,7 +457,7 @@ pub async fn purge_count_ids_and_clear_touch_only_their_own_namespace<H: Harness
     let ids_b: BTreeSet<_> = b.ids().await.map_err(env.op("ids"))?.into_iter().collect();
     ensure!(
         env,
-        ids_b == live_b,
+        ids_b == listed(&b, live_b.iter().copied()),
         NAMESPACE_LISTING,
         "after clearing A, B's ids list {} ids, expected its {} live ones",
         ids_b.len(),

@@ -126,6 +126,9 @@ macro_rules! __property_list {
             revoking_an_owner_removes_exactly_that_owners_sessions,
             a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_survivor_listed,
             import_keeps_the_version_and_never_replaces_a_newer_record,
+            at_rest_no_listing_or_stored_byte_holds_a_cookie_value_or_a_data_value,
+            at_rest_a_body_moved_to_another_id_fails_to_decode_for_that_id_only,
+            at_rest_a_record_under_a_retired_or_wrong_key_fails_to_decode_for_that_record_only,
         }
     };
 }
@@ -145,6 +148,7 @@ macro_rules! __run_every_property {
 /// The names of every targeted property, in the order the macro runs them.
 pub const PROPERTY_NAMES: &[&str] = crate::__property_list!(__property_names!());
 
+mod at_rest;
 mod concurrency;
 mod data;
 mod durability;
@@ -154,6 +158,7 @@ mod owners;
 mod rotate;
 mod versions;
 
+pub use at_rest::*;
 pub use concurrency::*;
 pub use data::*;
 pub use durability::*;
@@ -193,6 +198,13 @@ async fn expect_loaded<H: Harness>(
         detail.push_str(&format!("; data differs: {}", diff_data(&e.data, &g.data)));
     }
     Err(env.fail(rule, detail))
+}
+
+/// The handles `store`'s listings name `ids` by (see
+/// [`SessionStore::listing_handle`]): the ids themselves, unless the store
+/// hashes ids at rest.
+fn listed<S: SessionStore + ?Sized>(store: &S, ids: impl IntoIterator<Item = SessionId>) -> BTreeSet<SessionId> {
+    ids.into_iter().map(|id| store.listing_handle(&id)).collect()
 }
 
 /// `record` as the store should hold it after a write that returned `version`.

@@ -22,7 +22,10 @@ async fn listed<H: Harness>(env: &Env<'_, H>, store: &H::Store, owner: &str) -> 
     Ok(ids)
 }
 
-fn sorted(mut ids: Vec<SessionId>) -> Vec<SessionId> {
+/// `ids` as `store`'s listings name them (see
+/// [`SessionStore::listing_handle`]), sorted.
+fn sorted<S: SessionStore + ?Sized>(store: &S, ids: Vec<SessionId>) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = ids.iter().map(|id| store.listing_handle(id)).collect();
     ids.sort();
     ids
 }
@@ -90,7 +93,7 @@ pub async fn owner_sessions_follow_every_write_rotate_delete_and_expiry<H: Harne
     }
     store.save(&a2).await.map_err(env.op("save"))?;
     let got = listed(&env, &store, "alice").await?;
-    let want = sorted(vec![a1.id, a2.id, short.id]);
+    let want = sorted(&store, vec![a1.id, a2.id, short.id]);
     ensure!(
         env,
         got == want,
@@ -108,7 +111,7 @@ pub async fn owner_sessions_follow_every_write_rotate_delete_and_expiry<H: Harne
     let (alice, bob) = (listed(&env, &store, "alice").await?, listed(&env, &store, "bob").await?);
     ensure!(
         env,
-        alice == sorted(vec![a1.id, short.id]) && bob == sorted(vec![b1.id, a2.id]),
+        alice == sorted(&store, vec![a1.id, short.id]) && bob == sorted(&store, vec![b1.id, a2.id]),
         OWNER_INDEX,
         "after a save changed a2's owner: alice {alice:?}, bob {bob:?}"
     );
@@ -118,7 +121,7 @@ pub async fn owner_sessions_follow_every_write_rotate_delete_and_expiry<H: Harne
     let ok = store.rotate(&a1.id, &rotated).await.map_err(env.op("rotate"))?;
     ensure!(env, ok, ROTATE, "rotate of a live record returned false");
     let got = listed(&env, &store, "alice").await?;
-    let want = sorted(vec![rotated, short.id]);
+    let want = sorted(&store, vec![rotated, short.id]);
     ensure!(
         env,
         got == want,
@@ -131,13 +134,18 @@ pub async fn owner_sessions_follow_every_write_rotate_delete_and_expiry<H: Harne
     let got = listed(&env, &store, "alice").await?;
     ensure!(
         env,
-        got == vec![rotated],
+        got == sorted(&store, vec![rotated]),
         OWNER_INDEX,
         "at the short session's deadline: {got:?}"
     );
     store.purge_expired().await.map_err(env.op("purge_expired"))?;
     let got = listed(&env, &store, "alice").await?;
-    ensure!(env, got == vec![rotated], OWNER_INDEX, "after purge: {got:?}");
+    ensure!(
+        env,
+        got == sorted(&store, vec![rotated]),
+        OWNER_INDEX,
+        "after purge: {got:?}"
+    );
 
     // Delete; then a new session under the purged id's owner.
     store.delete(&rotated).await.map_err(env.op("delete"))?;
@@ -151,11 +159,16 @@ pub async fn owner_sessions_follow_every_write_rotate_delete_and_expiry<H: Harne
     let again = owned(&env, Some("alice"), 6, 60_000);
     store.create(&again).await.map_err(env.op("create"))?;
     let got = listed(&env, &store, "alice").await?;
-    ensure!(env, got == vec![again.id], OWNER_INDEX, "after a new login: {got:?}");
+    ensure!(
+        env,
+        got == sorted(&store, vec![again.id]),
+        OWNER_INDEX,
+        "after a new login: {got:?}"
+    );
     let got = listed(&env, &store, "bob").await?;
     ensure!(
         env,
-        got == sorted(vec![b1.id, a2.id]),
+        got == sorted(&store, vec![b1.id, a2.id]),
         OWNER_INDEX,
         "bob's sessions changed: {got:?}"
     );
@@ -220,7 +233,7 @@ pub async fn revoking_an_owner_removes_exactly_that_owners_sessions<H: Harness>(
     let got = listed(&env, &store, "alice").await?;
     ensure!(
         env,
-        got == vec![keep],
+        got == sorted(&store, vec![keep]),
         REVOKE,
         "after revoking all but one, alice lists {got:?}"
     );
@@ -322,7 +335,7 @@ pub async fn a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_s
             logins.len() - survivors.len()
         );
         let got = listed(&env, &store, &owner).await?;
-        let survivors = sorted(survivors);
+        let survivors = sorted(&store, survivors);
         ensure!(
             env,
             got == survivors,

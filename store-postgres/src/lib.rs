@@ -310,6 +310,36 @@ impl SessionStore for PostgresStore {
         Ok(record.version + 1)
     }
 
+    /// One statement (the trait's default costs a write per version).
+    async fn import(&self, record: &Record) -> Result<bool> {
+        let s = &*self.inner;
+        let now = s.now();
+        // A version a bigint cannot hold is refused like any bad input.
+        let Ok(version) = i64::try_from(record.version) else {
+            return Err(Error::config(format!(
+                "import of version {}: PostgreSQL keeps versions up to {}",
+                record.version,
+                i64::MAX
+            )));
+        };
+        if record.expires_at.as_millis() <= now || version == 0 {
+            return Ok(false);
+        }
+        codec::check_size(&record.data, s.max_record_bytes)?;
+        let body = codec::encode_body(record)?;
+        let (key, expires_at, owner) = (record.id.encode(), record.expires_at.as_millis(), owner_of(record));
+        let (key, body) = (key.as_str(), body.as_slice());
+        let written = s
+            .conn
+            .run("import", |c| async move {
+                let stmt = c.prepare_cached(&s.sql.import).await?;
+                Ok(c.execute(&stmt, &[&key, &body, &expires_at, &version, &now, &owner])
+                    .await?)
+            })
+            .await?;
+        Ok(written == 1)
+    }
+
     async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
         let s = &*self.inner;
         let key = id.encode();

@@ -82,6 +82,7 @@ pub(crate) struct Sql {
     pub(crate) create: String,
     pub(crate) save: String,
     pub(crate) save_if_version: String,
+    pub(crate) import: String,
     pub(crate) touch: String,
     pub(crate) delete: String,
     pub(crate) rotate: String,
@@ -118,6 +119,16 @@ impl Sql {
             save_if_version: format!(
                 "UPDATE {t} SET body = $2::bytea, expires_at = $3::bigint, version = version + 1, owner = $6::text \
                  WHERE id = $1::text AND version = $4::bigint AND expires_at > $5::bigint"
+            ),
+            // One statement: inserts, or replaces an expired row or a live
+            // one of an older version; a live row of the same or a newer
+            // version stays, and then no row is affected.
+            import: format!(
+                "INSERT INTO {t} AS t (id, body, expires_at, version, owner) \
+                 VALUES ($1::text, $2::bytea, $3::bigint, $4::bigint, $6::text) \
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at, \
+                 version = excluded.version, owner = excluded.owner \
+                 WHERE t.expires_at <= $5::bigint OR t.version < excluded.version"
             ),
             touch: format!("UPDATE {t} SET expires_at = $2::bigint WHERE id = $1::text AND expires_at > $3::bigint"),
             delete: format!("DELETE FROM {t} WHERE id = $1::text"),

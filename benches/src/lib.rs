@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+pub mod at_rest;
 #[cfg(feature = "stores")]
 pub mod floors;
 #[cfg(feature = "stores")]

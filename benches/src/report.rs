@@ -5,11 +5,16 @@
 //! Criterion keeps each benchmark's estimates in
 //! `<criterion dir>/<group>/<subject>[/<parameter>]/new/estimates.json`; the
 //! median's `point_estimate` is the time per operation in nanoseconds.
+//! The at-rest workloads keep theirs in
+//! `<criterion dir>/<group>/<backend>/<mode>/new/estimates.json`, and the
+//! report gives each mode's median and its ratio to plain on the same
+//! backend.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::at_rest::{BACKENDS as AT_REST_BACKENDS, Mode};
 use crate::targets::NAMES;
 use crate::workloads::STORED_COUNTS;
 
@@ -46,6 +51,20 @@ pub const COLUMNS: [Column; 14] = [
     col("purge_expired", None, "purge 50k of 100k"),
     col("mix_32_tasks", None, "32-task mix"),
 ];
+
+/// The columns of the at-rest table; each is read per backend and mode
+/// (the mode is the parameter directory).
+pub const AT_REST_COLUMNS: [Column; 2] = [
+    col("at_rest_load_hit", None, "load hit"),
+    col("at_rest_save_small", None, "save 198 B"),
+];
+
+/// The name the at-rest medians of `backend` in `mode` are kept under in
+/// [`Results`] (`memory/hashed`): never a subject of the main table.
+#[must_use]
+pub fn at_rest_subject(backend: &str, mode: Mode) -> String {
+    format!("{backend}/{}", mode.name())
+}
 
 /// The mix column: shown as operations per second.
 const MIX: &str = "mix_32_tasks";
@@ -96,6 +115,22 @@ impl Results {
                 }
             }
         }
+        for backend in AT_REST_BACKENDS {
+            for mode in Mode::ALL {
+                for column in AT_REST_COLUMNS {
+                    let file = criterion_dir
+                        .join(column.group)
+                        .join(backend)
+                        .join(mode.name())
+                        .join("new")
+                        .join("estimates.json");
+                    if let Some(ns) = read_median(&file)? {
+                        let param = Some(mode.name().to_owned());
+                        results.insert(&at_rest_subject(backend, mode), column.title, Median { ns, param });
+                    }
+                }
+            }
+        }
         Ok(results)
     }
 
@@ -133,6 +168,26 @@ impl Results {
         let a = self.get(ours, title)?;
         let b = self.get(other, title)?;
         (b.ns > 0.0).then(|| a.ns / b.ns)
+    }
+}
+
+impl Results {
+    /// The at-rest median of `backend` in `mode`, in the at-rest column
+    /// titled `title`.
+    #[must_use]
+    pub fn at_rest(&self, backend: &str, mode: Mode, title: &str) -> Option<&Median> {
+        self.get(&at_rest_subject(backend, mode), title)
+    }
+
+    /// `mode / plain` on `backend` in time per operation (above 1: the
+    /// mode costs that much more).
+    #[must_use]
+    pub fn at_rest_ratio(&self, backend: &str, mode: Mode, title: &str) -> Option<f64> {
+        self.ratio(
+            &at_rest_subject(backend, mode),
+            &at_rest_subject(backend, Mode::Plain),
+            title,
+        )
     }
 }
 
@@ -358,6 +413,15 @@ pub fn render(results: &Results, heading: &str) -> String {
          (no such operation, or the service was not there).\n"
     );
     let subjects = results.subjects();
+    if !subjects.is_empty() {
+        render_comparison(&mut out, results, &subjects);
+    }
+    render_at_rest(&mut out, results);
+    out
+}
+
+/// The medians of every subject, the ratios, the growth and the targets.
+fn render_comparison(out: &mut String, results: &Results, subjects: &[&'static str]) {
     let _ = write!(out, "| store |");
     for c in &COLUMNS {
         let _ = write!(out, " {} |", c.title);
@@ -367,7 +431,7 @@ pub fn render(results: &Results, heading: &str) -> String {
         let _ = write!(out, "---:|");
     }
     out.push('\n');
-    for s in &subjects {
+    for s in subjects {
         let _ = write!(out, "| {s} |");
         for c in &COLUMNS {
             let _ = write!(out, " {} |", cell(results, s, c));
@@ -410,7 +474,7 @@ pub fn render(results: &Results, heading: &str) -> String {
         STORED_COUNTS[0] / 1000
     );
     let _ = writeln!(out, "| store | growth |\n|---|---:|");
-    for s in &subjects {
+    for s in subjects {
         if let Some(g) = growth(results, s) {
             let _ = writeln!(out, "| {s} | {g:.2} |");
         }
@@ -434,7 +498,49 @@ pub fn render(results: &Results, heading: &str) -> String {
             c.bound
         );
     }
-    out
+}
+
+/// The at-rest table, if any at-rest median was found.
+fn render_at_rest(out: &mut String, results: &Results) {
+    let measured = |b: &str| {
+        Mode::ALL
+            .into_iter()
+            .any(|m| AT_REST_COLUMNS.iter().any(|c| results.at_rest(b, m, c.title).is_some()))
+    };
+    let backends: Vec<&str> = AT_REST_BACKENDS.into_iter().filter(|b| measured(b)).collect();
+    if backends.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## At rest\n\nEach backend plain (the store itself) and through \
+         `session_store_core::at_rest::Protected` with hashed ids (SHA-256), encrypted bodies \
+         (XChaCha20-Poly1305) or both, each mode on a store of its own: load of a live record \
+         among 1,000 and save of a 198 B record, one task. × plain: the mode's median over \
+         plain's on the same backend in this run (1.25: the mode takes 25% longer).\n"
+    );
+    let _ = write!(out, "| backend | mode |");
+    for c in &AT_REST_COLUMNS {
+        let _ = write!(out, " {} | × plain |", c.title);
+    }
+    let _ = write!(out, "\n|---|---|");
+    for _ in &AT_REST_COLUMNS {
+        let _ = write!(out, "---:|---:|");
+    }
+    out.push('\n');
+    for backend in backends {
+        for mode in Mode::ALL {
+            let _ = write!(out, "| {backend} | {} |", mode.name());
+            for c in &AT_REST_COLUMNS {
+                let time = results
+                    .at_rest(backend, mode, c.title)
+                    .map_or_else(|| "—".to_owned(), |m| format_time(m.ns));
+                let ratio = ratio_text(results.at_rest_ratio(backend, mode, c.title));
+                let _ = write!(out, " {time} | {ratio} |");
+            }
+            out.push('\n');
+        }
+    }
 }
 
 #[cfg(test)]
@@ -483,6 +589,56 @@ mod tests {
         assert!(text.contains("| memory | 3.00 |"), "{text}");
         assert_eq!(ratio_text(Some(0.0024)), "0.002");
         assert_eq!(ratio_text(Some(0.00001)), "<0.001");
+    }
+
+    #[test]
+    fn at_rest_medians_are_read_per_backend_and_mode_and_divided_by_plain() {
+        let root = tempfile::tempdir().unwrap();
+        write_estimate(root.path(), "at_rest_load_hit/sqlite/plain", 4_000.0);
+        write_estimate(root.path(), "at_rest_load_hit/sqlite/hashed", 5_000.0);
+        write_estimate(root.path(), "at_rest_load_hit/sqlite/both", 6_000.0);
+        write_estimate(root.path(), "at_rest_save_small/sqlite/plain", 20_000.0);
+        write_estimate(root.path(), "at_rest_save_small/sqlite/encrypted", 30_000.0);
+        // Only plain on memory: its row holds 1.00, the others nothing.
+        write_estimate(root.path(), "at_rest_load_hit/memory/plain", 100.0);
+        let results = Results::read(root.path()).unwrap();
+        assert_eq!(results.at_rest("sqlite", Mode::Hashed, "load hit").unwrap().ns, 5_000.0);
+        assert_eq!(results.at_rest_ratio("sqlite", Mode::Both, "load hit"), Some(1.5));
+        assert_eq!(
+            results.at_rest_ratio("sqlite", Mode::Encrypted, "save 198 B"),
+            Some(1.5)
+        );
+        assert_eq!(results.at_rest_ratio("sqlite", Mode::Encrypted, "load hit"), None);
+        // Not a subject of the main table.
+        assert!(results.get("sqlite", "load hit").is_none());
+
+        let text = render(&results, "test run");
+        assert!(text.contains("## At rest"), "{text}");
+        assert!(
+            text.contains("| sqlite | plain | 4.00 µs | 1.00 | 20.0 µs | 1.00 |"),
+            "{text}"
+        );
+        assert!(text.contains("| sqlite | hashed | 5.00 µs | 1.25 | — | — |"), "{text}");
+        assert!(
+            text.contains("| sqlite | encrypted | — | — | 30.0 µs | 1.50 |"),
+            "{text}"
+        );
+        assert!(text.contains("| sqlite | both | 6.00 µs | 1.50 | — | — |"), "{text}");
+        assert!(text.contains("| memory | plain | 100 ns | 1.00 | — | — |"), "{text}");
+        assert!(!text.contains("| file |"), "no row for a backend not measured: {text}");
+        // Only at-rest medians: no empty comparison tables, no targets.
+        assert!(!text.contains("## Targets"), "{text}");
+        assert!(!text.contains("| store |"), "{text}");
+    }
+
+    #[test]
+    fn the_at_rest_table_is_left_out_when_not_run() {
+        let root = tempfile::tempdir().unwrap();
+        write_estimate(root.path(), "load_hit/memory", 200.0);
+        let text = render(&Results::read(root.path()).unwrap(), "test run");
+        assert!(text.contains("| memory | 200 ns |"), "{text}");
+        assert!(text.contains("## Targets"), "{text}");
+        assert!(!text.contains("## At rest"), "{text}");
     }
 
     #[test]

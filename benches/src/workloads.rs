@@ -7,6 +7,9 @@
 //! each subject is one benchmark in the group, so criterion's report plots
 //! the subjects of a workload side by side and
 //! `target/criterion/<group>/<subject>/new/estimates.json` holds each median.
+//! The at-rest groups (`at_rest_load_hit`, `at_rest_save_small`) run only
+//! on the targets given a [mode](Target::in_mode), one benchmark per
+//! backend and mode: `target/criterion/<group>/<backend>/<mode>/...`.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -62,6 +65,12 @@ pub enum Workload {
     Purge,
     /// [`MIX_TASKS`] tasks doing 90% loads and 10% saves at random.
     Mix,
+    /// [`LoadHit`](Self::LoadHit) on a backend in one at-rest mode
+    /// ([`crate::at_rest::Mode`]); only the at-rest targets run it.
+    AtRestLoadHit,
+    /// [`Save`](Self::Save) of a small record on a backend in one at-rest
+    /// mode; only the at-rest targets run it.
+    AtRestSave,
 }
 
 impl Workload {
@@ -82,6 +91,8 @@ impl Workload {
             Self::LoadStored(_) => "load_stored",
             Self::Purge => "purge_expired",
             Self::Mix => "mix_32_tasks",
+            Self::AtRestLoadHit => "at_rest_load_hit",
+            Self::AtRestSave => "at_rest_save_small",
         }
     }
 
@@ -95,6 +106,13 @@ impl Workload {
             Self::Purge => Some(Op::Purge),
             _ => None,
         }
+    }
+
+    /// Whether the workload measures a backend in an at-rest mode (run by
+    /// the targets with a [mode](Target::in_mode), and only by them).
+    #[must_use]
+    pub const fn is_at_rest(self) -> bool {
+        matches!(self, Self::AtRestLoadHit | Self::AtRestSave)
     }
 
     /// Every criterion group, in run order, with its workloads.
@@ -116,6 +134,8 @@ impl Workload {
             Self::LoadStored(STORED_COUNTS[1]),
             Self::Purge,
             Self::Mix,
+            Self::AtRestLoadHit,
+            Self::AtRestSave,
         ];
         for w in all {
             match groups.last_mut() {
@@ -144,6 +164,7 @@ pub trait Runner {
 /// temporary directory).
 pub struct Target<S: Subject> {
     name: String,
+    mode: Option<&'static str>,
     subject: Arc<S>,
     _keep: Option<Box<dyn std::any::Any>>,
 }
@@ -153,9 +174,19 @@ impl<S: Subject> Target<S> {
     pub fn new(name: impl Into<String>, subject: S) -> Self {
         Self {
             name: name.into(),
+            mode: None,
             subject: Arc::new(subject),
             _keep: None,
         }
+    }
+
+    /// Makes the target one at-rest mode (`plain`, `hashed`, ...) of the
+    /// backend it is named after: it then runs the at-rest workloads
+    /// (reported as `<group>/<name>/<mode>`) and no other.
+    #[must_use]
+    pub const fn in_mode(mut self, mode: &'static str) -> Self {
+        self.mode = Some(mode);
+        self
     }
 
     /// Keeps `guard` (a temporary directory) alive as long as the target.
@@ -177,7 +208,7 @@ impl<S: Subject> Runner for Target<S> {
     }
 
     fn supports(&self, workload: Workload) -> bool {
-        workload.needs().is_none_or(|op| self.subject.supports(op))
+        workload.is_at_rest() == self.mode.is_some() && workload.needs().is_none_or(|op| self.subject.supports(op))
     }
 
     fn run(&self, workload: Workload, group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime) {
@@ -188,13 +219,21 @@ impl<S: Subject> Runner for Target<S> {
             Workload::LoadMiss => load(group, rt, s, BenchmarkId::from_parameter(name), HIT_RECORDS, true),
             Workload::LoadStored(n) => load(group, rt, s, BenchmarkId::new(name, n), n, false),
             Workload::Create => create(group, rt, s, name),
-            Workload::Save(size) => save(group, rt, s, name, size),
+            Workload::Save(size) => save(group, rt, s, BenchmarkId::from_parameter(name), size),
             Workload::SaveIfVersion => save_if_version(group, rt, s, name),
             Workload::Touch => touch(group, rt, s, name),
             Workload::Delete => delete(group, rt, s, name),
             Workload::Rotate => rotate(group, rt, s, name),
             Workload::Purge => purge(group, rt, s, name),
             Workload::Mix => mix(group, rt, s, name),
+            Workload::AtRestLoadHit => {
+                let id = BenchmarkId::new(name, self.mode.unwrap_or("plain"));
+                load(group, rt, s, id, HIT_RECORDS, false);
+            }
+            Workload::AtRestSave => {
+                let id = BenchmarkId::new(name, self.mode.unwrap_or("plain"));
+                save(group, rt, s, id, Size::Small);
+            }
         }
     }
 }
@@ -401,9 +440,9 @@ fn seed_writes<S: Subject>(rt: &Runtime, s: &Arc<S>, size: Size) -> Vec<S::Rec> 
 }
 
 /// Overwrite of a stored record of `size`, cycling over [`WRITE_RECORDS`].
-fn save<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Arc<S>, name: &str, size: Size) {
+fn save<S: Subject>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, s: &Arc<S>, id: BenchmarkId, size: Size) {
     let mut state: Option<Arc<Vec<S::Rec>>> = None;
-    g.bench_function(BenchmarkId::from_parameter(name), |b| {
+    g.bench_function(id, |b| {
         let recs = state.get_or_insert_with(|| Arc::new(seed_writes(rt, s, size))).clone();
         b.iter_custom(|iters| {
             let (s, recs) = (s.clone(), recs.clone());

@@ -65,7 +65,7 @@ pub const DEFAULT_TABLE: &str = "sessions";
 
 /// The size of a purge's first batch, and the smallest batch (default of
 /// [`SqliteStoreBuilder::purge_batch`]).
-pub const DEFAULT_PURGE_BATCH: usize = 1_000;
+pub const DEFAULT_PURGE_BATCH: usize = 10_000;
 
 /// How long one purge batch should hold the write lock (default of
 /// [`SqliteStoreBuilder::purge_batch_time`]).

@@ -124,6 +124,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// The handle under which listings name the session `id` (see
     /// [`ids`](Self::ids)): `id` itself by default, its stored hash on a
     /// store that hashes ids at rest.
+    ///
+    /// A store that wraps another (a cache, a metrics layer) forwards this,
+    /// [`load_listed`](Self::load_listed) and
+    /// [`delete_listed`](Self::delete_listed) to it, as it forwards
+    /// `ids`: the defaults are right only for a store whose handles are
+    /// its ids.
     fn listing_handle(&self, id: &SessionId) -> SessionId {
         *id
     }

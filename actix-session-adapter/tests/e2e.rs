@@ -573,3 +573,41 @@ async fn store_errors_reach_actix_session_with_a_generic_message() {
         assert!(!shown.contains(&secret), "{shown:?} holds {secret:?}");
     }
 }
+
+/// The whole story over a file store with ids hashed and bodies sealed at
+/// rest (`at_rest::Protected`), restart included: the adapter only loads,
+/// saves and deletes the cookie's own id, never a listed handle, so
+/// nothing changes for actix-session; no file is named by a cookie's id.
+#[actix_web::test]
+async fn the_counter_story_over_a_store_with_ids_hashed_and_bodies_sealed() {
+    use session_store_core::at_rest::{AtRest, Protected, inner_limit};
+    use session_store_core::seal::KeyRing;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let open = async || {
+        let keys = KeyRing::parse(&format!("1:{}", "3c".repeat(32))).expect("a key ring");
+        let inner = FileStore::builder(dir.path())
+            .max_record_bytes(inner_limit(session_store_core::DEFAULT_MAX_RECORD_BYTES))
+            .open()
+            .expect("the file store opens");
+        let store: Arc<dyn SessionStore> = Arc::new(Protected::new(inner, AtRest::new().hash_ids(true).encrypt(keys)));
+        store
+    };
+    scenario(open, true).await;
+    let store = open().await;
+    let handles = store.ids().await.unwrap();
+    // Bob's, the replayed pre-login cookie's, the replayed logged-out
+    // cookie's and the garbage cookie's.
+    assert_eq!(handles.len(), 4, "the live sessions at the end of the story");
+    for handle in handles {
+        let record = store
+            .load_listed(&handle)
+            .await
+            .unwrap()
+            .expect("a listed handle loads");
+        assert!(record.data.get::<u64>("count").unwrap().is_some());
+        assert!(
+            store.load(&handle).await.unwrap().is_none(),
+            "a handle is no cookie value"
+        );
+    }
+}

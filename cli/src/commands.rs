@@ -7,22 +7,22 @@ use serde_json::{Value, json};
 use session_store_core::{Record, SessionId};
 
 use crate::fail::{Exit, Failure};
-use crate::open::{Mode, Opened, open};
+use crate::open::{Mode, Opened, Protection, open_protected};
 use crate::output::{Printer, rfc3339, time_json};
 use crate::url::StoreUrl;
 
 /// How many loads `list` and fingerprint lookups keep in flight.
 const IN_FLIGHT: usize = 32;
 
-pub async fn count(url: &StoreUrl, out: &Printer) -> Result<Exit, Failure> {
-    let s = open(url, Mode::Existing).await?;
+pub async fn count(url: &StoreUrl, protection: &Protection, out: &Printer) -> Result<Exit, Failure> {
+    let s = open_protected(url, Mode::Existing, protection).await?;
     let n = s.store.count().await.map_err(|e| Failure::store(url, &e))?;
     out.result(json!({ "store": url.shown, "count": n }), || n.to_string());
     Ok(Exit::Ok)
 }
 
-pub async fn purge(url: &StoreUrl, out: &Printer) -> Result<Exit, Failure> {
-    let s = open(url, Mode::Existing).await?;
+pub async fn purge(url: &StoreUrl, protection: &Protection, out: &Printer) -> Result<Exit, Failure> {
+    let s = open_protected(url, Mode::Existing, protection).await?;
     let n = s.store.purge_expired().await.map_err(|e| Failure::store(url, &e))?;
     out.result(json!({ "store": url.shown, "purged": n }), || {
         format!("purged {n} expired session{}", plural(n))
@@ -34,7 +34,10 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn record_json(r: &Record, show_id: bool) -> Value {
+/// A listed record as JSON; its full id (under `"handle"` when the store
+/// hashes ids: then it is the stored hash, not a cookie value) only when
+/// asked.
+fn record_json(r: &Record, show_id: bool, hashed: bool) -> Value {
     let mut v = json!({
         "fingerprint": r.id.fingerprint().to_string(),
         "created": time_json(r.created_at),
@@ -45,13 +48,19 @@ fn record_json(r: &Record, show_id: bool) -> Value {
         "version": r.version,
     });
     if show_id {
-        v["id"] = Value::String(r.id.to_string());
+        v[if hashed { "handle" } else { "id" }] = Value::String(r.id.to_string());
     }
     v
 }
 
-pub async fn list(url: &StoreUrl, show_ids: bool, limit: Option<usize>, out: &Printer) -> Result<Exit, Failure> {
-    let s = open(url, Mode::Existing).await?;
+pub async fn list(
+    url: &StoreUrl,
+    protection: &Protection,
+    show_ids: bool,
+    limit: Option<usize>,
+    out: &Printer,
+) -> Result<Exit, Failure> {
+    let s = open_protected(url, Mode::Existing, protection).await?;
     let mut ids = s.store.ids().await.map_err(|e| Failure::store(url, &e))?;
     ids.sort_unstable_by_key(|id| id.as_u128());
     if let Some(limit) = limit {
@@ -59,7 +68,8 @@ pub async fn list(url: &StoreUrl, show_ids: bool, limit: Option<usize>, out: &Pr
     }
     let store = &s.store;
     let loaded: Vec<(SessionId, session_store_core::Result<Option<Record>>)> =
-        futures::stream::iter(ids.into_iter().map(|id| async move { (id, store.load(&id).await) }))
+        // Listed values are handles: `load_listed`, never `load`.
+        futures::stream::iter(ids.into_iter().map(|id| async move { (id, store.load_listed(&id).await) }))
             .buffer_unordered(IN_FLIGHT)
             .collect()
             .await;
@@ -78,7 +88,8 @@ pub async fn list(url: &StoreUrl, show_ids: bool, limit: Option<usize>, out: &Pr
     out.result(
         json!({
             "store": url.shown,
-            "sessions": records.iter().map(|r| record_json(r, show_ids)).collect::<Vec<_>>(),
+            "listed": if s.hashed { "handles" } else { "ids" },
+            "sessions": records.iter().map(|r| record_json(r, show_ids, s.hashed)).collect::<Vec<_>>(),
             "undecodable": broken.iter().map(|(id, why)| json!({
                 "fingerprint": id.fingerprint().to_string(), "error": why,
             })).collect::<Vec<_>>(),
@@ -86,7 +97,7 @@ pub async fn list(url: &StoreUrl, show_ids: bool, limit: Option<usize>, out: &Pr
         || {
             let mut text = String::new();
             let id_col = if show_ids {
-                format!(" {:<22}", "ID")
+                format!(" {:<22}", if s.hashed { "HANDLE" } else { "ID" })
             } else {
                 String::new()
             };
@@ -116,10 +127,14 @@ pub async fn list(url: &StoreUrl, show_ids: bool, limit: Option<usize>, out: &Pr
     Ok(exit)
 }
 
-/// The ids an argument names: a full id, or the fingerprint `list` shows.
+/// The listing handles an argument may name: a full session id (its
+/// handle) or a full handle as `list --show-ids` prints it (on a store
+/// that hashes ids the two differ, and both are tried), or the
+/// fingerprint `list` shows.
 async fn resolve(s: &Opened, arg: &str) -> Result<Vec<SessionId>, Failure> {
     if let Ok(id) = arg.parse::<SessionId>() {
-        return Ok(vec![id]);
+        let handle = s.store.listing_handle(&id);
+        return Ok(if handle == id { vec![id] } else { vec![handle, id] });
     }
     let is_fingerprint = arg.len() == 8 && arg.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !is_fingerprint {
@@ -138,15 +153,38 @@ async fn resolve(s: &Opened, arg: &str) -> Result<Vec<SessionId>, Failure> {
         .collect())
 }
 
-async fn resolve_one(s: &Opened, arg: &str) -> Result<SessionId, Failure> {
-    let ids = resolve(s, arg).await?;
+/// What "not found" says: with hashed ids, a fingerprint from an app's
+/// log (of the cookie's id) is not one `list` shows.
+fn not_found(s: &Opened, arg: &str) -> String {
+    let hint = if s.hashed && arg.parse::<SessionId>().is_err() {
+        " (with --hash-ids a fingerprint is a listed handle's, as `list` shows, not the cookie id's of an app's \
+         log: give the full session id)"
+    } else {
+        ""
+    };
+    format!("no live session {}{hint}", shown_arg(arg))
+}
+
+/// The one live session an argument names, loaded.
+async fn resolve_one(s: &Opened, arg: &str) -> Result<Record, Failure> {
+    let mut ids = resolve(s, arg).await?;
+    if arg.parse::<SessionId>().is_ok() {
+        // An id and a handle: the one that loads.
+        for id in ids {
+            if let Some(record) = s.store.load_listed(&id).await.map_err(|e| Failure::store(&s.url, &e))? {
+                return Ok(record);
+            }
+        }
+        ids = Vec::new();
+    }
     match ids.as_slice() {
-        [id] => Ok(*id),
-        [] => Err(Failure::new(
-            Exit::NotFound,
-            Some(&s.url),
-            format!("no live session {}", shown_arg(arg)),
-        )),
+        [id] => s
+            .store
+            .load_listed(id)
+            .await
+            .map_err(|e| Failure::store(&s.url, &e))?
+            .ok_or_else(|| Failure::new(Exit::NotFound, Some(&s.url), not_found(s, arg))),
+        [] => Err(Failure::new(Exit::NotFound, Some(&s.url), not_found(s, arg))),
         _ => Err(Failure::new(
             Exit::Usage,
             Some(&s.url),
@@ -167,21 +205,9 @@ fn shown_arg(arg: &str) -> String {
     }
 }
 
-pub async fn show(url: &StoreUrl, arg: &str, out: &Printer) -> Result<Exit, Failure> {
-    let s = open(url, Mode::Existing).await?;
-    let id = resolve_one(&s, arg).await?;
-    let record = s
-        .store
-        .load(&id)
-        .await
-        .map_err(|e| Failure::store(url, &e))?
-        .ok_or_else(|| {
-            Failure::new(
-                Exit::NotFound,
-                Some(url),
-                format!("no live session {}", id.fingerprint()),
-            )
-        })?;
+pub async fn show(url: &StoreUrl, protection: &Protection, arg: &str, out: &Printer) -> Result<Exit, Failure> {
+    let s = open_protected(url, Mode::Existing, protection).await?;
+    let record = resolve_one(&s, arg).await?;
     let data: serde_json::Map<String, Value> = record
         .data
         .iter()
@@ -190,7 +216,7 @@ pub async fn show(url: &StoreUrl, arg: &str, out: &Printer) -> Result<Exit, Fail
             (k.to_owned(), value)
         })
         .collect();
-    let mut value = record_json(&record, false);
+    let mut value = record_json(&record, false, s.hashed);
     value["store"] = Value::String(url.shown.clone());
     value["data"] = Value::Object(data.clone());
     out.result(value, || {
@@ -211,8 +237,8 @@ pub async fn show(url: &StoreUrl, arg: &str, out: &Printer) -> Result<Exit, Fail
     Ok(Exit::Ok)
 }
 
-pub async fn delete(url: &StoreUrl, args: &[String], out: &Printer) -> Result<Exit, Failure> {
-    let s = open(url, Mode::Existing).await?;
+pub async fn delete(url: &StoreUrl, protection: &Protection, args: &[String], out: &Printer) -> Result<Exit, Failure> {
+    let s = open_protected(url, Mode::Existing, protection).await?;
     let mut deleted = Vec::new();
     let mut missing = Vec::new();
     for arg in args {
@@ -220,8 +246,9 @@ pub async fn delete(url: &StoreUrl, args: &[String], out: &Printer) -> Result<Ex
         let mut any = false;
         for id in ids {
             // Only a live session counts as deleted; an expired one goes too.
-            let live = s.store.load(&id).await.map(|r| r.is_some()).unwrap_or(true);
-            s.store.delete(&id).await.map_err(|e| Failure::store(url, &e))?;
+            // Listed values are handles: `load_listed`/`delete_listed`.
+            let live = s.store.load_listed(&id).await.map(|r| r.is_some()).unwrap_or(true);
+            s.store.delete_listed(&id).await.map_err(|e| Failure::store(url, &e))?;
             if live {
                 deleted.push(id.fingerprint().to_string());
                 any = true;
@@ -229,6 +256,9 @@ pub async fn delete(url: &StoreUrl, args: &[String], out: &Printer) -> Result<Ex
         }
         if !any {
             missing.push(shown_arg(arg));
+            if s.hashed && arg.parse::<SessionId>().is_err() {
+                out.note(&format!("session-store: {}", not_found(&s, arg)));
+            }
         }
     }
     let exit = if missing.is_empty() { Exit::Ok } else { Exit::NotFound };
@@ -243,8 +273,8 @@ pub async fn delete(url: &StoreUrl, args: &[String], out: &Printer) -> Result<Ex
     Ok(exit)
 }
 
-pub async fn clear(url: &StoreUrl, yes: bool, out: &Printer) -> Result<Exit, Failure> {
-    let s = open(url, Mode::Existing).await?;
+pub async fn clear(url: &StoreUrl, protection: &Protection, yes: bool, out: &Printer) -> Result<Exit, Failure> {
+    let s = open_protected(url, Mode::Existing, protection).await?;
     let n = s.store.count().await.map_err(|e| Failure::store(url, &e))?;
     if !yes {
         if !std::io::stdin().is_terminal() {

@@ -12,7 +12,8 @@ pub enum Exit {
     /// 1: the store failed during the command (I/O, timeout, a record that
     /// does not decode), or a migration left sessions it could not copy.
     Failed = 1,
-    /// 2: bad arguments or a URL that names no store this build knows.
+    /// 2: bad arguments, a URL that names no store this build knows, or a
+    /// missing or bad key ring.
     Usage = 2,
     /// 3: the store could not be opened: missing directory or database,
     /// a file of another kind, a server that does not answer.

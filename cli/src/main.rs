@@ -9,6 +9,7 @@
 //! session-store list 'sqlite:./sessions.db?table=sessions'
 //! session-store purge 'redis://127.0.0.1:6379/0?prefix=app:session:'
 //! session-store migrate --from file:./sessions --to redis://127.0.0.1:6379/
+//! session-store migrate --from file:./sessions --to file:./protected --to-hash-ids --to-keys-env KEYS
 //! session-store doctor file:./sessions --fix
 //! ```
 //!
@@ -16,6 +17,11 @@
 //! `session-store --help`. Every command takes `--json` for a single JSON
 //! document on standard output. Errors name the store and the cause;
 //! messages name sessions by fingerprint, never by id.
+//!
+//! A store protected at rest (`session_store_core::at_rest`: ids hashed,
+//! data sealed) is opened with `--hash-ids` and `--keys-env VAR` (for
+//! `migrate`, `--from-…` and `--to-…`); with hashed ids, listings show
+//! handles (the stored hashes), never cookie values.
 
 mod commands;
 mod doctor;
@@ -30,6 +36,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::fail::{Exit, Failure};
+use crate::open::Protection;
 use crate::output::Printer;
 use crate::url::StoreUrl;
 
@@ -42,10 +49,16 @@ Store URLs:
   redis://A,redis://B,...     a Redis Cluster, these nodes as seeds (or one URL with ?cluster)
   postgres://USER@HOST/DB     a PostgreSQL database (?schema=S, ?table=NAME, default sessions; ?timeout_ms=N)
 
+Stores protected at rest (an app's hashed ids and sealed data):
+  --hash-ids, --keys-env VAR  how the store was written; with hashed ids, listed values are
+                              handles (stored hashes), not cookie values
+  migrate --from PLAIN --to NEW --to-hash-ids --to-keys-env VAR
+                              protects a store that has sessions (nobody is logged out)
+
 Exit codes:
   0  done
   1  the store failed during the command, or a migration could not copy some sessions
-  2  bad arguments, or a URL that names no known store
+  2  bad arguments, a URL that names no known store, or a missing or bad key ring
   3  the store could not be opened (missing, another kind of file, server down)
   4  show/delete: no live session under that id or fingerprint
   5  clear: not confirmed (declined, or no terminal and no --yes)
@@ -69,17 +82,49 @@ struct StoreArg {
     store: String,
 }
 
+/// The store a command works on, and how it is protected at rest (what
+/// the app's `--hash-ids` and `--encrypt` wrote).
+#[derive(Debug, Args)]
+struct ProtectedStoreArg {
+    /// The store's URL (see below).
+    store: String,
+    /// The store keeps each session under a hash of its id: listed values
+    /// are then handles (the stored hashes), not cookie values; show and
+    /// delete take a handle, its fingerprint, or a session id.
+    #[arg(long)]
+    hash_ids: bool,
+    /// The store's session data is sealed with the key ring in the
+    /// environment variable VAR ("1:KEY" or "1:OLD,2:NEW"; the key
+    /// is never shown).
+    #[arg(long, value_name = "VAR")]
+    keys_env: Option<String>,
+}
+
+impl ProtectedStoreArg {
+    fn protection(&self) -> Protection {
+        Protection {
+            hash_ids: self.hash_ids,
+            keys_env: self.keys_env.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The number of live sessions.
-    Count(StoreArg),
+    Count(ProtectedStoreArg),
     /// Remove every expired session (Django's clearsessions).
-    Purge(StoreArg),
+    Purge(ProtectedStoreArg),
     /// Every live session: fingerprint, created, deadline, owner, size.
+    ///
+    /// With --hash-ids the listed values are handles (the stored hashes of
+    /// the ids), not cookie values: their fingerprints are not those of the
+    /// cookies' ids that an app's log shows.
     List {
         #[command(flatten)]
-        store: StoreArg,
-        /// Show full session ids (they are credentials: mind where the output goes).
+        store: ProtectedStoreArg,
+        /// Show full session ids (they are credentials: mind where the
+        /// output goes); with --hash-ids, the full handles.
         #[arg(long)]
         show_ids: bool,
         /// List at most this many sessions.
@@ -89,27 +134,35 @@ enum Command {
     /// One session's data and details.
     Show {
         #[command(flatten)]
-        store: StoreArg,
-        /// The session id, or its fingerprint as `list` prints it.
+        store: ProtectedStoreArg,
+        /// The session id, or a handle or fingerprint as `list` prints it
+        /// (with --hash-ids listed values are handles, not cookie values).
+        /// An id may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         session: String,
     },
     /// Delete sessions.
     Delete {
         #[command(flatten)]
-        store: StoreArg,
-        /// Session ids or fingerprints.
+        store: ProtectedStoreArg,
+        /// Session ids, or handles or fingerprints as `list` prints them
+        /// (with --hash-ids listed values are handles, not cookie values).
+        /// An id that starts with `-` goes after `--`.
         #[arg(required = true)]
         sessions: Vec<String>,
     },
     /// Delete every session of the store (asks first).
     Clear {
         #[command(flatten)]
-        store: StoreArg,
+        store: ProtectedStoreArg,
         /// Do not ask (required when standard input is not a terminal).
         #[arg(long, short = 'y')]
         yes: bool,
     },
     /// Copy every live session from one store to another.
+    ///
+    /// To protect a plain store at rest, migrate it into a new one:
+    /// migrate --from PLAIN --to NEW --to-hash-ids --to-keys-env VAR.
     Migrate(migrate::MigrateArgs),
     /// Check a store: layout, schema, permissions, temporary files, undecodable records.
     Doctor {
@@ -127,14 +180,20 @@ fn parse_url(text: &str) -> Result<StoreUrl, Failure> {
 
 async fn run(cli: Cli, out: &Printer) -> Result<Exit, Failure> {
     match cli.command {
-        Command::Count(s) => commands::count(&parse_url(&s.store)?, out).await,
-        Command::Purge(s) => commands::purge(&parse_url(&s.store)?, out).await,
+        Command::Count(s) => commands::count(&parse_url(&s.store)?, &s.protection(), out).await,
+        Command::Purge(s) => commands::purge(&parse_url(&s.store)?, &s.protection(), out).await,
         Command::List { store, show_ids, limit } => {
-            commands::list(&parse_url(&store.store)?, show_ids, limit, out).await
+            commands::list(&parse_url(&store.store)?, &store.protection(), show_ids, limit, out).await
         }
-        Command::Show { store, session } => commands::show(&parse_url(&store.store)?, &session, out).await,
-        Command::Delete { store, sessions } => commands::delete(&parse_url(&store.store)?, &sessions, out).await,
-        Command::Clear { store, yes } => commands::clear(&parse_url(&store.store)?, yes, out).await,
+        Command::Show { store, session } => {
+            commands::show(&parse_url(&store.store)?, &store.protection(), &session, out).await
+        }
+        Command::Delete { store, sessions } => {
+            commands::delete(&parse_url(&store.store)?, &store.protection(), &sessions, out).await
+        }
+        Command::Clear { store, yes } => {
+            commands::clear(&parse_url(&store.store)?, &store.protection(), yes, out).await
+        }
         Command::Migrate(args) => migrate::run(&parse_url(&args.from)?, &parse_url(&args.to)?, &args, out).await,
         Command::Doctor { store, fix } => doctor::run(&parse_url(&store.store)?, fix, out).await,
     }

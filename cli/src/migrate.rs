@@ -9,6 +9,14 @@
 //! after the app wrote more to the source copies exactly the sessions that
 //! changed. The source is only read: the app keeps serving from it meanwhile.
 //! A session that expires before its turn (or before its write) is skipped.
+//!
+//! Either side may be protected at rest (`session_store_core::at_rest`):
+//! `--from-hash-ids`/`--from-keys-env` say how the source was written,
+//! `--to-hash-ids`/`--to-keys-env` how the target is written. Migrating a
+//! plain store into a new protected one is how a store gets protected
+//! without logging anyone out. A source with hashed ids holds no ids, only
+//! their hashes: it can go only to a target with hashed ids, which gets
+//! the same hashes (each record copied under its handle, unhashed again).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -18,10 +26,11 @@ use clap::Args;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::json;
-use session_store_core::{Error, SessionId, SessionStore};
+use session_store_core::at_rest::SEALED_KEY;
+use session_store_core::{Error, Record, SessionId, SessionStore};
 
 use crate::fail::{Exit, Failure};
-use crate::open::{Mode, open};
+use crate::open::{Mode, Protection, open_protected, open_with};
 use crate::output::Printer;
 use crate::url::StoreUrl;
 
@@ -40,6 +49,38 @@ pub struct MigrateArgs {
     /// Progress: a bar on a terminal, plain lines otherwise (auto), or none.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,
+    /// The source keeps each session under a hash of its id (the app's
+    /// --hash-ids); then the target must have --to-hash-ids too.
+    #[arg(long)]
+    pub from_hash_ids: bool,
+    /// The source's session data is sealed with the key ring in the
+    /// environment variable VAR.
+    #[arg(long, value_name = "VAR")]
+    pub from_keys_env: Option<String>,
+    /// Write the target with each session under a hash of its id (cookie
+    /// values never stored; its listings show handles).
+    #[arg(long)]
+    pub to_hash_ids: bool,
+    /// Seal the target's session data with the key ring in the environment
+    /// variable VAR (its last key seals; the key is never shown).
+    #[arg(long, value_name = "VAR")]
+    pub to_keys_env: Option<String>,
+}
+
+impl MigrateArgs {
+    fn source_protection(&self) -> Protection {
+        Protection {
+            hash_ids: self.from_hash_ids,
+            keys_env: self.from_keys_env.clone(),
+        }
+    }
+
+    fn target_protection(&self) -> Protection {
+        Protection {
+            hash_ids: self.to_hash_ids,
+            keys_env: self.to_keys_env.clone(),
+        }
+    }
 }
 
 /// How progress is shown.
@@ -67,13 +108,33 @@ enum Outcome {
     Failed(SessionId, &'static str, Error),
 }
 
-async fn copy_one(from: &dyn SessionStore, to: &dyn SessionStore, id: SessionId) -> Outcome {
+/// Whether `record` is still sealed as a protected store keeps it (read
+/// from a sealed source without its keys).
+fn still_sealed(record: &Record) -> bool {
+    record.data.len() == 1 && record.data.contains_key(SEALED_KEY)
+}
+
+/// Copies the session the source lists as `id` (a handle: `load_listed`).
+/// With `protected_target`, a record still sealed (a sealed source read
+/// without `--from-keys-env`) is refused: sealing it again would bury it.
+async fn copy_one(from: &dyn SessionStore, to: &dyn SessionStore, id: SessionId, protected_target: bool) -> Outcome {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (side, e) = match from.load(&id).await {
+        let (side, e) = match from.load_listed(&id).await {
             Ok(None) => return Outcome::Gone,
             Err(e) => ("reading it from the source", e),
+            Ok(Some(record)) if protected_target && still_sealed(&record) => {
+                return Outcome::Failed(
+                    id,
+                    "reading it from the source",
+                    Error::decode(
+                        id,
+                        "the source's data is sealed: give its key ring with --from-keys-env",
+                        None,
+                    ),
+                );
+            }
             Ok(Some(record)) => {
                 if !record.is_live_at(to.clock().now()) {
                     return Outcome::Gone;
@@ -128,8 +189,26 @@ pub async fn run(from_url: &StoreUrl, to_url: &StoreUrl, args: &MigrateArgs, out
             "--from and --to name the same store",
         ));
     }
-    let from = open(from_url, Mode::Existing).await?;
-    let to = open(to_url, Mode::Create).await?;
+    let (from_protection, to_protection) = (args.source_protection(), args.target_protection());
+    if args.from_hash_ids && !args.to_hash_ids {
+        return Err(Failure::new(
+            Exit::Usage,
+            Some(from_url),
+            "--from-hash-ids: the source holds only hashes of the session ids, not the ids: its sessions can go \
+             only to a target with --to-hash-ids",
+        ));
+    }
+    let from = open_protected(from_url, Mode::Existing, &from_protection).await?;
+    // Both sides hash: the source lists hashes, which the target keeps as
+    // they are (hashing them again would lose every session).
+    let to = open_with(
+        to_url,
+        Mode::Create,
+        &to_protection,
+        !args.from_hash_ids && args.to_hash_ids,
+    )
+    .await?;
+    let protected_target = to_protection.is_on();
     let start = Instant::now();
     let ids = from.store.ids().await.map_err(|e| Failure::store(from_url, &e))?;
     let total = ids.len() as u64;
@@ -165,7 +244,7 @@ pub async fn run(from_url: &StoreUrl, to_url: &StoreUrl, args: &MigrateArgs, out
     let mut outcomes = futures::stream::iter(ids)
         .map(|id| {
             let (src, dst) = (src.clone(), dst.clone());
-            async move { copy_one(&*src, &*dst, id).await }
+            async move { copy_one(&*src, &*dst, id, protected_target).await }
         })
         .buffer_unordered(usize::from(args.concurrency));
 
@@ -230,6 +309,8 @@ pub async fn run(from_url: &StoreUrl, to_url: &StoreUrl, args: &MigrateArgs, out
         json!({
             "from": from_url.shown,
             "to": to_url.shown,
+            "to_hash_ids": args.to_hash_ids,
+            "to_encrypted": args.to_keys_env.is_some(),
             "total": total,
             "copied": tally.copied,
             "skipped": tally.present + tally.gone,

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use session_store_core::SessionStore;
+use session_store_core::at_rest::{AtRest, Protected, inner_limit};
+use session_store_core::seal::KeyRing;
+use session_store_core::{DEFAULT_MAX_RECORD_BYTES, SessionStore};
 use session_store_file::FileStore;
 use session_store_redis::RedisStore;
 use session_store_sqlite::{SqliteStore, inspect::is_sqlite_file};
@@ -20,13 +22,52 @@ pub enum Mode {
     Create,
 }
 
+/// How a store's records are protected at rest
+/// (`session_store_core::at_rest`): what the command must undo to read
+/// them, and do to write them.
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    /// Records are keyed by a hash of their id; listings answer handles.
+    pub hash_ids: bool,
+    /// The environment variable that holds the key ring the bodies are
+    /// sealed with.
+    pub keys_env: Option<String>,
+}
+
+impl Protection {
+    /// Whether anything is on.
+    pub fn is_on(&self) -> bool {
+        self.hash_ids || self.keys_env.is_some()
+    }
+
+    /// The options for `Protected`, the key ring read from the environment;
+    /// `None` when nothing is on. With `hash_ids_below` false, ids pass
+    /// through unhashed (a migration between two stores with hashed ids
+    /// copies the stored hashes as they are).
+    fn at_rest(&self, hash_ids_below: bool) -> Result<Option<AtRest>, Failure> {
+        if !self.is_on() {
+            return Ok(None);
+        }
+        let mut at_rest = AtRest::new().hash_ids(hash_ids_below);
+        if let Some(var) = &self.keys_env {
+            // The message names the variable and what is wrong, never the key.
+            let keys = KeyRing::from_env(var).map_err(|e| Failure::new(Exit::Usage, None, e.chain()))?;
+            at_rest = at_rest.encrypt(keys);
+        }
+        Ok(Some(at_rest))
+    }
+}
+
 /// An opened store, with the URL it came from.
 #[derive(Debug, Clone)]
 pub struct Opened {
     /// The URL.
     pub url: StoreUrl,
-    /// The store, behind the trait.
+    /// The store, behind the trait (wrapped in `Protected` when the store
+    /// is protected at rest).
     pub store: Arc<dyn SessionStore>,
+    /// Whether its ids are hashed: its listings answer handles, not ids.
+    pub hashed: bool,
 }
 
 /// Checks what is at a local path before a store opens it, so that a typo
@@ -85,20 +126,45 @@ pub fn check_local(url: &StoreUrl, mode: Mode) -> Result<(), Failure> {
     }
 }
 
-/// Opens the store `url` names.
+/// Opens the store `url` names, as it is (no protection at rest).
 pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
+    open_protected(url, mode, &Protection::default()).await
+}
+
+/// Opens the store `url` names, protected at rest as `protection` says.
+pub async fn open_protected(url: &StoreUrl, mode: Mode, protection: &Protection) -> Result<Opened, Failure> {
+    open_with(url, mode, protection, protection.hash_ids).await
+}
+
+/// As [`open_protected`]; with `hash_ids_below` false, `Protected` passes
+/// ids through unhashed (the ids given are stored hashes already).
+pub async fn open_with(
+    url: &StoreUrl,
+    mode: Mode,
+    protection: &Protection,
+    hash_ids_below: bool,
+) -> Result<Opened, Failure> {
+    let at_rest = protection.at_rest(hash_ids_below)?;
+    // Below `Protected`, a sealed record is larger than the data it seals.
+    let limit = if at_rest.is_some() {
+        inner_limit(DEFAULT_MAX_RECORD_BYTES)
+    } else {
+        DEFAULT_MAX_RECORD_BYTES
+    };
     check_local(url, mode)?;
     let unavailable = |e: session_store_core::Error| Failure::new(Exit::Unavailable, Some(url), e.chain());
     let store: Arc<dyn SessionStore> = match &url.kind {
         Kind::File { dir, durability } => Arc::new(
             FileStore::builder(dir.clone())
                 .durability(*durability)
+                .max_record_bytes(limit)
                 .open()
                 .map_err(unavailable)?,
         ),
         Kind::Sqlite { path, table } => Arc::new(
             SqliteStore::builder(path)
                 .table(table.clone())
+                .max_record_bytes(limit)
                 .open()
                 .map_err(unavailable)?,
         ),
@@ -114,7 +180,7 @@ pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
             } else {
                 RedisStore::builder(urls[0].clone())
             };
-            let mut builder = builder.prefix(prefix.clone());
+            let mut builder = builder.prefix(prefix.clone()).max_record_bytes(limit);
             if let Some(t) = timeout {
                 builder = builder.timeout(*t);
             }
@@ -136,7 +202,9 @@ pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
             table,
             timeout,
         } => {
-            let mut builder = session_store_postgres::PostgresStore::builder(pg.clone()).table(table.clone());
+            let mut builder = session_store_postgres::PostgresStore::builder(pg.clone())
+                .table(table.clone())
+                .max_record_bytes(limit);
             if let Some(schema) = schema {
                 builder = builder.schema(schema.clone());
             }
@@ -146,9 +214,14 @@ pub async fn open(url: &StoreUrl, mode: Mode) -> Result<Opened, Failure> {
             Arc::new(builder.build().await.map_err(unavailable)?)
         }
     };
+    let store = match at_rest {
+        Some(at_rest) => Arc::new(Protected::new(store, at_rest)) as Arc<dyn SessionStore>,
+        None => store,
+    };
     Ok(Opened {
         url: url.clone(),
         store,
+        hashed: protection.hash_ids,
     })
 }
 

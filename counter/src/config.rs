@@ -10,7 +10,7 @@ usage: counter [--store memory|file|sqlite|redis|postgres|cookie] [--dir DIR] [-
                [--postgres-url URL] [--postgres-table T]
                [--memory-capacity N|unbounded] [--port PORT]
                [--middleware layer|tower-sessions] [--secure true|false] [--same-site strict|lax|none]
-               [--max-sessions-per-user N]
+               [--max-sessions-per-user N] [--hash-ids] [--encrypt]
 
   --store            session backend (env SESSION_STORE; default: file); `cookie`: no store,
                      each session sealed in its cookie with the key ring in SESSION_COOKIE_KEYS
@@ -35,6 +35,12 @@ usage: counter [--store memory|file|sqlite|redis|postgres|cookie] [--dir DIR] [-
   --max-sessions-per-user
                      a login past N sessions of one user ends that user's oldest
                      (env SESSION_MAX_PER_USER; default: no cap)
+  --hash-ids         keep each session under a hash of its id: no file name, key or row of the
+                     store holds a cookie value (env SESSION_HASH_IDS=1; default: off)
+  --encrypt          seal each session's data and owner (XChaCha20-Poly1305) with the key ring in
+                     SESSION_AT_REST_KEYS (\"1:<key>\" or \"1:<old key>,2:<new key>\", keys as 64 hex
+                     characters or base64 of 32 random bytes; the last one seals, all of them open)
+                     (env SESSION_ENCRYPT=1; default: off). Neither fits --store cookie.
 
 GET / counts visits in the session; POST /login rotates the session id; POST /logout deletes the session.
 Logs go to stderr; RUST_LOG sets what is logged (default: info).
@@ -167,6 +173,11 @@ pub struct Config {
     pub same_site: SameSite,
     /// At most this many sessions per logged-in user (the layer only).
     pub max_sessions_per_user: Option<usize>,
+    /// Whether the store keeps sessions under a hash of their id.
+    pub hash_ids: bool,
+    /// Whether the store seals each session's data (key ring in
+    /// `SESSION_AT_REST_KEYS`).
+    pub encrypt: bool,
 }
 
 impl Config {
@@ -207,6 +218,8 @@ impl Config {
         let mut secure = env("SESSION_COOKIE_SECURE").filter(|s| !s.is_empty());
         let mut same_site = env("SESSION_COOKIE_SAMESITE").filter(|s| !s.is_empty());
         let mut max_per_user = env("SESSION_MAX_PER_USER").filter(|s| !s.is_empty());
+        let mut hash_ids = env("SESSION_HASH_IDS").filter(|s| !s.is_empty());
+        let mut encrypt = env("SESSION_ENCRYPT").filter(|s| !s.is_empty());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -235,6 +248,9 @@ impl Config {
                 "--secure" => secure = Some(value()?),
                 "--same-site" => same_site = Some(value()?),
                 "--max-sessions-per-user" => max_per_user = Some(value()?),
+                // Switches: on when given alone, or `--hash-ids=false`.
+                "--hash-ids" => hash_ids = Some(inline.clone().unwrap_or_else(|| "true".to_owned())),
+                "--encrypt" => encrypt = Some(inline.clone().unwrap_or_else(|| "true".to_owned())),
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
         }
@@ -263,8 +279,18 @@ impl Config {
             },
             None => None,
         };
+        let hash_ids = match hash_ids {
+            Some(s) => parse_bool("--hash-ids (SESSION_HASH_IDS)", &s)?,
+            None => false,
+        };
+        let encrypt = match encrypt {
+            Some(s) => parse_bool("--encrypt (SESSION_ENCRYPT)", &s)?,
+            None => false,
+        };
         Ok(Some(Self {
             max_sessions_per_user,
+            hash_ids,
+            encrypt,
             middleware,
             secure,
             same_site,
@@ -344,6 +370,36 @@ mod tests {
                 .unwrap_err()
                 .contains("middleware")
         );
+    }
+
+    #[test]
+    fn at_rest_switches() {
+        let of = |args: &[&str], env: &[(&str, &str)]| {
+            let c = parse(args, env).unwrap().unwrap();
+            (c.hash_ids, c.encrypt)
+        };
+        assert_eq!(of(&[], &[]), (false, false), "off by default");
+        assert_eq!(of(&["--hash-ids"], &[]), (true, false));
+        assert_eq!(of(&["--encrypt"], &[]), (false, true));
+        assert_eq!(of(&["--hash-ids", "--encrypt", "--store", "sqlite"], &[]), (true, true));
+        assert_eq!(
+            of(&[], &[("SESSION_HASH_IDS", "1"), ("SESSION_ENCRYPT", "yes")]),
+            (true, true)
+        );
+        assert_eq!(
+            of(&["--hash-ids=false"], &[("SESSION_HASH_IDS", "1")]),
+            (false, false),
+            "the flag wins"
+        );
+        // A switch takes no separate value: the next argument is its own flag.
+        let c = parse(&["--encrypt", "--port", "1"], &[]).unwrap().unwrap();
+        assert_eq!((c.encrypt, c.port), (true, 1));
+        assert!(
+            parse(&[], &[("SESSION_ENCRYPT", "maybe")])
+                .unwrap_err()
+                .contains("SESSION_ENCRYPT")
+        );
+        assert!(parse(&["--hash-ids=sure"], &[]).unwrap_err().contains("--hash-ids"));
     }
 
     #[test]

@@ -62,14 +62,14 @@ fn without_index(error: SessionError) -> Result<(StatusCode, String), SessionErr
     }
 }
 
-/// `GET /sessions`: the logged-in user's sessions, one line each: the id's
-/// fingerprint (never the id), created and expiry times in Unix
-/// milliseconds, and `*` for this one.
+/// `GET /sessions`: the logged-in user's sessions, one line each: the
+/// listing's fingerprint (of the id, or with `--hash-ids` of its stored
+/// hash; never the id), created and expiry times in Unix milliseconds, and
+/// `*` for this one.
 async fn list_sessions(session: Session) -> Result<(StatusCode, String), SessionError> {
     if session.owner().await?.is_none() {
         return Ok((StatusCode::UNAUTHORIZED, "not logged in\n".to_owned()));
     }
-    let this = session.fingerprint().await?;
     let records = match session.owner_sessions().await {
         Ok(records) => records,
         Err(e) => return without_index(e),
@@ -77,7 +77,8 @@ async fn list_sessions(session: Session) -> Result<(StatusCode, String), Session
     let mut body = String::new();
     for r in records {
         let fingerprint = r.id.fingerprint();
-        let mark = if Some(fingerprint) == this { " *" } else { "" };
+        // A listed id is a handle (a hash with --hash-ids): never compared with the cookie's id.
+        let mark = if session.is_current(&r).await? { " *" } else { "" };
         body.push_str(&format!(
             "{fingerprint} created={} expires={}{mark}\n",
             r.created_at.as_millis(),

@@ -4,6 +4,7 @@
 //! cargo run -p counter                      # file store in ./counter-sessions/, port 3000
 //! cargo run -p counter -- --store sqlite    # or memory, file, sqlite, redis, postgres
 //! SESSION_COOKIE_KEYS="1:$(openssl rand -hex 32)" cargo run -p counter -- --store cookie
+//! SESSION_AT_REST_KEYS="1:$(openssl rand -hex 32)" cargo run -p counter -- --store sqlite --hash-ids --encrypt
 //! PORT=8080 SESSION_STORE=memory cargo run -p counter
 //! ```
 //!
@@ -15,6 +16,10 @@
 //! - `POST /login/{user}` logs in as `user`; `GET /sessions` lists that
 //!   user's sessions by fingerprint; `POST /logout-everywhere` ends them all
 //!   (every store of the workspace keeps an owner index).
+//! - `--hash-ids` and `--encrypt` (`at_rest`) keep the store's records
+//!   under a hash of their id and sealed under the key ring of
+//!   `SESSION_AT_REST_KEYS`: the store's files, keys or rows hold no
+//!   cookie value and no session data.
 //!
 //! Sessions go through `session-store-tower` (the default: version-checked
 //! commits, so concurrent requests of one visitor never lose a count) or,
@@ -42,6 +47,7 @@ use session_store_core::{CookieSessions, Purger, SessionStore};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
+mod at_rest;
 mod config;
 mod cookie_mode;
 mod layer_app;
@@ -123,14 +129,14 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run(config: Config, cookie: Option<CookieSessions>) -> Result<(), String> {
+async fn run(config: Config, cookie: Option<CookieSessions>, protection: at_rest::Protection) -> Result<(), String> {
     let (router, description, _purger) = match cookie {
         Some(sessions) => {
             let description = cookie_mode::describe(&sessions);
             (layer_app::cookie_app(sessions, &config), description, None)
         }
         None => {
-            let (store, description) = stores::open(&config).await?;
+            let (store, description) = stores::open(&config, protection.at_rest.as_ref()).await?;
             // Expired sessions are removed in the background (file and SQLite keep them until then).
             let purger = Purger::spawn(Arc::clone(&store), Duration::from_secs(600));
             (app(store, &config), description, Some(purger))
@@ -145,12 +151,21 @@ async fn run(config: Config, cookie: Option<CookieSessions>) -> Result<(), Strin
         .map_err(|e| format!("cannot read the bound address: {}", chain(&e)))?;
     println!("counter: listening on http://{bound}/");
     println!("counter: session store: {description}");
+    if config.backend != config::Backend::Cookie {
+        println!("counter: at rest: {}", protection.description);
+    }
     println!(
         "counter: sessions through {}; cookie: {}",
         config.middleware,
         config.cookie_description()
     );
-    tracing::info!(%bound, store = %description, middleware = %config.middleware, "counter started");
+    tracing::info!(
+        %bound,
+        store = %description,
+        at_rest = %protection.description,
+        middleware = %config.middleware,
+        "counter started"
+    );
     println!("counter: try `curl -c jar -b jar http://{bound}/` (Ctrl-C stops)");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
@@ -167,6 +182,15 @@ fn main() -> ExitCode {
         }
         Err(message) => {
             eprintln!("counter: {message}\n\n{}", config::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    // --hash-ids and --encrypt: checked (and the key ring read) before
+    // anything starts, like cookie mode's keys.
+    let protection = match at_rest::protection(&config, |name| std::env::var(name).ok().filter(|v| !v.is_empty())) {
+        Ok(protection) => protection,
+        Err(message) => {
+            eprintln!("counter: {message}");
             return ExitCode::from(2);
         }
     };
@@ -191,7 +215,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, cookie)) {
+    match runtime.block_on(run(config, cookie, protection)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("counter: {message}");

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_store_core::SessionStore;
+use session_store_core::at_rest::{AtRest, Protected, inner_limit};
+use session_store_core::{DEFAULT_MAX_RECORD_BYTES, SessionStore};
 use session_store_file::FileStore;
 use session_store_memory::MemoryStore;
 use session_store_postgres::PostgresStore;
@@ -16,38 +17,57 @@ use crate::config::{Backend, Config, MemoryCapacity};
 /// The SQLite database file inside the store directory.
 const SQLITE_FILE: &str = "sessions.db";
 
-/// The store and a line saying what it is.
-pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), String> {
-    match config.backend {
+/// The store (wrapped in [`Protected`] when `at_rest` is given) and a line
+/// saying what it is.
+pub async fn open(config: &Config, at_rest: Option<&AtRest>) -> Result<(Arc<dyn SessionStore>, String), String> {
+    // Below `Protected`, a sealed record is larger than the data it seals:
+    // the store's own limit leaves room for that (`Protected` keeps the
+    // default limit on the data itself).
+    let limit = if at_rest.is_some() {
+        inner_limit(DEFAULT_MAX_RECORD_BYTES)
+    } else {
+        DEFAULT_MAX_RECORD_BYTES
+    };
+    let protect = |store: Arc<dyn SessionStore>| match at_rest {
+        Some(at_rest) => Arc::new(Protected::new(store, at_rest.clone())) as Arc<dyn SessionStore>,
+        None => store,
+    };
+    let ids = if config.hash_ids { "hash of the id" } else { "id" };
+    let (store, description): (Arc<dyn SessionStore>, String) = match config.backend {
         Backend::Memory => {
+            let builder = MemoryStore::builder().max_record_bytes(limit);
             let (store, bound) = match config.memory_capacity {
                 MemoryCapacity::Records(n) => (
-                    MemoryStore::builder().capacity(n).build(),
+                    builder.capacity(n).build(),
                     format!("at most {n} sessions, the closest to expiring evicted first"),
                 ),
-                MemoryCapacity::Unbounded => (MemoryStore::builder().unbounded().build(), "unbounded".to_owned()),
+                MemoryCapacity::Unbounded => (builder.unbounded().build(), "unbounded".to_owned()),
             };
-            Ok((
+            (
                 Arc::new(store),
                 format!("memory ({bound}; sessions end when the app stops)"),
-            ))
+            )
         }
         Backend::File => {
-            let store = FileStore::open(&config.dir)
+            let store = FileStore::builder(&config.dir)
+                .max_record_bytes(limit)
+                .open()
                 .map_err(|e| format!("cannot open the file store in {}: {}", config.dir.display(), chain(&e)))?;
-            Ok((Arc::new(store), format!("file, directory {}", config.dir.display())))
+            (Arc::new(store), format!("file, directory {}", config.dir.display()))
         }
         Backend::Sqlite => {
             create_dir(config)?;
             let path = config.dir.join(SQLITE_FILE);
             let store = SqliteStore::builder(&path)
+                .max_record_bytes(limit)
                 .open()
                 .map_err(|e| format!("cannot open the SQLite database {}: {}", path.display(), chain(&e)))?;
-            Ok((Arc::new(store), format!("sqlite, database {}", path.display())))
+            (Arc::new(store), format!("sqlite, database {}", path.display()))
         }
         Backend::Redis => {
             let store = RedisStore::builder(config.redis_url.clone())
                 .prefix(config.redis_prefix.clone())
+                .max_record_bytes(limit)
                 .timeout(Duration::from_secs(2))
                 .build()
                 .await
@@ -59,15 +79,16 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
                         chain(&e)
                     )
                 })?;
-            Ok((
+            (
                 Arc::new(store),
-                format!("redis at {}, keys {}{{id}}", config.redis_url, config.redis_prefix),
-            ))
+                format!("redis at {}, keys {}{{{ids}}}", config.redis_url, config.redis_prefix),
+            )
         }
         Backend::Postgres => {
             let shown = redacted(&config.postgres_url);
             let store = PostgresStore::builder(config.postgres_url.clone())
                 .table(config.postgres_table.clone())
+                .max_record_bytes(limit)
                 .timeout(Duration::from_secs(2))
                 .build()
                 .await
@@ -78,14 +99,15 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn SessionStore>, String), St
                         chain(&e)
                     )
                 })?;
-            Ok((
+            (
                 Arc::new(store),
                 format!("postgres at {shown}, table {}", config.postgres_table),
-            ))
+            )
         }
         // Served by `cookie_mode`, which opens no store.
-        Backend::Cookie => Err("cookie mode keeps no store".to_owned()),
-    }
+        Backend::Cookie => return Err("cookie mode keeps no store".to_owned()),
+    };
+    Ok((protect(store), description))
 }
 
 /// A connection URL without its password (`user:***@host`).

@@ -93,6 +93,8 @@ fn counter(keys: &str) -> Command {
         .env_remove("SESSION_MIDDLEWARE")
         .env_remove("SESSION_MAX_PER_USER")
         .env_remove("SESSION_COOKIE_SECURE")
+        .env_remove("SESSION_HASH_IDS")
+        .env_remove("SESSION_ENCRYPT")
         .env("RUST_LOG", "debug")
         .env("SESSION_COOKIE_KEYS", keys)
         .stdin(Stdio::null());

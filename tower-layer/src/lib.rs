@@ -114,6 +114,32 @@
 //! id's text is used. The cookie is cleared (`Max-Age=0`) by the answer of
 //! the request that ended the session.
 //!
+//! # Owners: "your devices"
+//!
+//! [`Session::log_in`] records an owner; [`Session::owner_sessions`] lists
+//! that owner's live sessions, [`Session::log_out_everywhere`] and
+//! [`Session::log_out_other_sessions`] end them. A listed record's `id` is
+//! a *listing handle*: the session id, or its stored hash on a store that
+//! hashes ids at rest
+//! ([`at_rest::Protected`](session_store_core::at_rest::Protected)), so it
+//! is never compared with the cookie's id: [`Session::is_current`] marks
+//! this device, and [`Session::listing_fingerprint`] is the fingerprint the
+//! listing shows for it. A page written that way is the same with ids
+//! hashed or not:
+//!
+//! ```
+//! use session_store_tower::{Session, SessionError};
+//!
+//! async fn devices(session: Session) -> Result<String, SessionError> {
+//!     let mut page = String::new();
+//!     for record in session.owner_sessions().await? {
+//!         let this = if session.is_current(&record).await? { " (this device)" } else { "" };
+//!         page.push_str(&format!("{}{this}\n", record.id.fingerprint()));
+//!     }
+//!     Ok(page)
+//! }
+//! ```
+//!
 //! # Cookie mode
 //!
 //! [`SessionLayer::cookie`] keeps each visitor's whole session sealed in

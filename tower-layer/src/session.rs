@@ -387,6 +387,17 @@ impl Session {
     /// The live sessions of this session's owner (a "your devices" page);
     /// empty when it is not logged in.
     ///
+    /// Each record's `id` is a *listing handle*
+    /// ([`SessionStore::ids`](session_store_core::SessionStore::ids)): the
+    /// session id on a store that keeps ids as they are, its stored hash on
+    /// a store that hashes ids at rest
+    /// ([`at_rest::Protected`](session_store_core::at_rest::Protected)).
+    /// Never compare it with this session's id or
+    /// [`fingerprint`](Self::fingerprint): [`is_current`](Self::is_current)
+    /// says which record is this session, and
+    /// [`listing_fingerprint`](Self::listing_fingerprint) is the fingerprint
+    /// to show next to the records' `id.fingerprint()`.
+    ///
     /// # Errors
     ///
     /// The store failed, or keeps no owner index ([`Error::Unsupported`]).
@@ -455,6 +466,37 @@ impl Session {
         self.with(async |_, s, _| Ok(fingerprint(s))).await
     }
 
+    /// The fingerprint under which listings name this session: of its
+    /// listing handle
+    /// ([`SessionStore::listing_handle`](session_store_core::SessionStore::listing_handle)),
+    /// the same as [`fingerprint`](Self::fingerprint) on a store that keeps
+    /// ids as they are, the fingerprint of the stored hash on a store that
+    /// hashes ids at rest. It is what `record.id.fingerprint()` shows for
+    /// this session among [`owner_sessions`](Self::owner_sessions). `None`
+    /// while the session is not stored, and in cookie mode (no listings).
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn listing_fingerprint(&self) -> Result<Option<Fingerprint>> {
+        self.with(async |config, s, _| Ok(listing_handle(config, s).map(SessionId::fingerprint)))
+            .await
+    }
+
+    /// Whether `record`, one of [`owner_sessions`](Self::owner_sessions),
+    /// is this session (its `id` is this session's listing handle: an exact
+    /// comparison, with ids hashed at rest or not). How a "your devices"
+    /// page marks the current device. `false` while the session is not
+    /// stored, and in cookie mode.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn is_current(&self, record: &session_store_core::Record) -> Result<bool> {
+        self.with(async |config, s, _| Ok(listing_handle(config, s) == Some(record.id)))
+            .await
+    }
+
     /// Commits the session, if the request used it, and sets or clears
     /// the cookie on `response`; a store error becomes the generic error
     /// answer.
@@ -518,6 +560,15 @@ impl Session {
 
 fn fingerprint(session: &SessionState) -> Option<Fingerprint> {
     session.id().map(SessionId::fingerprint)
+}
+
+/// The handle under which the store's listings name `session`, if it is
+/// stored (never in cookie mode, which lists nothing).
+fn listing_handle(config: &Config, session: &SessionState) -> Option<SessionId> {
+    match &config.mode {
+        Mode::Store(sessions) => session.id().map(|id| sessions.listing_handle(&id)),
+        Mode::Cookie(_) => None,
+    }
 }
 
 /// The generic answer to a store error.

@@ -219,3 +219,31 @@ async fn failing(backend: &Backend) {
     );
     assert!(logged(&id.to_string()).is_empty(), "the log never holds the id itself");
 }
+
+/// Over a store with ids hashed and bodies sealed at rest
+/// (`at_rest::Protected`), tower-sessions counts as over any store (the
+/// adapter only loads, saves and deletes the cookie's own id, never a
+/// listed handle), and the store below holds neither the cookie's id nor
+/// the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_ids_hashed_and_bodies_sealed_serves_the_same() {
+    use session_store_core::at_rest::{AtRest, Protected, SEALED_KEY, stored_id};
+    let keys = session_store_core::seal::KeyRing::parse(&format!("1:{}", "3c".repeat(32))).expect("a key ring");
+    let inner = session_store_memory::MemoryStore::new();
+    let store = Protected::new(inner.clone(), AtRest::new().hash_ids(true).encrypt(keys));
+    let url = serve(Arc::new(store)).await;
+    let alice = Browser::new();
+    for expected in ["1", "2", "3"] {
+        assert_eq!(alice.get(&url).await, (StatusCode::OK, expected.to_owned()));
+    }
+    let id = alice.session(&url);
+    assert!(inner.load(&id).await.unwrap().is_none(), "not under the cookie's id");
+    let below = inner.load(&stored_id(&id)).await.unwrap().expect("under its hash");
+    assert_eq!(
+        below.data.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        [SEALED_KEY],
+        "only the seal"
+    );
+    let raw = below.data.get_raw(SEALED_KEY).expect("the seal");
+    assert!(!raw.contains("count") && !raw.contains(&id.to_string()), "{raw}");
+}

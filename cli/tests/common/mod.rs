@@ -57,6 +57,20 @@ pub fn run(args: &[&str]) -> Run {
     run
 }
 
+/// Runs the binary with `args` and these environment variables set,
+/// standard input closed.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let run: Run = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run session-store")
+        .into();
+    run.assert_clean();
+    run
+}
+
 /// `SESSION_STORE_REDIS_URL` (the private server `store-redis/scripts/with-redis`
 /// starts), or `None` after saying how to get one; under
 /// `SESSION_STORE_STRICT=1` a missing server fails the test.

@@ -392,8 +392,11 @@ impl<S: SessionStore> Protected<S> {
             };
             match self.inner.save_if_version(&ended).await {
                 Ok(_) => {
-                    // Ended: remove it, so that no purge counts it later.
-                    self.inner.delete(&stored_old).await?;
+                    // Ended: the rotate has happened. Remove the old
+                    // record so that no purge counts it later; should that
+                    // fail (the backend gone), it stays expired and empty
+                    // until a purge, and the rotate still answers true.
+                    let _ = self.inner.delete(&stored_old).await;
                     return Ok(true);
                 }
                 Err(Error::Conflict { .. }) => {

@@ -141,13 +141,15 @@
 //!
 //! # Threads
 //!
-//! File I/O never runs on the async runtime's worker threads. By default
-//! ([`Blocking::Auto`]) an operation runs inside
-//! [`tokio::task::block_in_place`] on a multi-threaded runtime (the worker
-//! hands its other tasks to another thread first, and the operation does not
-//! wait for a thread hop) and inside [`tokio::task::spawn_blocking`] on a
-//! current-thread runtime. Outside any tokio runtime it runs on the calling
-//! thread.
+//! By default ([`Blocking::Auto`]) a load, which reads one file and takes
+//! no lock (microseconds from the page cache), runs on the calling thread.
+//! Every other operation runs inside [`tokio::task::block_in_place`] on a
+//! multi-threaded runtime (the worker hands its other tasks to another
+//! thread first, and the operation does not wait for a thread hop) and
+//! inside [`tokio::task::spawn_blocking`] on a current-thread runtime.
+//! Outside any tokio runtime it runs on the calling thread. Where a read
+//! may take long (a network file system), choose `Blocking::InPlace`
+//! (loads under `block_in_place` too) or `Blocking::SpawnBlocking`.
 
 mod disk;
 pub mod inspect;
@@ -163,7 +165,7 @@ use session_store_core::{
 };
 
 pub use session_store_core::blocking::Blocking;
-use session_store_core::blocking::run_blocking;
+use session_store_core::blocking::{run_blocking, run_quick_or_blocking};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::disk::{Disk, Entry, Place};
@@ -465,9 +467,14 @@ impl SessionStore for FileStore {
         .await
     }
 
+    /// A read of one file, which takes no lock: on a multi-threaded
+    /// runtime it runs on the calling thread (see [`Blocking::Auto`]).
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
-        let place = self.inner.disk.place(*id);
-        self.run(move |disk| disk.read_live(&place)).await
+        let id = *id;
+        run_quick_or_blocking(self.inner.blocking, &self.inner, move |inner, _| {
+            Some(inner.disk.read_live(&inner.disk.place(id)))
+        })
+        .await
     }
 
     async fn save(&self, record: &Record) -> Result<u64> {

@@ -1,8 +1,10 @@
 //! A quick timing of the SQLite store (not a benchmark: the criterion
 //! benchmarks live in the `benches` crate): single-task latency of load,
 //! save and create, and a 32-task 90/10 load/save mix, for each way of
-//! running the blocking calls ([`Blocking::Auto`], i.e. `block_in_place`,
-//! against [`Blocking::SpawnBlocking`]).
+//! running the blocking calls ([`Blocking::Auto`]: loads and saves on the
+//! calling thread when they need not wait, the rest under `block_in_place`;
+//! [`Blocking::InPlace`]: everything under `block_in_place`;
+//! [`Blocking::SpawnBlocking`]).
 //!
 //! `cargo run --release -p session-store-sqlite --example timing [-- --purge]`
 //! (with `--purge`, `PURGE_BATCH` sets the first batch and `PURGE_BATCH_MS`
@@ -138,7 +140,8 @@ fn main() {
     }
     for round in 0..3 {
         for (name, blocking) in [
-            ("block_in_place", Blocking::Auto),
+            ("auto", Blocking::Auto),
+            ("block_in_place", Blocking::InPlace),
             ("spawn_blocking", Blocking::SpawnBlocking),
         ] {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -29,11 +29,14 @@
 //! threads and processes. Liveness is decided with the store's clock, passed
 //! to SQL as a parameter: SQLite's own time is never asked.
 //!
-//! SQLite calls block. On a multi-threaded tokio runtime they run under
-//! [`tokio::task::block_in_place`] (no hop to another thread; the runtime
-//! moves its other tasks away); on a current-thread runtime they run on
-//! tokio's blocking pool ([`tokio::task::spawn_blocking`]). See
-//! [`Blocking`].
+//! SQLite calls block. A load (a point read of microseconds) runs on the
+//! calling thread when a reader connection is free and SQLite answers
+//! without waiting. Every other call, and a load that would wait, runs
+//! under [`tokio::task::block_in_place`] on a multi-threaded tokio runtime
+//! (no hop to another thread; the runtime moves its other tasks away) and on
+//! tokio's blocking pool ([`tokio::task::spawn_blocking`]) on a
+//! current-thread runtime. See [`Blocking`]: `Blocking::InPlace` keeps
+//! loads off the worker threads too.
 //!
 //! See the crate README for the schema, the settings and what they risk,
 //! sharing one file between processes, and purging.
@@ -56,7 +59,7 @@ use session_store_core::{
 };
 
 pub use session_store_core::blocking::Blocking;
-use session_store_core::blocking::run_blocking;
+use session_store_core::blocking::{Wait, run_blocking, run_quick_or_blocking};
 
 use schema::Sql;
 
@@ -116,8 +119,12 @@ fn create_owner_only(path: &Path) -> Result<()> {
     }
 }
 
-/// The default of [`SqliteStoreBuilder::mmap_size`]: 256 MiB.
-pub const DEFAULT_MMAP_SIZE: u64 = 256 << 20;
+/// The default of [`SqliteStoreBuilder::mmap_size`]: 0, no memory map.
+/// A reader that maps the file unmaps it at its next read after any commit
+/// (SQLite remaps a changed database), and the unmapping shoots down TLB
+/// entries on every CPU: under a mix of loads and saves that cost more than
+/// the map saved.
+pub const DEFAULT_MMAP_SIZE: u64 = 0;
 
 /// The default of [`SqliteStoreBuilder::cache_size`]: 32 MiB.
 pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
@@ -257,11 +264,12 @@ impl SqliteStoreBuilder {
     }
 
     /// The most bytes of the database file each reader connection maps
-    /// into memory (`PRAGMA mmap_size`; default [`DEFAULT_MMAP_SIZE`],
-    /// 256 MiB; 0 turns memory mapping off; the writer never maps). Mapped
-    /// pages are read without a system call or a copy, and all readers
-    /// share them through the operating system's cache, so loads stay fast
-    /// as the table grows.
+    /// into memory (`PRAGMA mmap_size`; default [`DEFAULT_MMAP_SIZE`], 0:
+    /// off; the writer never maps). Mapped pages are read without a system
+    /// call or a copy, which helps a store that is read far more than
+    /// written; but SQLite drops a reader's map at its next read after any
+    /// commit, so with writes among the reads mapping is slower (see
+    /// [`DEFAULT_MMAP_SIZE`]).
     /// The risk: an I/O error on a mapped page (a failing disk, a file
     /// truncated behind SQLite's back) kills the process with `SIGBUS`
     /// instead of returning an error. It only reserves address space.
@@ -373,6 +381,10 @@ impl SqliteStoreBuilder {
             .optional()?;
         if reader {
             conn.pragma_update(None, "query_only", true)?;
+            // A reader never waits inside SQLite: a load may run directly on
+            // an async worker thread (`Inner::try_read`), which must not
+            // sleep in SQLite's busy handler; `Retry` waits instead.
+            conn.busy_timeout(Duration::ZERO)?;
         }
         conn.set_prepared_statement_cache_capacity(24);
         Ok(conn)
@@ -463,13 +475,16 @@ impl Retry {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
-                Err(Failure::Sql(e)) => {
-                    tracing::debug!(operation = what, error = %e, "SQLite failed");
-                    return Err(Error::backend(format!("SQLite: {what} failed"), e));
-                }
+                Err(Failure::Sql(e)) => return Err(failed(what, e)),
             }
         }
     }
+}
+
+/// The store error for an SQLite error that is not worth a retry.
+fn failed(what: &str, e: rusqlite::Error) -> Error {
+    tracing::debug!(operation = what, error = %e, "SQLite failed");
+    Error::backend(format!("SQLite: {what} failed"), e)
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -538,6 +553,25 @@ impl Inner {
         self.retry.run(what, || op(&conn, self.now()))
     }
 
+    /// As [`read`](Self::read) with [`Wait::Yes`]. With [`Wait::No`], only
+    /// on a reader connection that is free right now and only if SQLite
+    /// answers without waiting (reader connections have no busy timeout:
+    /// [`Retry`] does their waiting): `None` where it would wait.
+    fn read_as<T>(&self, what: &str, wait: Wait, mut op: impl FnMut(&Connection, i64) -> Op<T>) -> Option<Result<T>> {
+        if wait == Wait::Yes {
+            return Some(self.read(what, op));
+        }
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+        let conn = (0..n).find_map(|k| self.readers[(start + k) % n].try_lock())?;
+        match op(&conn, self.now()) {
+            Ok(value) => Some(Ok(value)),
+            Err(Failure::Sql(e)) if is_busy(&e) => None,
+            Err(Failure::Sql(e)) => Some(Err(failed(what, e))),
+            Err(Failure::Store(e)) => Some(Err(e)),
+        }
+    }
+
     /// Runs `op` on the writer connection, with the clock's time read once
     /// the connection is held (so waiting for the lock never makes a
     /// liveness decision stale).
@@ -548,6 +582,43 @@ impl Inner {
             self.bound_wal(&conn);
         }
         result
+    }
+
+    /// As [`write`](Self::write) with [`Wait::Yes`]. With [`Wait::No`],
+    /// only with `synchronous = NORMAL` (a commit that waits for no fsync),
+    /// only if the writer connection is free right now, only if this write
+    /// is not the one that looks at the WAL's size, and only if SQLite
+    /// answers without waiting (the busy timeout is off for the call):
+    /// `None` where it would wait, having changed nothing (a busy statement
+    /// or transaction did nothing).
+    fn write_as<T>(
+        &self,
+        what: &str,
+        wait: Wait,
+        mut op: impl FnMut(&mut Connection, i64) -> Op<T>,
+    ) -> Option<Result<T>> {
+        if wait == Wait::Yes {
+            return Some(self.write(what, op));
+        }
+        if self.synchronous != Synchronous::Normal
+            || self.writes.load(Ordering::Relaxed) % WAL_CHECK_EVERY == WAL_CHECK_EVERY - 1
+        {
+            return None;
+        }
+        let mut conn = self.writer.try_lock()?;
+        conn.busy_timeout(Duration::ZERO).ok()?;
+        let result = op(&mut conn, self.now());
+        if let Err(e) = conn.busy_timeout(self.retry.timeout) {
+            tracing::warn!(error = %e, "SQLite: restoring the busy timeout failed");
+        }
+        let answer = match result {
+            Ok(value) => Ok(value),
+            Err(Failure::Sql(e)) if is_busy(&e) => return None,
+            Err(Failure::Sql(e)) => Err(failed(what, e)),
+            Err(Failure::Store(e)) => Err(e),
+        };
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Some(answer)
     }
 
     /// The WAL's hard bound. SQLite's automatic checkpoint is PASSIVE: it
@@ -639,11 +710,14 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
+    /// A point read, so on a multi-threaded runtime it runs on the calling
+    /// thread when a reader connection is free and the database is not
+    /// busy (see [`Blocking::Auto`]), and as every other call otherwise.
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let id = *id;
-        self.run(move |s| {
-            let key = id.encode();
-            s.read("load", |c, now| {
+        let key = id.encode();
+        run_quick_or_blocking(self.inner.blocking, &self.inner, move |s, wait| {
+            s.read_as("load", wait, |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.load)?;
                 let mut rows = stmt.query(params![key.as_str(), now])?;
                 match rows.next()? {
@@ -659,9 +733,9 @@ impl SessionStore for SqliteStore {
         codec::check_size(&record.data, self.inner.max_record_bytes)?;
         let body = codec::encode_body(record)?;
         let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
-        self.run(move |s| {
-            let key = id.encode();
-            s.write("save", |c, now| {
+        let key = id.encode();
+        run_quick_or_blocking(self.inner.blocking, &self.inner, move |s, wait| {
+            s.write_as("save", wait, |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.save)?;
                 let mut rows = stmt.query(params![key.as_str(), body, expires_at, now, owner])?;
                 let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;

@@ -286,6 +286,97 @@ async fn reads_run_beside_a_held_write_lock_and_writes_time_out_cleanly() {
     );
 }
 
+/// A save tries first on the calling thread with the busy timeout off; when
+/// another process holds the write lock it must neither fail nor sleep on
+/// the worker, but wait under `block_in_place` and succeed once the lock
+/// is released. One worker thread: a save that slept on it would stall
+/// every other task.
+#[test]
+fn a_save_waiting_for_another_process_does_not_stall_a_one_worker_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let db = Db::new();
+    let clock = clock();
+    // A busy timeout far past the watchdog's patience: a save that slept in
+    // SQLite's busy handler on the worker would outlast the watchdog.
+    let store = db.builder(&clock).busy_timeout(Duration::from_secs(30)).open().unwrap();
+    let r = record(clock.now(), MINUTE, 1);
+    rt.block_on(store.create(&r)).unwrap();
+    let path = db.path.clone();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let (ran, ticked) = std::sync::mpsc::channel::<()>();
+    // The other process: holds the write lock until the runtime has shown
+    // it still runs tasks, or for 3 s if it does not.
+    let other = std::thread::spawn(move || {
+        let mut conn = raw(&path);
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute("UPDATE sessions SET version = version", []).unwrap();
+        locked.send(()).unwrap();
+        let stalled = ticked.recv_timeout(Duration::from_secs(3)).is_err();
+        tx.commit().unwrap();
+        stalled
+    });
+    is_locked.recv().unwrap();
+    let version = rt.block_on(async {
+        let saving = tokio::spawn({
+            let (store, r) = (store.clone(), r.clone());
+            async move { store.save(&r).await }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!saving.is_finished(), "the save waits for the lock");
+        // No tokio timer here: a stalled worker would not drive it.
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+            }
+            let _ = ran.send(());
+        });
+        saving.await.unwrap().unwrap()
+    });
+    assert!(
+        !other.join().unwrap(),
+        "the runtime stalled behind a save waiting for the lock"
+    );
+    assert_eq!(version, 2);
+    // Loads and saves on the calling thread again, the busy timeout restored.
+    assert_eq!(rt.block_on(store.load(&r.id)).unwrap().unwrap().version, 2);
+    assert_eq!(rt.block_on(store.save(&r)).unwrap(), 3);
+}
+
+#[test]
+fn every_blocking_mode_loads_and_saves() {
+    let db = Db::new();
+    let clock = clock();
+    for blocking in [Blocking::Auto, Blocking::InPlace, Blocking::SpawnBlocking] {
+        for synchronous in [Synchronous::Normal, Synchronous::Full] {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+                .unwrap();
+            let store = db
+                .builder(&clock)
+                .blocking(blocking)
+                .synchronous(synchronous)
+                .open()
+                .unwrap();
+            rt.block_on(async {
+                let r = record(clock.now(), MINUTE, 7);
+                store.create(&r).await.unwrap();
+                assert_eq!(store.save(&r).await.unwrap(), 2, "{blocking:?} {synchronous:?}");
+                assert_eq!(store.load(&r.id).await.unwrap().unwrap().version, 2);
+                assert!(store.load(&SessionId::random()).await.unwrap().is_none());
+            });
+        }
+    }
+}
+
 #[test]
 fn a_file_that_is_not_a_database_is_an_error() {
     let db = Db::new();

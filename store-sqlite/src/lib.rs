@@ -30,13 +30,15 @@
 //! to SQL as a parameter: SQLite's own time is never asked.
 //!
 //! SQLite calls block. A load (a point read of microseconds) runs on the
-//! calling thread when a reader connection is free and SQLite answers
-//! without waiting. Every other call, and a load that would wait, runs
+//! calling thread when a reader connection is free, and a save when the
+//! writer connection is free and `synchronous` is `NORMAL`, in both cases
+//! only if SQLite answers without waiting. Every other call, and a load or
+//! save that would wait, runs
 //! under [`tokio::task::block_in_place`] on a multi-threaded tokio runtime
 //! (no hop to another thread; the runtime moves its other tasks away) and on
 //! tokio's blocking pool ([`tokio::task::spawn_blocking`]) on a
 //! current-thread runtime. See [`Blocking`]: `Blocking::InPlace` keeps
-//! loads off the worker threads too.
+//! loads and saves off the worker threads too.
 //!
 //! See the crate README for the schema, the settings and what they risk,
 //! sharing one file between processes, and purging.
@@ -382,7 +384,7 @@ impl SqliteStoreBuilder {
         if reader {
             conn.pragma_update(None, "query_only", true)?;
             // A reader never waits inside SQLite: a load may run directly on
-            // an async worker thread (`Inner::try_read`), which must not
+            // an async worker thread (`Inner::read_as`), which must not
             // sleep in SQLite's busy handler; `Retry` waits instead.
             conn.busy_timeout(Duration::ZERO)?;
         }
@@ -487,6 +489,17 @@ fn failed(what: &str, e: rusqlite::Error) -> Error {
     Error::backend(format!("SQLite: {what} failed"), e)
 }
 
+/// The answer of a call made without waiting: `None` when SQLite was busy
+/// (the call did nothing and is made again where it may wait).
+fn quick_answer<T>(what: &str, result: Op<T>) -> Option<Result<T>> {
+    match result {
+        Ok(value) => Some(Ok(value)),
+        Err(Failure::Sql(e)) if is_busy(&e) => None,
+        Err(Failure::Sql(e)) => Some(Err(failed(what, e))),
+        Err(Failure::Store(e)) => Some(Err(e)),
+    }
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -564,12 +577,7 @@ impl Inner {
         let n = self.readers.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
         let conn = (0..n).find_map(|k| self.readers[(start + k) % n].try_lock())?;
-        match op(&conn, self.now()) {
-            Ok(value) => Some(Ok(value)),
-            Err(Failure::Sql(e)) if is_busy(&e) => None,
-            Err(Failure::Sql(e)) => Some(Err(failed(what, e))),
-            Err(Failure::Store(e)) => Some(Err(e)),
-        }
+        quick_answer(what, op(&conn, self.now()))
     }
 
     /// Runs `op` on the writer connection, with the clock's time read once
@@ -611,12 +619,7 @@ impl Inner {
         if let Err(e) = conn.busy_timeout(self.retry.timeout) {
             tracing::warn!(error = %e, "SQLite: restoring the busy timeout failed");
         }
-        let answer = match result {
-            Ok(value) => Ok(value),
-            Err(Failure::Sql(e)) if is_busy(&e) => return None,
-            Err(Failure::Sql(e)) => Err(failed(what, e)),
-            Err(Failure::Store(e)) => Err(e),
-        };
+        let answer = quick_answer(what, result)?;
         self.writes.fetch_add(1, Ordering::Relaxed);
         Some(answer)
     }

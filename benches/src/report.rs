@@ -282,6 +282,30 @@ const MEDIA: [(&str, Option<&str>, &str); 5] = [
     ("postgres", Some("postgres-peer"), "postgres-floor"),
 ];
 
+/// Each backend's bounds against its floor: (ours, floor, the floor's
+/// name in the report, column, bound).
+const FLOOR_BOUNDS: [(&str, &str, &str, &str, f64); 13] = [
+    ("memory", "memory-floor", "locked HashMap", "load hit", 1.5),
+    ("memory", "memory-floor", "locked HashMap", "save 198 B", 1.5),
+    ("memory", "memory-floor", "locked HashMap", "32-task mix", 1.0),
+    ("file", "file-floor", "plain file read", "load hit", 1.5),
+    ("sqlite", "sqlite-floor", "raw rusqlite", "load hit", 1.3),
+    ("sqlite", "sqlite-floor", "raw rusqlite", "save 198 B", 1.5),
+    ("sqlite", "sqlite-floor", "raw rusqlite", "32-task mix", 1.5),
+    ("redis", "redis-floor", "raw redis-rs", "load hit", 1.2),
+    ("redis", "redis-floor", "raw redis-rs", "save 198 B", 1.2),
+    ("redis", "redis-floor", "raw redis-rs", "32-task mix", 1.3),
+    ("postgres", "postgres-floor", "raw tokio-postgres", "load hit", 1.3),
+    ("postgres", "postgres-floor", "raw tokio-postgres", "save 198 B", 1.3),
+    (
+        "postgres",
+        "postgres-floor",
+        "raw batched delete",
+        "purge 50k of 100k",
+        1.5,
+    ),
+];
+
 /// One target of the issue, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {
@@ -302,11 +326,22 @@ impl Check {
 }
 
 /// The targets: every backend at least as fast as its peer (each column,
-/// contention too); memory load within 2x of the locked map and ahead of it
-/// under contention; SQLite load and save within 1.5x raw rusqlite; Redis
-/// load and save within 1.2x raw redis-rs; PostgreSQL load and save within
-/// 1.3x raw tokio-postgres and purge within 1.5x its batched delete; load nearly flat (within 1.5x)
-/// from 1k to 100k stored.
+/// contention too); each backend within a bound of its medium's floor, in
+/// time per operation (for the mix, the inverse of throughput):
+///
+/// | backend | operation | bound |
+/// |---|---|---:|
+/// | memory | load hit, save 198 B | 1.5 |
+/// | memory | 32-task mix | 1.0 (ahead of the locked map) |
+/// | file | load hit | 1.5 |
+/// | SQLite | load hit | 1.3 |
+/// | SQLite | save 198 B, 32-task mix | 1.5 |
+/// | Redis | load hit, save 198 B | 1.2 |
+/// | Redis | 32-task mix | 1.3 |
+/// | PostgreSQL | load hit, save 198 B | 1.3 |
+/// | PostgreSQL | purge 50k of 100k | 1.5 |
+///
+/// and load nearly flat (within 1.5x) from 1k to 100k stored.
 #[must_use]
 pub fn checks(results: &Results) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -327,47 +362,13 @@ pub fn checks(results: &Results) -> Vec<Check> {
             );
         }
     }
-    check(
-        "memory load hit ≤ 2 × locked HashMap".to_owned(),
-        results.ratio("memory", "memory-floor", "load hit"),
-        2.0,
-    );
-    check(
-        "memory 32-task mix ahead of locked HashMap".to_owned(),
-        results.ratio("memory", "memory-floor", "32-task mix"),
-        1.0,
-    );
-    for title in ["load hit", "save 198 B"] {
+    for (ours, floor, name, title, bound) in FLOOR_BOUNDS {
         check(
-            format!("sqlite {title} ≤ 1.5 × raw rusqlite"),
-            results.ratio("sqlite", "sqlite-floor", title),
-            1.5,
+            format!("{ours} {title} ≤ {bound} × {name}"),
+            results.ratio(ours, floor, title),
+            bound,
         );
     }
-    for title in ["load hit", "save 198 B"] {
-        check(
-            format!("redis {title} ≤ 1.2 × raw redis-rs"),
-            results.ratio("redis", "redis-floor", title),
-            1.2,
-        );
-    }
-    check(
-        "redis 32-task mix ≤ 1.2 × raw redis-rs".to_owned(),
-        results.ratio("redis", "redis-floor", "32-task mix"),
-        1.2,
-    );
-    for title in ["load hit", "save 198 B"] {
-        check(
-            format!("postgres {title} ≤ 1.3 × raw tokio-postgres"),
-            results.ratio("postgres", "postgres-floor", title),
-            1.3,
-        );
-    }
-    check(
-        "postgres purge ≤ 1.5 × raw batched delete".to_owned(),
-        results.ratio("postgres", "postgres-floor", "purge 50k of 100k"),
-        1.5,
-    );
     let (small, large) = (STORED_COUNTS[0], STORED_COUNTS[1]);
     for (ours, _, _) in MEDIA {
         let ratio = growth(results, ours);
@@ -585,7 +586,7 @@ mod tests {
         // Load grows 3x from 1k to 100k stored: that target is missed.
         assert!(text.contains("| memory load flat: 100k stored ≤ 1.5 × 1k stored | 3.00 | 1.50 | **missed** |"));
         assert!(text.contains("| memory ≤ memory-peer: load hit | 0.25 | 1.00 | met |"));
-        assert!(text.contains("| memory load hit ≤ 2 × locked HashMap | 1.33 | 2.00 | met |"));
+        assert!(text.contains("| memory load hit ≤ 1.5 × locked HashMap | 1.33 | 1.50 | met |"));
         assert!(text.contains("| memory | 3.00 |"), "{text}");
         assert_eq!(ratio_text(Some(0.0024)), "0.002");
         assert_eq!(ratio_text(Some(0.00001)), "<0.001");

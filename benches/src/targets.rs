@@ -26,7 +26,7 @@ use crate::floors::{FILE_PURGE_POPULATION, FileFloor, HashMapFloor, PostgresFloo
 use crate::ours::Ours;
 use crate::subject::BenchResult;
 #[cfg(feature = "stores")]
-use crate::workloads::{Runner, Target};
+use crate::workloads::{Runner, STORED_COUNTS, Target};
 
 /// The variable naming the Redis server the Redis rows run against
 /// (`scripts/bench` starts a private one and sets it).
@@ -84,9 +84,16 @@ pub fn temp_dir(name: &str) -> BenchResult<tempfile::TempDir> {
 pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
     let mut runners: Vec<Box<dyn Runner>> = Vec::new();
 
+    // The default bound (100,000 records, split among the shards, each of
+    // which evicts when its share is full) would evict records of the
+    // 100,000-record workloads before the store holds them all: a load of a
+    // stored record would find nothing. Twice the largest workload leaves
+    // every shard room.
     runners.push(Box::new(Target::new(
         "memory",
-        Ours::new(std::sync::Arc::new(MemoryStore::new())),
+        Ours::new(std::sync::Arc::new(
+            MemoryStore::builder().capacity(2 * STORED_COUNTS[1]).build(),
+        )),
     )));
     #[cfg(feature = "peers")]
     runners.push(Box::new(Target::new("memory-peer", crate::peers::TowerMemory::new())));

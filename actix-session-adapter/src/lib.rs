@@ -83,10 +83,11 @@
 //!   with [`save_if_version`](session_store_core::SessionStore::save_if_version),
 //!   retrying when another request wrote in between, so the request that
 //!   finishes last is kept whole and an earlier one's change is lost; nobody
-//!   sees a mix. Each retry means another request's write landed, so it
-//!   gives up (with a conflict error) only when more than 31
-//!   ([`REPLACE_ATTEMPTS`] - 1) other requests write the same session
-//!   during one update. What the
+//!   sees a mix. One session's writes through one adapter take turns, and
+//!   each retry means a write from elsewhere (another instance of the app)
+//!   landed, so it gives up (with `Error::Contended`) only when more than
+//!   31 ([`REPLACE_ATTEMPTS`] - 1) such writes land during one update.
+//!   What the
 //!   version check buys: **a session deleted meanwhile (a logout, `purge`,
 //!   `renew`) or expired is never brought back by a late write**. Such an
 //!   `update` writes nothing and returns the old key, which loads nothing,

@@ -18,10 +18,6 @@ use crate::{COUNT, INTERNAL_ERROR};
 pub const IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a session lasts at most, however busy (OWASP's absolute timeout).
 pub const LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Concurrent requests of one visitor that may race on one count before a
-/// request gives up (each lost race is another request's success).
-pub const COMMIT_ATTEMPTS: usize = 64;
-
 /// `GET /`: one more visit, as a read-modify-write: a request that lost a
 /// race to another request of the same visitor counts again from what that
 /// one wrote, so no count is lost.
@@ -107,7 +103,7 @@ async fn logout(session: Session) -> Result<&'static str, SessionError> {
 
 /// The app's routes over `store`, through `session-store-tower`.
 pub fn app(store: Arc<dyn SessionStore>, config: &Config) -> Router {
-    let mut sessions = configure(SessionLayer::from_arc(store), config).commit_attempts(COMMIT_ATTEMPTS);
+    let mut sessions = configure(SessionLayer::from_arc(store), config);
     if let Some(cap) = config.max_sessions_per_user {
         sessions = sessions.max_sessions_per_owner(cap);
     }

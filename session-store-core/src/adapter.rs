@@ -46,8 +46,9 @@ pub fn log_failure(operation: &'static str, id: Option<&SessionId>, error: &Erro
 /// How many times the framework adapters let
 /// [`Sessions::replace_record`](crate::Sessions::replace_record) re-read
 /// and write again after another request's write landed in between
-/// ([`Sessions::commit_attempts`](crate::Sessions::commit_attempts)). Each
-/// retry means another write of the same session succeeded, so a replace
-/// gives up only when more than this many other requests write one
-/// session while it runs.
+/// ([`Sessions::commit_attempts`](crate::Sessions::commit_attempts)). The
+/// handle's writes of one session take turns, and each retry means a write
+/// from outside the handle succeeded, so a replace gives up (with
+/// [`Error::Contended`](crate::Error::Contended)) only when more than this
+/// many such writes land while it runs.
 pub const REPLACE_ATTEMPTS: usize = 32;

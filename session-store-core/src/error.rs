@@ -60,6 +60,21 @@ pub enum Error {
         /// The version the caller expected.
         expected: u64,
     },
+    /// A commit of the session handle lost every one of its attempts to
+    /// concurrent writes of the same session (see
+    /// [`Sessions::commit_attempts`](crate::Sessions::commit_attempts)):
+    /// nothing of it was written. Transient: the session is hot, not
+    /// broken, and a later request may well succeed.
+    #[error(
+        "session {} was written concurrently during each of {attempts} attempts; gave up",
+        id.fingerprint()
+    )]
+    Contended {
+        /// The session id (messages show only its fingerprint).
+        id: SessionId,
+        /// How many writes were tried.
+        attempts: usize,
+    },
     /// Create or rotate found a live record under the new id already.
     #[error("a live session {} already exists under that id", id.fingerprint())]
     IdCollision {
@@ -163,7 +178,9 @@ impl Error {
     pub fn fingerprint(&self) -> Option<Fingerprint> {
         match self {
             Self::Decode { id, .. } => Some(*id),
-            Self::Conflict { id, .. } | Self::IdCollision { id } => Some(id.fingerprint()),
+            Self::Conflict { id, .. } | Self::Contended { id, .. } | Self::IdCollision { id } => {
+                Some(id.fingerprint())
+            }
             _ => None,
         }
     }
@@ -199,11 +216,12 @@ impl Error {
     }
 
     /// Whether retrying later may succeed: a backend failure (unreachable,
-    /// I/O) or a timeout. Configuration, encoding, data, decode, size,
+    /// I/O), a timeout, or a session too busy to commit
+    /// ([`Error::Contended`]). Configuration, encoding, data, decode, size,
     /// conflict and collision errors are not: the same call fails again.
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Backend { .. } | Self::Timeout(_))
+        matches!(self, Self::Backend { .. } | Self::Timeout(_) | Self::Contended { .. })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The session handle: what a request does with its session, on any store.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,6 +12,19 @@ use crate::{Error, Expiry, Record, Result, SessionData, SessionId, SessionStore,
 /// How many times [`Sessions::commit`] replays a request's changes onto a
 /// record another request changed meanwhile before it gives up.
 pub const DEFAULT_COMMIT_ATTEMPTS: usize = 8;
+
+/// How many write turns a handle keeps ([`Sessions`]' per-session
+/// serialization): commits of two sessions wait for each other only when
+/// their ids share a turn, one chance in this many.
+const WRITE_TURNS: usize = 1024;
+
+/// The first pause between two attempts of a commit that lost to a writer
+/// outside this handle; each further pause may be twice as long, up to
+/// [`BACKOFF_CAP`], and each is drawn at random below its ceiling.
+const BACKOFF_BASE: Duration = Duration::from_millis(1);
+
+/// The longest pause between two attempts of one commit.
+const BACKOFF_CAP: Duration = Duration::from_millis(100);
 
 /// The default touch throttle of [`Sessions::touch_throttle`]: an unchanged
 /// session's deadline is moved at most once per a tenth of the idle timeout.
@@ -70,6 +84,68 @@ pub struct Sessions<S> {
     touch_throttle: f64,
     /// At most this many sessions per owner (see `max_sessions_per_owner`).
     max_per_owner: Option<usize>,
+    /// Per-session write turns, shared by every clone of this handle.
+    turns: Arc<WriteTurns>,
+}
+
+/// Write turns: a session's version-checked writes through one handle (and
+/// its clones) take turns, so within a process they never race each other
+/// into conflicts; only writers elsewhere (another process, another handle,
+/// a direct store call) can make a write lose.
+struct WriteTurns(Box<[tokio::sync::Mutex<()>]>);
+
+impl WriteTurns {
+    fn new() -> Self {
+        Self((0..WRITE_TURNS).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+
+    /// Waits for `id`'s turn (ids are random, so their low bits spread them).
+    async fn take(&self, id: &SessionId) -> tokio::sync::MutexGuard<'_, ()> {
+        // The remainder is below the length, which is a `usize`.
+        #[allow(clippy::cast_possible_truncation)]
+        let turn = (id.as_u128() % self.0.len() as u128) as usize;
+        self.0[turn].lock().await
+    }
+}
+
+impl std::fmt::Debug for WriteTurns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTurns").field("turns", &self.0.len()).finish()
+    }
+}
+
+/// What one attempt of [`Sessions::write_loop`] is to do.
+enum Step<T> {
+    /// Write this record (version-checked against its `version`).
+    Write(Record, T),
+    /// Nothing to write.
+    Done(T),
+}
+
+/// How [`Sessions::write_loop`] ended.
+enum Outcome<T> {
+    /// Written: the record as stored, new version included.
+    Saved(Record, T),
+    /// The step found nothing to write.
+    Done(T),
+    /// The session was deleted, rotated away, expired or damaged (a
+    /// warning was logged): nothing was written. Holds the last step's
+    /// value, if a step ran.
+    Gone(Option<T>),
+}
+
+/// A pause before retry `retry` (1 for the first after a conflict that
+/// was not this handle's own): full jitter, a random time below
+/// `BACKOFF_BASE * 2^retry`, capped. It needs tokio's timer (every axum and
+/// actix-web runtime has one); outside a tokio runtime it only yields.
+async fn back_off(retry: u32) {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << retry.min(16)).min(BACKOFF_CAP);
+    // 53 random bits: a uniform fraction in [0, 1).
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = (SessionId::random().as_u128() >> 75) as f64 / (1u64 << 53) as f64;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::sleep(ceiling.mul_f64(fraction)).await;
+    }
 }
 
 /// What [`Sessions::commit`] did.
@@ -332,6 +408,7 @@ impl<S: SessionStore> Sessions<S> {
             attempts: DEFAULT_COMMIT_ATTEMPTS,
             touch_throttle: DEFAULT_TOUCH_THROTTLE,
             max_per_owner: None,
+            turns: Arc::new(WriteTurns::new()),
         }
     }
 
@@ -359,9 +436,20 @@ impl<S: SessionStore> Sessions<S> {
         self
     }
 
-    /// How many times a commit replays its changes onto a concurrently
-    /// changed record before it returns [`Error::Conflict`] (default
-    /// [`DEFAULT_COMMIT_ATTEMPTS`], at least 1).
+    /// How many writes a commit (an [`update`](Self::update), a
+    /// [`replace_record`](Self::replace_record)) may lose to concurrent
+    /// writers of the same session before it returns
+    /// [`Error::Contended`] (default [`DEFAULT_COMMIT_ATTEMPTS`], at least
+    /// 1).
+    ///
+    /// Commits of one session through this handle and its clones take
+    /// turns, so a visitor's concurrent requests in one process lose at
+    /// most one write each (to the request that committed while they ran),
+    /// however many there are. Only writers this handle does not see (other
+    /// processes or hosts, other handles, direct store calls) cost more
+    /// attempts, and after the second lost write each attempt waits a
+    /// random pause first (up to 1 ms, then 2, 4, ... capped at 100 ms), so
+    /// a hot session's writers spread out instead of colliding again.
     #[must_use]
     pub fn commit_attempts(mut self, attempts: usize) -> Self {
         self.attempts = attempts.max(1);
@@ -458,9 +546,9 @@ impl<S: SessionStore> Sessions<S> {
     ///
     /// # Errors
     ///
-    /// What the store returns ([`Error::TooLarge`], backend failures); an
-    /// [`Error::Conflict`] only after
-    /// [`commit_attempts`](Self::commit_attempts) replays all lost a race.
+    /// What the store returns ([`Error::TooLarge`], backend failures);
+    /// [`Error::Contended`] only after
+    /// [`commit_attempts`](Self::commit_attempts) writes all lost a race.
     pub async fn commit(&self, session: &mut Session) -> Result<Committed> {
         let login = session.login();
         let committed = self.commit_once(session).await?;
@@ -509,48 +597,39 @@ impl<S: SessionStore> Sessions<S> {
                     Err(e) => Err(e),
                 }
             }
-            State::Stored => self.save(session, now).await,
+            State::Stored => self.save(session).await,
         }
     }
 
-    async fn save(&self, session: &mut Session, now: Timestamp) -> Result<Committed> {
-        let mut record = session.record.clone();
-        record.refresh(now, &self.expiry);
-        for attempt in 1..=self.attempts {
-            match self.store.save_if_version(&record).await {
-                Ok(version) => {
-                    record.version = version;
-                    session.record = record;
-                    session.committed();
-                    return Ok(Committed::Saved);
+    async fn save(&self, session: &mut Session) -> Result<Committed> {
+        let id = session.record.id;
+        let outcome = self
+            .write_loop(&id, Some(session.record.clone()), |mut record, reloaded| {
+                if reloaded {
+                    // Another request committed first: start from what it
+                    // wrote, with this request's changes on top.
+                    session.replay_onto(&mut record.data);
+                    if let Some(owner) = &session.owner_change {
+                        record.owner.clone_from(owner);
+                    }
                 }
-                Err(e) if e.is_conflict() && attempt < self.attempts => {}
-                // Damaged meanwhile: gone, and not written over.
-                Err(e) if e.is_decode() => return Ok(self.gone(session, &e)),
-                Err(e) => return Err(e),
+                record.refresh(self.clock.now(), &self.expiry);
+                Ok(Step::Write(record, ()))
+            })
+            .await?;
+        Ok(match outcome {
+            Outcome::Saved(record, ()) => {
+                session.record = record;
+                session.committed();
+                Committed::Saved
             }
-            // Another request committed first: start from what it wrote.
-            let fresh = match self.store.load(&record.id).await {
-                Ok(Some(fresh)) => fresh,
-                // Deleted (logout) or rotated away (login) meanwhile, or
-                // damaged: never written back.
-                Ok(None) => {
-                    session.state = State::Gone;
-                    return Ok(Committed::Gone);
-                }
-                Err(e) if e.is_decode() => return Ok(self.gone(session, &e)),
-                Err(e) => return Err(e),
-            };
-            record = fresh;
-            session.replay_onto(&mut record.data);
-            if let Some(owner) = &session.owner_change {
-                record.owner.clone_from(owner);
+            // Deleted (logout), rotated away (login) or damaged meanwhile:
+            // never written back.
+            Outcome::Gone(_) => {
+                session.state = State::Gone;
+                Committed::Gone
             }
-            record.refresh(self.clock.now(), &self.expiry);
-        }
-        Err(Error::Conflict {
-            id: record.id,
-            expected: record.version,
+            Outcome::Done(()) => Committed::Nothing,
         })
     }
 
@@ -598,7 +677,7 @@ impl<S: SessionStore> Sessions<S> {
     /// # Errors
     ///
     /// What `f` returns; what the store returns ([`Error::TooLarge`],
-    /// backend failures); [`Error::Conflict`] when every attempt lost a
+    /// backend failures); [`Error::Contended`] when every attempt lost a
     /// race.
     pub async fn update<T, F>(&self, session: &mut Session, mut f: F) -> Result<(T, Committed)>
     where
@@ -618,52 +697,53 @@ impl<S: SessionStore> Sessions<S> {
                 Ok((value, committed))
             }
             State::Stored => {
-                // The session as loaded plus this request's pending changes:
-                // what `f` starts from on every run.
-                let mut base = session.clone();
-                for attempt in 1..=self.attempts {
-                    let mut trial = base.clone();
-                    let value = f(&mut trial)?;
-                    if !trial.is_changed() {
+                let id = session.record.id;
+                let outcome = self
+                    .write_loop(&id, Some(session.record.clone()), |fresh, reloaded| {
+                        // What `f` starts from: the session as loaded, or
+                        // another request's newer record, with this
+                        // request's pending changes on top either way.
+                        let mut trial = session.clone();
+                        if reloaded {
+                            trial.record = fresh;
+                            session.replay_onto(&mut trial.record.data);
+                            if let Some(owner) = &session.owner_change {
+                                trial.record.owner.clone_from(owner);
+                            }
+                        }
+                        let value = f(&mut trial)?;
+                        if !trial.is_changed() {
+                            return Ok(Step::Done((value, trial)));
+                        }
+                        let mut record = trial.record.clone();
+                        record.refresh(self.clock.now(), &self.expiry);
+                        Ok(Step::Write(record, (value, trial)))
+                    })
+                    .await?;
+                match outcome {
+                    Outcome::Saved(record, (value, mut trial)) => {
+                        let login = trial.login();
+                        trial.record = record;
+                        trial.committed();
                         *session = trial;
-                        return Ok((value, Committed::Nothing));
+                        self.after_commit(login, Committed::Saved, session).await;
+                        Ok((value, Committed::Saved))
                     }
-                    let mut record = trial.record.clone();
-                    record.refresh(self.clock.now(), &self.expiry);
-                    match self.store.save_if_version(&record).await {
-                        Ok(version) => {
-                            record.version = version;
-                            let login = trial.login();
-                            trial.record = record;
-                            trial.committed();
-                            *session = trial;
-                            self.after_commit(login, Committed::Saved, session).await;
-                            return Ok((value, Committed::Saved));
-                        }
-                        Err(e) if e.is_conflict() && attempt < self.attempts => {}
-                        Err(e) if e.is_decode() => return Ok((value, self.gone(session, &e))),
-                        Err(e) => return Err(e),
+                    Outcome::Done((value, trial)) => {
+                        *session = trial;
+                        Ok((value, Committed::Nothing))
                     }
-                    // Another request committed first: run again on what it wrote.
-                    let fresh = match self.store.load(&record.id).await {
-                        Ok(Some(fresh)) => fresh,
-                        Ok(None) => {
-                            session.state = State::Gone;
-                            return Ok((value, Committed::Gone));
-                        }
-                        Err(e) if e.is_decode() => return Ok((value, self.gone(session, &e))),
-                        Err(e) => return Err(e),
-                    };
-                    let mut next = Session::new(fresh, State::Stored);
-                    session.replay_onto(&mut next.record.data);
-                    next.changes.clone_from(&session.changes);
-                    next.cleared = session.cleared;
-                    base = next;
+                    Outcome::Gone(last) => {
+                        session.state = State::Gone;
+                        let value = match last {
+                            Some((value, _)) => value,
+                            // Gone before `f` ran (not reached: the first
+                            // attempt runs `f` on the loaded session).
+                            None => f(&mut session.clone())?,
+                        };
+                        Ok((value, Committed::Gone))
+                    }
                 }
-                Err(Error::Conflict {
-                    id: base.record.id,
-                    expected: base.record.version,
-                })
             }
         }
     }
@@ -706,6 +786,90 @@ impl<S: SessionStore> Sessions<S> {
             self.store.delete_listed(&r.id).await?;
         }
         Ok(excess.min(others.len()))
+    }
+
+    /// The one write loop of the handle, behind [`commit`](Self::commit),
+    /// [`update`](Self::update) and [`replace_record`](Self::replace_record).
+    ///
+    /// It waits for the session's write turn (so the commits of one
+    /// visitor's concurrent requests through this handle take turns instead
+    /// of racing), then asks `step` what to write, starting from `first`
+    /// (or, when `first` is `None`, from the record loaded in its turn), and
+    /// writes it with [`SessionStore::save_if_version`]. On a conflict it
+    /// reloads the record and asks `step` again with the fresh one
+    /// (`reloaded` is then `true`). The first conflict is expected (the
+    /// record was loaded before the turn); later ones come from writers
+    /// outside this handle, and each is followed by a jittered, growing
+    /// pause. A session found deleted, rotated away, expired or damaged is
+    /// never written back ([`Outcome::Gone`]). After
+    /// [`commit_attempts`](Self::commit_attempts) lost writes it logs a
+    /// warning and answers [`Error::Contended`].
+    async fn write_loop<T>(
+        &self,
+        id: &SessionId,
+        first: Option<Record>,
+        mut step: impl FnMut(Record, bool) -> Result<Step<T>>,
+    ) -> Result<Outcome<T>> {
+        let _turn = self.turns.take(id).await;
+        let (mut base, mut reloaded) = match first {
+            Some(record) => (record, false),
+            None => match self.reload(id).await? {
+                Some(record) => (record, true),
+                None => return Ok(Outcome::Gone(None)),
+            },
+        };
+        for attempt in 1..=self.attempts {
+            let (mut record, value) = match step(base, reloaded)? {
+                Step::Done(value) => return Ok(Outcome::Done(value)),
+                Step::Write(record, value) => (record, value),
+            };
+            match self.store.save_if_version(&record).await {
+                Ok(version) => {
+                    record.version = version;
+                    return Ok(Outcome::Saved(record, value));
+                }
+                Err(e) if e.is_conflict() => {}
+                Err(e) if e.is_decode() => {
+                    warn_damaged(id, &e);
+                    return Ok(Outcome::Gone(Some(value)));
+                }
+                Err(e) => return Err(e),
+            }
+            if attempt == self.attempts {
+                break;
+            }
+            if attempt > 1 {
+                back_off(u32::try_from(attempt - 1).unwrap_or(u32::MAX)).await;
+            }
+            base = match self.reload(id).await? {
+                Some(fresh) => fresh,
+                None => return Ok(Outcome::Gone(Some(value))),
+            };
+            reloaded = true;
+        }
+        #[cfg(feature = "tracing")]
+        tracing::warn!(
+            session = %id.fingerprint(),
+            attempts = self.attempts,
+            "every attempt to write the session lost to a concurrent write; giving up"
+        );
+        Err(Error::Contended {
+            id: *id,
+            attempts: self.attempts,
+        })
+    }
+
+    /// The live record under `id` for another attempt, or `None` when it is
+    /// gone (deleted, rotated away, expired) or damaged (with a warning).
+    async fn reload(&self, id: &SessionId) -> Result<Option<Record>> {
+        match self.store.load(id).await {
+            Ok(found) => Ok(found),
+            Err(e) if e.is_decode() => {
+                warn_damaged(id, &e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Marks `session` gone because its stored record does not decode.
@@ -941,47 +1105,34 @@ impl<S: SessionStore> Sessions<S> {
     /// (logout), rotated away (login), expired or damaged meanwhile is never
     /// written back: that answers `Ok(None)` and writes nothing. Another
     /// request's write in between makes it re-read and write again, up to
-    /// [`commit_attempts`](Self::commit_attempts) times. Returns the new
-    /// version.
+    /// [`commit_attempts`](Self::commit_attempts) times (taking turns with
+    /// the handle's other writes of the session, as [`commit`](Self::commit)
+    /// does). Returns the new version.
     ///
     /// # Errors
     ///
-    /// What the store returns; [`Error::Conflict`] when every attempt lost a
-    /// race with another write.
+    /// What the store returns; [`Error::Contended`] when every attempt lost
+    /// a race with another write.
     pub async fn replace_record(
         &self,
         id: &SessionId,
         data: SessionData,
         expires_at: Timestamp,
     ) -> Result<Option<u64>> {
-        let mut expected = 0;
-        for _ in 0..self.attempts {
-            let stored = match self.store.load(id).await {
-                Ok(Some(stored)) => stored,
-                Ok(None) => return Ok(None),
-                Err(e) if e.is_decode() => {
-                    warn_damaged(id, &e);
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            };
-            expected = stored.version;
-            let record = Record {
-                data: data.clone(),
-                expires_at,
-                ..stored
-            };
-            match self.store.save_if_version(&record).await {
-                Ok(version) => return Ok(Some(version)),
-                Err(e) if e.is_conflict() => {}
-                Err(e) if e.is_decode() => {
-                    warn_damaged(id, &e);
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Conflict { id: *id, expected })
+        let outcome = self
+            .write_loop(id, None, |stored, _| {
+                let record = Record {
+                    data: data.clone(),
+                    expires_at,
+                    ..stored
+                };
+                Ok(Step::Write(record, ()))
+            })
+            .await?;
+        Ok(match outcome {
+            Outcome::Saved(record, ()) => Some(record.version),
+            Outcome::Gone(_) | Outcome::Done(()) => None,
+        })
     }
 
     /// Moves the deadline of the live session `id` to `expires_at` without

@@ -16,10 +16,10 @@ use crate::session::{Presented, Session};
 pub const DEFAULT_ERROR_BODY: &str = "internal error\n";
 
 /// The status of an error answer by default: `503 Service Unavailable` when
-/// retrying may help (the store is unreachable, failing or timed out:
-/// [`Error::is_transient`]), `500 Internal Server Error` for anything else
-/// (a value that is not the JSON asked for, a record over the size limit, a
-/// conflict that outlasted every attempt, a misconfigured store).
+/// retrying may help (the store is unreachable, failing or timed out, or
+/// the session was too busy to commit: [`Error::is_transient`]), `500
+/// Internal Server Error` for anything else (a value that is not the JSON
+/// asked for, a record over the size limit, a misconfigured store).
 #[must_use]
 pub fn default_error_status(error: &Error) -> StatusCode {
     if error.is_transient() {
@@ -204,12 +204,15 @@ impl SessionLayer {
         })
     }
 
-    /// How many times a commit (or an [`update`](Session::update)) is
-    /// tried again after losing a race to a concurrent request of the same
-    /// visitor ([`Sessions::commit_attempts`]; default
+    /// How many writes a commit (or an [`update`](Session::update)) may
+    /// lose to concurrent writes of the same session before the request
+    /// fails with [`Error::Contended`] (503 by default)
+    /// ([`Sessions::commit_attempts`]; default
     /// [`DEFAULT_COMMIT_ATTEMPTS`](session_store_core::DEFAULT_COMMIT_ATTEMPTS)).
-    /// Each lost attempt is another request's success, so `n` attempts
-    /// always suffice for `n` concurrent requests of one visitor.
+    /// A visitor's concurrent requests through one layer take turns to
+    /// commit, so among themselves they lose at most one write each,
+    /// however many there are; only other instances of the app, writing to
+    /// the same store, cost more attempts (with a random pause before each).
     #[must_use]
     pub fn commit_attempts(self, attempts: usize) -> Self {
         self.with_store(|s| s.commit_attempts(attempts))

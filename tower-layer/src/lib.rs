@@ -61,11 +61,15 @@
 //!   (5xx) commits nothing: the handler failed half-way, so its pending
 //!   changes are dropped (what it committed itself with `update`, `rotate`
 //!   or `end` stays).
-//! - **Concurrent requests of one visitor lose nothing.** On a version
-//!   conflict the commit reloads the record and replays only the keys this
+//! - **Concurrent requests of one visitor lose nothing, and none fails.**
+//!   Their commits take turns inside the layer, so a hot session queues
+//!   instead of erroring. On a version conflict (a write that landed since
+//!   the request loaded the session, or one from another instance of the
+//!   app) the commit reloads the record and replays only the keys this
 //!   request changed onto it, then tries again (bounded,
-//!   [`SessionLayer::commit_attempts`]): two requests that change different
-//!   keys both land. **Where both changed the same key, the later commit
+//!   [`SessionLayer::commit_attempts`], with a random pause between writes
+//!   lost to other instances): two requests that change different keys
+//!   both land. **Where both changed the same key, the later commit
 //!   wins.** For a value computed from the old one (a counter, a cart) use
 //!   [`Session::update`]: it commits at once and, on a conflict, runs the
 //!   closure again on the fresh data, so no increment is lost.

@@ -1,4 +1,4 @@
-//! Secrets at rest (feature `seal`): session ids hashed and record bodies
+//! Secrets at rest (feature `at-rest`): session ids hashed and record bodies
 //! encrypted before any backend sees them.
 //!
 //! [`Protected`] wraps any [`SessionStore`] (every backend of this family

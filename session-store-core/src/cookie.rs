@@ -1,4 +1,4 @@
-//! Cookie mode (feature `seal`): the whole session sealed in the cookie,
+//! Cookie mode (feature `cookie`): the whole session sealed in the cookie,
 //! no server-side state.
 
 use std::fmt;

@@ -45,11 +45,12 @@
 //! [`SessionStore`] trait is what a backend implements; its docs state
 //! every rule.
 //!
-//! Features: `tracing` (default) for the handle's warnings; `seal` for
-//! the [`seal::KeyRing`] (XChaCha20-Poly1305 with key rotation),
+//! Features: `tracing` (default) for the handle's warnings; `at-rest` for
 //! `at_rest::Protected` (any store with ids hashed and bodies encrypted at
-//! rest) and `CookieSessions`, sessions sealed in the cookie itself with no
-//! store (its docs say what that mode gives up); `purger` for
+//! rest); `cookie` for `CookieSessions`, sessions sealed in the cookie
+//! itself with no store (its docs say what that mode gives up); either of
+//! the two brings the `seal::KeyRing` (XChaCha20-Poly1305 with key
+//! rotation), and without them no AEAD crate is compiled; `purger` for
 //! the background `Purger` (a tokio task); `blocking` for
 //! `blocking::run_blocking`, the offload helper of backends whose calls
 //! block. A crate that only implements the trait needs
@@ -63,12 +64,12 @@
 //! [`SessionStore`].
 
 pub mod adapter;
-#[cfg(feature = "seal")]
+#[cfg(feature = "at-rest")]
 pub mod at_rest;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod codec;
-#[cfg(feature = "seal")]
+#[cfg(feature = "cookie")]
 mod cookie;
 mod error;
 mod expiry;
@@ -77,14 +78,14 @@ pub mod purge_batch;
 #[cfg(feature = "purger")]
 mod purger;
 mod record;
-#[cfg(feature = "seal")]
+#[cfg(any(feature = "at-rest", feature = "cookie"))]
 pub mod seal;
 mod session;
 mod store;
 mod time;
 
 pub use async_trait::async_trait;
-#[cfg(feature = "seal")]
+#[cfg(feature = "cookie")]
 pub use cookie::{CookieCommit, CookieSessions, DEFAULT_MAX_COOKIE_VALUE};
 pub use error::{BoxError, Error, Result};
 pub use expiry::Expiry;

@@ -1,4 +1,4 @@
-//! Authenticated encryption with a key ring (feature `seal`):
+//! Authenticated encryption with a key ring (feature `at-rest` or `cookie`):
 //! XChaCha20-Poly1305, each sealed blob naming the key that sealed it.
 //!
 //! A [`KeyRing`] holds 32-byte keys, each under a one-byte id. The key added

@@ -6,7 +6,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
-use session_store_core::{CookieSessions, Error, Expiry, SessionStore, Sessions};
+use session_store_core::{Error, Expiry, SessionStore, Sessions};
+#[cfg(feature = "cookie")]
+use session_store_core::CookieSessions;
+
+#[cfg(not(feature = "cookie"))]
+use crate::cookie_off::CookieSessions;
 
 use crate::cookie::{CookieConfig, SameSite, is_attribute_value, is_token};
 use crate::session::{Presented, Session};
@@ -35,6 +40,7 @@ pub(crate) enum Mode {
     /// Server-side, in a store; the cookie holds the session id.
     Store(Sessions<Arc<dyn SessionStore>>),
     /// Sealed in the cookie; no store.
+    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
     Cookie(CookieSessions),
 }
 
@@ -101,9 +107,8 @@ impl Config {
 ///
 /// ```
 /// use std::time::Duration;
-/// use session_store_core::Expiry;
 /// use session_store_memory::MemoryStore;
-/// use session_store_tower::{SameSite, SessionLayer};
+/// use session_store_tower::{Expiry, SameSite, SessionLayer};
 ///
 /// let layer = SessionLayer::new(MemoryStore::new())
 ///     .expiry(Expiry::IdleAndAbsolute {
@@ -157,14 +162,14 @@ impl SessionLayer {
     /// nothing to act on.
     ///
     /// ```
-    /// use session_store_core::{CookieSessions, seal::KeyRing};
-    /// use session_store_tower::SessionLayer;
+    /// use session_store_tower::{CookieSessions, KeyRing, SessionLayer};
     ///
     /// let keys = KeyRing::parse(&format!("1:{}", "ab".repeat(32)))?; // an app: KeyRing::from_env("SESSION_COOKIE_KEYS")?
     /// let layer = SessionLayer::cookie(CookieSessions::new(keys, "my-app"))
     ///     .cookie_name("__Host-session");
-    /// # Ok::<(), session_store_core::Error>(())
+    /// # Ok::<(), session_store_tower::Error>(())
     /// ```
+    #[cfg(feature = "cookie")]
     #[must_use]
     pub fn cookie(sessions: CookieSessions) -> Self {
         Self {
@@ -315,6 +320,7 @@ impl SessionLayer {
 
     /// The cookie-mode handle ([`SessionLayer::cookie`]); `None` over a
     /// store.
+    #[cfg(feature = "cookie")]
     #[must_use]
     pub fn cookie_sessions(&self) -> Option<&CookieSessions> {
         match &self.config.mode {

@@ -167,6 +167,8 @@
 //! adds the extractor and `IntoResponse` for [`SessionError`].
 
 mod cookie;
+#[cfg(not(feature = "cookie"))]
+mod cookie_off;
 mod layer;
 mod session;
 
@@ -176,6 +178,17 @@ mod axum;
 pub use cookie::{DEFAULT_COOKIE_NAME, SameSite};
 pub use layer::{DEFAULT_ERROR_BODY, SessionLayer, SessionService, default_error_status};
 pub use session::{Result, Session, SessionError, SessionState};
+
+// What a layer user touches of the core, so that an app names one crate of
+// this family besides its backend.
+#[cfg(feature = "cookie")]
+pub use session_store_core::CookieSessions;
+#[cfg(feature = "cookie")]
+pub use session_store_core::seal::KeyRing;
+pub use session_store_core::{
+    Clock, Committed, Error, Expiry, Fingerprint, ManualClock, Record, SessionData, SessionId, SessionStore, Sessions,
+    SharedClock, SystemClock, Timestamp,
+};
 
 /// The README's example, compiled as a doctest so it cannot go stale.
 #[cfg(doctest)]

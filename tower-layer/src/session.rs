@@ -7,7 +7,12 @@ use http::header::SET_COOKIE;
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use session_store_core::{CookieCommit, Error, Expiry, Fingerprint, SessionId, Timestamp};
+#[cfg(feature = "cookie")]
+use session_store_core::CookieCommit;
+use session_store_core::{Error, Expiry, Fingerprint, SessionId, Timestamp};
+
+#[cfg(not(feature = "cookie"))]
+use crate::cookie_off::CookieCommit;
 use tokio::sync::Mutex;
 
 use crate::layer::{Config, Mode};

@@ -254,7 +254,7 @@ impl SessionStore for RacingWriter {
     fn clock(&self) -> session_store_core::SharedClock {
         self.inner.clock()
     }
-    async fn create(&self, record: &session_store_core::Record) -> session_store_core::Result<()> {
+    async fn create(&self, record: &session_store_core::Record) -> session_store_core::Result<u64> {
         self.inner.create(record).await
     }
     async fn load(
@@ -297,11 +297,33 @@ impl SessionStore for RacingWriter {
     async fn purge_expired(&self) -> session_store_core::Result<u64> {
         self.inner.purge_expired().await
     }
-    async fn ids(&self) -> session_store_core::Result<Vec<session_store_core::SessionId>> {
+    async fn ids(&self) -> session_store_core::Result<Vec<session_store_core::ListingHandle>> {
         self.inner.ids().await
     }
     async fn clear(&self) -> session_store_core::Result<()> {
         self.inner.clear().await
+    }
+    fn listing_handle(&self, id: &session_store_core::SessionId) -> session_store_core::ListingHandle {
+        self.inner.listing_handle(id)
+    }
+    async fn load_listed(
+        &self,
+        handle: &session_store_core::ListingHandle,
+    ) -> session_store_core::Result<Option<session_store_core::Record>> {
+        self.inner.load_listed(handle).await
+    }
+    async fn delete_listed(&self, handle: &session_store_core::ListingHandle) -> session_store_core::Result<()> {
+        self.inner.delete_listed(handle).await
+    }
+    async fn owner_sessions(&self, _owner: &str) -> session_store_core::Result<Vec<session_store_core::ListingHandle>> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
+    }
+    async fn delete_owner_sessions(
+        &self,
+        _owner: &str,
+        _keep: Option<&session_store_core::SessionId>,
+    ) -> session_store_core::Result<u64> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
     }
 }
 
@@ -430,11 +452,12 @@ fn logged(needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// The one session id in `store`.
+/// The one session id in `store` (a plain store: its listing handle holds
+/// the id).
 async fn only_id(store: &dyn SessionStore) -> session_store_core::SessionId {
     let ids = store.ids().await.unwrap();
     assert_eq!(ids.len(), 1, "one session in the store");
-    ids[0]
+    ids[0].stored()
 }
 
 /// Alice's record is damaged (each way the backend allows): her next
@@ -606,7 +629,7 @@ async fn the_counter_story_over_a_store_with_ids_hashed_and_bodies_sealed() {
             .expect("a listed handle loads");
         assert!(record.data.get::<u64>("count").unwrap().is_some());
         assert!(
-            store.load(&handle).await.unwrap().is_none(),
+            store.load(&handle.stored()).await.unwrap().is_none(),
             "a handle is no cookie value"
         );
     }

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use session_store_core::{Record, SessionId};
+use session_store_core::{ListingHandle, Record, SessionId};
 
 use crate::fail::{Exit, Failure};
 use crate::open::{Mode, Opened, Protection, open_protected};
@@ -62,12 +62,12 @@ pub async fn list(
 ) -> Result<Exit, Failure> {
     let s = open_protected(url, Mode::Existing, protection).await?;
     let mut ids = s.store.ids().await.map_err(|e| Failure::store(url, &e))?;
-    ids.sort_unstable_by_key(|id| id.as_u128());
+    ids.sort_unstable();
     if let Some(limit) = limit {
         ids.truncate(limit);
     }
     let store = &s.store;
-    let loaded: Vec<(SessionId, session_store_core::Result<Option<Record>>)> =
+    let loaded: Vec<(ListingHandle, session_store_core::Result<Option<Record>>)> =
         // Listed values are handles: `load_listed`, never `load`.
         futures::stream::iter(ids.into_iter().map(|id| async move { (id, store.load_listed(&id).await) }))
             .buffer_unordered(IN_FLIGHT)
@@ -131,10 +131,14 @@ pub async fn list(
 /// handle) or a full handle as `list --show-ids` prints it (on a store
 /// that hashes ids the two differ, and both are tried), or the
 /// fingerprint `list` shows.
-async fn resolve(s: &Opened, arg: &str) -> Result<Vec<SessionId>, Failure> {
+async fn resolve(s: &Opened, arg: &str) -> Result<Vec<ListingHandle>, Failure> {
     if let Ok(id) = arg.parse::<SessionId>() {
-        let handle = s.store.listing_handle(&id);
-        return Ok(if handle == id { vec![id] } else { vec![handle, id] });
+        let (of_id, as_given) = (s.store.listing_handle(&id), ListingHandle::from_stored(id));
+        return Ok(if of_id == as_given {
+            vec![of_id]
+        } else {
+            vec![of_id, as_given]
+        });
     }
     let is_fingerprint = arg.len() == 8 && arg.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !is_fingerprint {

@@ -526,13 +526,13 @@ async fn postgres(url: &StoreUrl, fix: bool, report: &mut Report) -> Result<(), 
     let ids = store.ids().await.map_err(failed)?;
     let mut bad = 0;
     for id in ids {
-        match store.load(&id).await {
+        match store.load_listed(&id).await {
             Ok(_) => {}
             Err(e) if e.is_decode() => {
                 bad += 1;
                 report.undecodable.push((id.fingerprint(), e.to_string()));
                 if fix {
-                    store.delete(&id).await.map_err(failed)?;
+                    store.delete_listed(&id).await.map_err(failed)?;
                 }
             }
             Err(e) => return Err(failed(e)),

@@ -27,7 +27,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::json;
 use session_store_core::at_rest::SEALED_KEY;
-use session_store_core::{Error, Record, SessionId, SessionStore};
+use session_store_core::{Error, ListingHandle, Record, SessionStore};
 
 use crate::fail::{Exit, Failure};
 use crate::open::{Mode, Protection, open_protected, open_with};
@@ -105,7 +105,7 @@ enum Outcome {
     Present,
     /// Expired or deleted in the source before it was copied.
     Gone,
-    Failed(SessionId, &'static str, Error),
+    Failed(ListingHandle, &'static str, Error),
 }
 
 /// Whether `record` is still sealed as a protected store keeps it (read
@@ -117,7 +117,12 @@ fn still_sealed(record: &Record) -> bool {
 /// Copies the session the source lists as `id` (a handle: `load_listed`).
 /// With `protected_target`, a record still sealed (a sealed source read
 /// without `--from-keys-env`) is refused: sealing it again would bury it.
-async fn copy_one(from: &dyn SessionStore, to: &dyn SessionStore, id: SessionId, protected_target: bool) -> Outcome {
+async fn copy_one(
+    from: &dyn SessionStore,
+    to: &dyn SessionStore,
+    id: ListingHandle,
+    protected_target: bool,
+) -> Outcome {
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use session_store_conformance::{Capabilities, Harness, StoreConfig};
-use session_store_core::{Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec};
+use session_store_core::{
+    Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec,
+};
 
 /// The "server": id to encoded record (`codec::encode_record`).
 pub type Table = Arc<Mutex<HashMap<SessionId, Vec<u8>>>>;
@@ -77,13 +79,14 @@ impl SessionStore for TinyStore {
         Arc::clone(&self.clock)
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         codec::check_size(&record.data, self.max_record_bytes)?;
         let mut table = self.lock()?;
         if Self::live(&table, &record.id, self.clock.now())?.is_some() {
             return Err(Error::IdCollision { id: record.id });
         }
-        Self::put(&mut table, record, 1)
+        Self::put(&mut table, record, 1)?;
+        Ok(1)
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -158,17 +161,40 @@ impl SessionStore for TinyStore {
         Ok(expired.len() as u64)
     }
 
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    /// This store keeps ids as they are, so a listing handle holds the id.
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         let now = self.clock.now();
         Ok(Self::decodable(&*self.lock()?)
             .filter(|r| r.is_live_at(now))
-            .map(|r| r.id)
+            .map(|r| ListingHandle::from_stored(r.id))
             .collect())
+    }
+
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle {
+        ListingHandle::from_stored(*id)
+    }
+
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
+        self.load(&handle.stored()).await
+    }
+
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.delete(&handle.stored()).await
     }
 
     async fn clear(&self) -> Result<()> {
         self.lock()?.clear();
         Ok(())
+    }
+
+    /// No owner index: the suite skips the owner properties (the harness
+    /// does not declare `owner_index`).
+    async fn owner_sessions(&self, _owner: &str) -> Result<Vec<ListingHandle>> {
+        Err(Error::Unsupported("an owner index"))
+    }
+
+    async fn delete_owner_sessions(&self, _owner: &str, _keep: Option<&SessionId>) -> Result<u64> {
+        Err(Error::Unsupported("an owner index"))
     }
 }
 

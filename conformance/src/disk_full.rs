@@ -33,7 +33,7 @@ use std::ops::RangeInclusive;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use session_store_core::{Clock, Record, SessionData, SessionId, SessionStore, SystemClock};
+use session_store_core::{Clock, ListingHandle, Record, SessionData, SessionId, SessionStore, SystemClock};
 
 /// How many records the writer keeps and cycles through.
 const WORKING_SET: usize = 8;
@@ -114,8 +114,8 @@ pub async fn write_until_full<S: SessionStore + ?Sized>(store: &S, pad_bytes: Ra
         let r = &mut working[slot];
         if pending[slot] {
             match store.create(r).await {
-                Ok(()) => {
-                    r.version = 1;
+                Ok(version) => {
+                    r.version = version;
                     pending[slot] = false;
                     has(r);
                 }
@@ -261,7 +261,7 @@ pub async fn check_acknowledged<S: SessionStore + ?Sized>(store: &S, transcript:
     );
     let mut ids = store.ids().await.expect("ids after space is back");
     ids.sort();
-    let mut expected: Vec<SessionId> = model.keys().copied().collect();
+    let mut expected: Vec<ListingHandle> = model.keys().map(|id| store.listing_handle(id)).collect();
     expected.sort();
     assert_eq!(ids, expected, "the stored ids are the acknowledged ones");
     for (id, &(count, deadline)) in &model {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
-use session_store_core::{Error, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp};
+use session_store_core::{Error, ListingHandle, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp};
 
 use crate::env::{START_MILLIS, chain};
 use crate::{Failure, Harness, Pass, StoreConfig, Verdict};
@@ -461,7 +461,7 @@ impl Reference {
                 let mut r = record.clone();
                 r.version = 1;
                 self.put(*slot, r);
-                Expect::OneOf(vec![Done])
+                Expect::OneOf(vec![Version(1)])
             }
             ModelOp::Load(slot) => Expect::OneOf(vec![Loaded(self.live(*slot).cloned())]),
             ModelOp::Save(slot, record) => {
@@ -676,11 +676,11 @@ async fn run_ops<H: Harness>(stores: &mut Stores<'_, H>, clock: &ManualClock, op
     let ids: Vec<SessionId> = (0..ID_POOL).map(|_| SessionId::random()).collect();
     // Listings answer handles (the ids themselves unless the store hashes
     // ids at rest): a listed handle names the slot whose id has it.
-    let handles: Vec<SessionId> = {
+    let handles: Vec<ListingHandle> = {
         let store = stores.for_step(0).0;
         ids.iter().map(|id| store.listing_handle(id)).collect()
     };
-    let slot_of = |handle: &SessionId| handles.iter().position(|h| h == handle).unwrap_or(usize::MAX);
+    let slot_of = |handle: &ListingHandle| handles.iter().position(|h| h == handle).unwrap_or(usize::MAX);
     let mut model = Reference::new(start, MODEL_MAX_RECORD_BYTES);
     // Rotate moves records between slots of the pool, so the record in a
     // slot always has that slot's id.
@@ -760,7 +760,7 @@ async fn run_ops<H: Harness>(stores: &mut Stores<'_, H>, clock: &ManualClock, op
         };
         let (store, via) = stores.for_step(step);
         let got = match &resolved {
-            ModelOp::Create(_, r) => answer(store.create(r).await, |()| Answer::Done),
+            ModelOp::Create(_, r) => answer(store.create(r).await, Answer::Version),
             ModelOp::Load(slot) => answer(store.load(&ids[*slot]).await, Answer::Loaded),
             ModelOp::Save(_, r) => answer(store.save(r).await, Answer::Version),
             ModelOp::SaveIfVersion(_, r) => answer(store.save_if_version(r).await, Answer::Version),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use session_store_conformance::model::{ModelSettings, model_matches_the_reference};
 use session_store_conformance::{Capabilities, Failure, Harness, StoreConfig, Verdict, block_on, properties};
 use session_store_core::{
-    Clock, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec::check_size,
+    Clock, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
+    codec::check_size,
 };
 use session_store_memory::MemoryStore;
 
@@ -68,6 +69,8 @@ enum Flaw {
     EvictsUnderLoad,
     /// Rotate of an expired record moves it (alive again) to the new id.
     RotateRevivesExpired,
+    /// Create stores version 1 but answers 0.
+    CreateAnswersNoVersion,
 }
 
 /// A clock `lag` milliseconds behind another.
@@ -159,14 +162,14 @@ impl SessionStore for BrokenStore {
         Arc::clone(&self.clock)
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         self.check_size(record)?;
         let r = self.mangle(record);
         match self.flaw {
             Flaw::CreateOverwrites => {
                 let v = self.inner.save(&r).await?;
                 self.remember(&r, v);
-                return Ok(());
+                return Ok(1);
             }
             Flaw::ExpiredRecordBlocksCreate if self.shadow(&r.id).is_some() => {
                 return Err(Error::IdCollision { id: r.id });
@@ -175,7 +178,11 @@ impl SessionStore for BrokenStore {
         }
         self.inner.create(&r).await?;
         self.remember(&r, 1);
-        Ok(())
+        Ok(if self.flaw == Flaw::CreateAnswersNoVersion {
+            0
+        } else {
+            1
+        })
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -322,7 +329,14 @@ impl SessionStore for BrokenStore {
         let now = self.clock.now();
         self.written.lock().unwrap().retain(|_, r| r.is_live_at(now));
         if self.flaw == Flaw::PurgeDeletesLive {
-            for id in self.inner.ids().await? {
+            for id in self
+                .inner
+                .ids()
+                .await?
+                .into_iter()
+                .map(|h| h.stored())
+                .collect::<Vec<_>>()
+            {
                 if let Some(r) = self.inner.load(&id).await?
                     && r.expires_at <= now + Duration::from_secs(2)
                 {
@@ -341,9 +355,16 @@ impl SessionStore for BrokenStore {
         self.inner.count().await
     }
 
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         if self.flaw == Flaw::IdsIncludeExpired {
-            return Ok(self.written.lock().unwrap().keys().copied().collect());
+            return Ok(self
+                .written
+                .lock()
+                .unwrap()
+                .keys()
+                .copied()
+                .map(ListingHandle::from_stored)
+                .collect());
         }
         self.inner.ids().await
     }
@@ -352,6 +373,28 @@ impl SessionStore for BrokenStore {
         self.inner.clear().await?;
         self.written.lock().unwrap().clear();
         Ok(())
+    }
+    fn listing_handle(&self, id: &session_store_core::SessionId) -> ListingHandle {
+        self.inner.listing_handle(id)
+    }
+    async fn load_listed(
+        &self,
+        handle: &ListingHandle,
+    ) -> session_store_core::Result<Option<session_store_core::Record>> {
+        self.inner.load_listed(handle).await
+    }
+    async fn delete_listed(&self, handle: &ListingHandle) -> session_store_core::Result<()> {
+        self.inner.delete_listed(handle).await
+    }
+    async fn owner_sessions(&self, _owner: &str) -> session_store_core::Result<Vec<ListingHandle>> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
+    }
+    async fn delete_owner_sessions(
+        &self,
+        _owner: &str,
+        _keep: Option<&session_store_core::SessionId>,
+    ) -> session_store_core::Result<u64> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
     }
 }
 
@@ -582,6 +625,12 @@ caught_by!(
     rotate_of_an_absent_or_expired_record_returns_false,
     model: true
 );
+caught_by!(
+    create_that_answers_no_version,
+    Flaw::CreateAnswersNoVersion,
+    every_write_of_data_bumps_the_version,
+    model: true
+);
 
 /// Broken stores that claim a capability they do not have, built on the
 /// example third-party store (`examples/custom_store.rs`).
@@ -595,7 +644,7 @@ mod capability_flaws {
     use std::sync::{Arc, Mutex};
 
     use session_store_conformance::{Capabilities, Harness, StoreConfig, block_on, properties};
-    use session_store_core::{Error, Record, Result, SessionId, SessionStore, Timestamp, async_trait};
+    use session_store_core::{Error, ListingHandle, Record, Result, SessionId, SessionStore, Timestamp, async_trait};
 
     use super::custom_store::{TinyHarness, TinyStore};
     use super::expect_caught;
@@ -665,7 +714,7 @@ mod capability_flaws {
             self.inner.clock()
         }
 
-        async fn create(&self, record: &Record) -> Result<()> {
+        async fn create(&self, record: &Record) -> Result<u64> {
             self.writing();
             let r = self.inner.create(record).await;
             self.wrote();
@@ -718,7 +767,7 @@ mod capability_flaws {
         async fn purge_expired(&self) -> Result<u64> {
             self.inner.purge_expired().await
         }
-        async fn ids(&self) -> Result<Vec<SessionId>> {
+        async fn ids(&self) -> Result<Vec<ListingHandle>> {
             if self.flaw == CapabilityFlaw::ListingFailsOnCorrupt
                 && let Some(table) = &self.table
             {
@@ -731,6 +780,28 @@ mod capability_flaws {
         }
         async fn clear(&self) -> Result<()> {
             self.inner.clear().await
+        }
+        fn listing_handle(&self, id: &session_store_core::SessionId) -> ListingHandle {
+            self.inner.listing_handle(id)
+        }
+        async fn load_listed(
+            &self,
+            handle: &ListingHandle,
+        ) -> session_store_core::Result<Option<session_store_core::Record>> {
+            self.inner.load_listed(handle).await
+        }
+        async fn delete_listed(&self, handle: &ListingHandle) -> session_store_core::Result<()> {
+            self.inner.delete_listed(handle).await
+        }
+        async fn owner_sessions(&self, _owner: &str) -> session_store_core::Result<Vec<ListingHandle>> {
+            Err(session_store_core::Error::Unsupported("an owner index"))
+        }
+        async fn delete_owner_sessions(
+            &self,
+            _owner: &str,
+            _keep: Option<&session_store_core::SessionId>,
+        ) -> session_store_core::Result<u64> {
+            Err(session_store_core::Error::Unsupported("an owner index"))
         }
     }
 
@@ -884,8 +955,8 @@ mod map_flaws {
     use session_store_conformance::model::{ModelSettings, model_matches_the_reference};
     use session_store_conformance::{Capabilities, Failure, Harness, StoreConfig, Verdict, block_on, properties};
     use session_store_core::{
-        DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
-        codec,
+        DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock,
+        Timestamp, async_trait, codec,
     };
 
     /// The one rule a map store breaks.
@@ -1091,7 +1162,7 @@ mod map_flaws {
             Arc::clone(&self.clock)
         }
 
-        async fn create(&self, record: &Record) -> Result<()> {
+        async fn create(&self, record: &Record) -> Result<u64> {
             self.check(record)?;
             if self.flaw == MapFlaw::CreateChecksThenWrites {
                 if self.live_record(&self.lock(), &record.id).is_some() {
@@ -1099,14 +1170,14 @@ mod map_flaws {
                 }
                 tokio::time::sleep(PAUSE).await;
                 self.put(&mut self.lock(), record, 1);
-                return Ok(());
+                return Ok(1);
             }
             let mut map = self.lock();
             if self.live_record(&map, &record.id).is_some() {
                 return Err(Self::collision(&record.id));
             }
             self.put(&mut map, record, 1);
-            Ok(())
+            Ok(1)
         }
 
         async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -1308,7 +1379,7 @@ mod map_flaws {
             Ok(removed)
         }
 
-        async fn ids(&self) -> Result<Vec<SessionId>> {
+        async fn ids(&self) -> Result<Vec<ListingHandle>> {
             let now = self.now();
             let map = self.lock();
             let mut ids: Vec<SessionId> = map
@@ -1319,7 +1390,7 @@ mod map_flaws {
             if self.flaw == MapFlaw::IdsStopAfterOnePage {
                 ids.truncate(1_000);
             }
-            Ok(ids)
+            Ok(ids.into_iter().map(ListingHandle::from_stored).collect())
         }
 
         async fn count(&self) -> Result<u64> {
@@ -1360,7 +1431,7 @@ mod map_flaws {
             Ok(true)
         }
 
-        async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+        async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
             if !self.flaw.has_owner_index() {
                 return Err(Error::Unsupported("an owner index"));
             }
@@ -1372,7 +1443,7 @@ mod map_flaws {
                     *ns == self.ns && e.record.owner.as_deref() == Some(owner) && !e.moved && !e.unindexed
                 })
                 .filter(|(_, e)| self.flaw == MapFlaw::OwnerListsExpired || self.live(e, now))
-                .map(|((_, id), _)| *id)
+                .map(|((_, id), _)| ListingHandle::from_stored(*id))
                 .collect())
         }
 
@@ -1413,6 +1484,18 @@ mod map_flaws {
                 }
             }
             Ok(live)
+        }
+        fn listing_handle(&self, id: &session_store_core::SessionId) -> ListingHandle {
+            ListingHandle::from_stored(*id)
+        }
+        async fn load_listed(
+            &self,
+            handle: &ListingHandle,
+        ) -> session_store_core::Result<Option<session_store_core::Record>> {
+            self.load(&handle.stored()).await
+        }
+        async fn delete_listed(&self, handle: &ListingHandle) -> session_store_core::Result<()> {
+            self.delete(&handle.stored()).await
         }
     }
 
@@ -1778,7 +1861,8 @@ mod at_rest_flaws {
     use session_store_core::at_rest::{AtRest, Protected, SEALED_KEY, inner_limit, stored_id, stored_owner};
     use session_store_core::seal::KeyRing;
     use session_store_core::{
-        Error, Record, Result, SessionData, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec,
+        Error, ListingHandle, Record, Result, SessionData, SessionId, SessionStore, SharedClock, Timestamp,
+        async_trait, codec,
     };
 
     use super::custom_store::{TinyHarness, TinyStore};
@@ -1841,7 +1925,7 @@ mod at_rest_flaws {
         fn clock(&self) -> SharedClock {
             self.inner.clock()
         }
-        async fn create(&self, record: &Record) -> Result<()> {
+        async fn create(&self, record: &Record) -> Result<u64> {
             self.inner.create(&self.seal(record)?).await
         }
         async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -1868,20 +1952,30 @@ mod at_rest_flaws {
         async fn purge_expired(&self) -> Result<u64> {
             self.inner.purge_expired().await
         }
-        async fn ids(&self) -> Result<Vec<SessionId>> {
+        async fn ids(&self) -> Result<Vec<ListingHandle>> {
             self.inner.ids().await
         }
         async fn clear(&self) -> Result<()> {
             self.inner.clear().await
         }
-        fn listing_handle(&self, id: &SessionId) -> SessionId {
+        fn listing_handle(&self, id: &SessionId) -> ListingHandle {
             self.inner.listing_handle(id)
         }
-        async fn load_listed(&self, handle: &SessionId) -> Result<Option<Record>> {
+        async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
             self.open(self.inner.load_listed(handle).await?)
         }
-        async fn delete_listed(&self, handle: &SessionId) -> Result<()> {
+        async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
             self.inner.delete_listed(handle).await
+        }
+        async fn owner_sessions(&self, _owner: &str) -> session_store_core::Result<Vec<ListingHandle>> {
+            Err(session_store_core::Error::Unsupported("an owner index"))
+        }
+        async fn delete_owner_sessions(
+            &self,
+            _owner: &str,
+            _keep: Option<&session_store_core::SessionId>,
+        ) -> session_store_core::Result<u64> {
+            Err(session_store_core::Error::Unsupported("an owner index"))
         }
     }
 

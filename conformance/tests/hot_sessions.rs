@@ -66,7 +66,11 @@ async fn count_concurrently<S: SessionStore + Clone + 'static>(
 async fn every_request_counts_once<S: SessionStore + Clone + 'static>(sessions: Sessions<S>, tasks: usize) {
     let cookie = hot_session(&sessions).await;
     let counts = count_concurrently(std::slice::from_ref(&sessions), &cookie, tasks).await;
-    assert_eq!(counts, (1..=tasks as u64).collect::<Vec<_>>(), "each count handed out once");
+    assert_eq!(
+        counts,
+        (1..=tasks as u64).collect::<Vec<_>>(),
+        "each count handed out once"
+    );
     let stored = sessions.load(&cookie).await.unwrap().unwrap();
     assert_eq!(stored.get::<u64>("count").unwrap(), Some(tasks as u64));
     assert_eq!(stored.record().version, tasks as u64 + 1, "one write per request");
@@ -151,7 +155,7 @@ impl SessionStore for AlwaysOvertaken {
     fn clock(&self) -> SharedClock {
         self.inner.clock()
     }
-    async fn create(&self, r: &Record) -> Result<()> {
+    async fn create(&self, r: &Record) -> Result<u64> {
         self.inner.create(r).await
     }
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -180,11 +184,33 @@ impl SessionStore for AlwaysOvertaken {
     async fn purge_expired(&self) -> Result<u64> {
         self.inner.purge_expired().await
     }
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<session_store_core::ListingHandle>> {
         self.inner.ids().await
     }
     async fn clear(&self) -> Result<()> {
         self.inner.clear().await
+    }
+    fn listing_handle(&self, id: &session_store_core::SessionId) -> session_store_core::ListingHandle {
+        self.inner.listing_handle(id)
+    }
+    async fn load_listed(
+        &self,
+        handle: &session_store_core::ListingHandle,
+    ) -> session_store_core::Result<Option<session_store_core::Record>> {
+        self.inner.load_listed(handle).await
+    }
+    async fn delete_listed(&self, handle: &session_store_core::ListingHandle) -> session_store_core::Result<()> {
+        self.inner.delete_listed(handle).await
+    }
+    async fn owner_sessions(&self, _owner: &str) -> session_store_core::Result<Vec<session_store_core::ListingHandle>> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
+    }
+    async fn delete_owner_sessions(
+        &self,
+        _owner: &str,
+        _keep: Option<&session_store_core::SessionId>,
+    ) -> session_store_core::Result<u64> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
     }
 }
 
@@ -213,10 +239,17 @@ async fn a_commit_that_loses_every_attempt_says_so_and_writes_nothing() {
         assert!(error.is_transient(), "a hot session is worth retrying later");
         assert!(!error.is_conflict(), "not a single lost race");
         assert!(!error.to_string().contains(&cookie), "only the fingerprint: {error}");
-        assert_eq!(store.conditional_saves.load(Ordering::SeqCst), 3, "exactly the attempts");
+        assert_eq!(
+            store.conditional_saves.load(Ordering::SeqCst),
+            3,
+            "exactly the attempts"
+        );
         let stored = sessions.load(&cookie).await.unwrap().unwrap();
         assert_eq!(stored.get::<u64>("count").unwrap(), Some(0), "nothing of ours written");
-        assert_eq!(stored.get::<String>("writer").unwrap().as_deref(), Some("the other process"));
+        assert_eq!(
+            stored.get::<String>("writer").unwrap().as_deref(),
+            Some("the other process")
+        );
     }
     // The record-level replace (the adapters' write) gives up the same way.
     store.conditional_saves.store(0, Ordering::SeqCst);

@@ -66,14 +66,14 @@ async fn list_sessions(session: Session) -> Result<(StatusCode, String), Session
     if session.owner().await?.is_none() {
         return Ok((StatusCode::UNAUTHORIZED, "not logged in\n".to_owned()));
     }
-    let records = match session.owner_sessions().await {
-        Ok(records) => records,
+    let listed = match session.owner_sessions().await {
+        Ok(listed) => listed,
         Err(e) => return without_index(e),
     };
     let mut body = String::new();
-    for r in records {
-        let fingerprint = r.id.fingerprint();
-        // A listed id is a handle (a hash with --hash-ids): never compared with the cookie's id.
+    for r in listed {
+        // A listing handle (a hash with --hash-ids), never the cookie's id.
+        let fingerprint = r.handle.fingerprint();
         let mark = if session.is_current(&r).await? { " *" } else { "" };
         body.push_str(&format!(
             "{fingerprint} created={} expires={}{mark}\n",

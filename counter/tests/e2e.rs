@@ -293,7 +293,11 @@ async fn concurrent_visits(args: &[String]) -> (Vec<u64>, u64) {
     let mut counts = Vec::new();
     for t in tasks {
         for count in t.await.expect("no panic") {
-            counts.push(count.parse().unwrap_or_else(|_| panic!("{args:?}: a count, not {count:?}")));
+            counts.push(
+                count
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{args:?}: a count, not {count:?}")),
+            );
         }
     }
     counts.sort_unstable();
@@ -311,7 +315,11 @@ const VISITS_EACH: u64 = 20;
 async fn sixteen_concurrent_visits_count_sixteen(args: &[String]) {
     let (counts, last) = concurrent_visits(args).await;
     let visits = CLIENTS * VISITS_EACH;
-    assert_eq!(counts, (2..=visits + 1).collect::<Vec<u64>>(), "{args:?}: every count once");
+    assert_eq!(
+        counts,
+        (2..=visits + 1).collect::<Vec<u64>>(),
+        "{args:?}: every count once"
+    );
     assert_eq!(last, visits + 2, "{args:?}: 1 + 320 + 1 visits");
 }
 

@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(&path, rest).expect("writes the file");
         path
     };
-    let ids = run(f.store.ids()).expect("ids");
+    let ids: Vec<SessionId> = run(f.store.ids()).expect("ids").into_iter().map(|h| h.stored()).collect();
     assert!(ids.contains(&f.good.id));
     assert!(
         ids.iter().all(|id| *id == f.good.id || *id == f.bad),

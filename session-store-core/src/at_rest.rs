@@ -21,7 +21,7 @@
 //! ```
 //! use session_store_core::at_rest::{AtRest, Protected};
 //! use session_store_core::seal::KeyRing;
-//! use session_store_core::{Expiry, Record, SessionData, SessionStore};
+//! use session_store_core::{Expiry, Record, SessionData, SessionStore, SessionStoreExt};
 //! use session_store_memory::MemoryStore;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -46,13 +46,14 @@
 //! # Listings return handles
 //!
 //! With hashed ids the store cannot give an id back: [`ids`](SessionStore::ids)
-//! and [`owner_sessions`](SessionStore::owner_sessions) answer *handles* (the
-//! stored hashes). A handle ends or shows that session through
-//! [`delete_listed`](SessionStore::delete_listed) and
-//! [`load_listed`](SessionStore::load_listed) (a "your devices" page), but it
-//! is not a cookie value: [`load`](SessionStore::load) of a handle finds
-//! nothing. [`listing_handle`](SessionStore::listing_handle) says which
-//! handle is the current session's.
+//! and [`owner_sessions`](SessionStore::owner_sessions) answer
+//! [`ListingHandle`]s holding the stored hashes. A handle ends or shows that
+//! session through [`delete_listed`](SessionStore::delete_listed) and
+//! [`load_listed`](SessionStore::load_listed) (a "your devices" page; the
+//! loaded record's `id` is the stored hash), but it is not a cookie value:
+//! [`load`](SessionStore::load) of the hash finds nothing.
+//! [`listing_handle`](SessionStore::listing_handle) says which handle is the
+//! current session's.
 //!
 //! # Rotate
 //!
@@ -107,8 +108,8 @@ use sha2::Digest as _;
 
 use crate::seal::KeyRing;
 use crate::{
-    DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionData, SessionId, SessionStore, SharedClock, Timestamp,
-    async_trait, codec,
+    DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionData, SessionId, SessionStore, SharedClock,
+    Timestamp, async_trait, codec,
 };
 
 /// The one key of a sealed record's data in the inner store: a name no
@@ -436,7 +437,7 @@ impl<S: SessionStore> SessionStore for Protected<S> {
         self.inner.clock()
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         let sealed = self.seal(record)?;
         self.inner
             .create(&sealed)
@@ -495,8 +496,9 @@ impl<S: SessionStore> SessionStore for Protected<S> {
         self.inner.count().await
     }
 
-    /// Handles, not ids, when ids are hashed (see the [module docs](self)).
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    /// Handles of the stored hashes when ids are hashed (see the [module
+    /// docs](self)).
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         self.inner.ids().await
     }
 
@@ -504,20 +506,30 @@ impl<S: SessionStore> SessionStore for Protected<S> {
         self.inner.clear().await
     }
 
-    fn listing_handle(&self, id: &SessionId) -> SessionId {
-        self.stored_id(id)
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle {
+        self.inner.listing_handle(&self.stored_id(id))
     }
 
-    async fn load_listed(&self, handle: &SessionId) -> Result<Option<Record>> {
-        self.load_stored(*handle, handle).await
+    /// The record's `id` is the key it is stored under: the hash of the id
+    /// when ids are hashed.
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
+        match self.inner.load_listed(handle).await {
+            Ok(Some(inner)) => {
+                let stored = inner.id;
+                self.open(stored, &stored, inner).map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    async fn delete_listed(&self, handle: &SessionId) -> Result<()> {
-        self.inner.delete(handle).await
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.inner.delete_listed(handle).await
     }
 
-    /// Handles, not ids, when ids are hashed (see the [module docs](self)).
-    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+    /// Handles of the stored hashes when ids are hashed (see the [module
+    /// docs](self)).
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
         self.inner.owner_sessions(&self.stored_owner(owner)).await
     }
 

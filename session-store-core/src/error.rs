@@ -178,9 +178,7 @@ impl Error {
     pub fn fingerprint(&self) -> Option<Fingerprint> {
         match self {
             Self::Decode { id, .. } => Some(*id),
-            Self::Conflict { id, .. } | Self::Contended { id, .. } | Self::IdCollision { id } => {
-                Some(id.fingerprint())
-            }
+            Self::Conflict { id, .. } | Self::Contended { id, .. } | Self::IdCollision { id } => Some(id.fingerprint()),
             _ => None,
         }
     }

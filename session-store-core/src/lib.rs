@@ -74,6 +74,7 @@ mod cookie;
 mod error;
 mod expiry;
 mod id;
+mod listing;
 pub mod purge_batch;
 #[cfg(feature = "purger")]
 mod purger;
@@ -90,11 +91,12 @@ pub use cookie::{CookieCommit, CookieSessions, DEFAULT_MAX_COOKIE_VALUE};
 pub use error::{BoxError, Error, Result};
 pub use expiry::Expiry;
 pub use id::{EncodedId, Fingerprint, InvalidId, SESSION_ID_LEN, SessionId};
+pub use listing::{ListedSession, ListingHandle};
 #[cfg(feature = "purger")]
 pub use purger::Purger;
 pub use record::{OWNER_KEY_LEN, Record, SessionData, owner_key};
 pub use session::{Committed, DEFAULT_COMMIT_ATTEMPTS, DEFAULT_TOUCH_THROTTLE, Session, Sessions};
-pub use store::{DEFAULT_MAX_RECORD_BYTES, SessionStore};
+pub use store::{DEFAULT_MAX_RECORD_BYTES, SessionStore, SessionStoreExt};
 pub use time::{Clock, ManualClock, SharedClock, SystemClock, Timestamp, system_clock};
 
 /// The README's examples, compiled as doctests so they cannot go stale.

@@ -7,7 +7,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Error, Expiry, Record, Result, SessionData, SessionId, SessionStore, SharedClock, Timestamp};
+use crate::{
+    Error, Expiry, ListedSession, ListingHandle, Record, Result, SessionData, SessionId, SessionStore, SessionStoreExt,
+    SharedClock, Timestamp,
+};
 
 /// How many times [`Sessions::commit`] replays a request's changes onto a
 /// record another request changed meanwhile before it gives up.
@@ -566,8 +569,7 @@ impl<S: SessionStore> Sessions<S> {
                 }
                 session.record.created_at = now;
                 session.record.refresh(now, &self.expiry);
-                self.store.create_with_fresh_id(&mut session.record).await?;
-                session.record.version = 1;
+                session.record.version = self.store.create_with_fresh_id(&mut session.record).await?;
                 session.committed();
                 Ok(Committed::Created)
             }
@@ -778,12 +780,12 @@ impl<S: SessionStore> Sessions<S> {
     async fn end_oldest_past(&self, owner: &str, cap: usize, current: &SessionId) -> Result<usize> {
         let mut others = self.owner_sessions(owner).await?;
         let current = self.store.listing_handle(current);
-        others.retain(|r| r.id != current);
+        others.retain(|s| s.handle != current);
         // With the current one, over the cap by this many.
         let excess = (others.len() + 1).saturating_sub(cap);
-        others.sort_by_key(|r| (r.created_at, r.id));
-        for r in others.iter().take(excess) {
-            self.store.delete_listed(&r.id).await?;
+        others.sort_by_key(|s| (s.created_at, s.handle));
+        for s in others.iter().take(excess) {
+            self.store.delete_listed(&s.handle).await?;
         }
         Ok(excess.min(others.len()))
     }
@@ -960,38 +962,50 @@ impl<S: SessionStore> Sessions<S> {
 /// ([`SessionStore::owner_sessions`]); other stores answer
 /// [`Error::Unsupported`].
 impl<S: SessionStore> Sessions<S> {
-    /// The live sessions of `owner` (their records: created time, deadline,
-    /// data), for a page that lists where a user is logged in. Costs in
-    /// proportion to that owner's sessions. A session that expired, was
-    /// removed or is damaged between the listing and its load is left out.
+    /// The live sessions of `owner` (created time, deadline, data), for a
+    /// page that lists where a user is logged in. Costs in proportion to
+    /// that owner's sessions. A session that expired, was removed or is
+    /// damaged between the listing and its load is left out.
     ///
-    /// Each record's `id` is a listing handle (see [`SessionStore::ids`]):
-    /// the session id itself, or its hash on a store that hashes ids at
-    /// rest; [`listing_handle`](Self::listing_handle) of a session's id is
-    /// the one to compare with, and [`SessionStore::delete_listed`] ends it.
+    /// Each is named by its [`ListingHandle`], never by its id: compare it
+    /// with [`listing_handle`](Self::listing_handle) of the cookie's id to
+    /// find the current session, and end one with
+    /// [`end_listed`](Self::end_listed).
     ///
     /// # Errors
     ///
     /// What the store returns ([`Error::Unsupported`] without an index).
-    pub async fn owner_sessions(&self, owner: &str) -> Result<Vec<Record>> {
-        let mut records = Vec::new();
-        for id in self.store.owner_sessions(owner).await? {
-            match self.store.load_listed(&id).await {
-                Ok(Some(record)) if record.owner.as_deref() == Some(owner) => records.push(record),
+    pub async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListedSession>> {
+        let mut listed = Vec::new();
+        for handle in self.store.owner_sessions(owner).await? {
+            match self.store.load_listed(&handle).await {
+                Ok(Some(record)) if record.owner.as_deref() == Some(owner) => {
+                    listed.push(ListedSession::new(handle, record));
+                }
                 Ok(_) => {}
-                Err(e) if e.is_decode() => warn_damaged(&id, &e),
+                Err(e) if e.is_decode() => warn_damaged_listed(&handle, &e),
                 Err(e) => return Err(e),
             }
         }
-        Ok(records)
+        Ok(listed)
     }
 
     /// The handle under which [`owner_sessions`](Self::owner_sessions) and
     /// the store's listings name the session `id` (see
     /// [`SessionStore::listing_handle`]).
     #[must_use]
-    pub fn listing_handle(&self, id: &SessionId) -> SessionId {
+    pub fn listing_handle(&self, id: &SessionId) -> ListingHandle {
         self.store.listing_handle(id)
+    }
+
+    /// Ends the session a listing named `handle` (a "log out this device"
+    /// button on a devices page); an absent one is no error.
+    ///
+    /// # Errors
+    ///
+    /// What the store returns.
+    pub async fn end_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.store.delete_listed(handle).await
     }
 
     /// Ends every session of `owner` ("log out everywhere", after a
@@ -1019,17 +1033,26 @@ impl<S: SessionStore> Sessions<S> {
     }
 }
 
+/// [`warn_damaged`] for a record a listing named.
+fn warn_damaged_listed(handle: &ListingHandle, error: &Error) {
+    warn_damaged_by(handle.fingerprint(), error);
+}
+
 /// The one log line of a damaged record: a warning with the fingerprint.
 fn warn_damaged(id: &SessionId, error: &Error) {
+    warn_damaged_by(id.fingerprint(), error);
+}
+
+fn warn_damaged_by(fingerprint: crate::Fingerprint, error: &Error) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
-        session = %id.fingerprint(),
+        session = %fingerprint,
         // With every cause: the backend's own word (WRONGTYPE, a codec error).
         error = %error.chain(),
         "a stored session does not decode: to the visitor it is gone"
     );
     #[cfg(not(feature = "tracing"))]
-    let _ = (id, error);
+    let _ = (fingerprint, error);
 }
 
 /// Record-level calls, for layers that hold whole records rather than a
@@ -1093,8 +1116,7 @@ impl<S: SessionStore> Sessions<S> {
     /// What the store returns ([`Error::TooLarge`], backend failures).
     pub async fn create_record(&self, id: SessionId, data: SessionData, expires_at: Timestamp) -> Result<Record> {
         let mut record = Record::with_deadline(id, data, self.clock.now(), expires_at);
-        self.store.create_with_fresh_id(&mut record).await?;
-        record.version = 1;
+        record.version = self.store.create_with_fresh_id(&mut record).await?;
         Ok(record)
     }
 

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Error, Record, Result, SessionId, SharedClock, Timestamp};
+use crate::{Error, ListingHandle, Record, Result, SessionId, SharedClock, Timestamp};
 
 /// The default limit on a record's data size: 8 MiB (see
 /// [`SessionData::byte_size`](crate::SessionData::byte_size)).
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 8 * 1024 * 1024;
 
-/// How many fresh ids the `*_fresh` helpers try before giving up. A
+/// How many fresh ids the `*_fresh_id` helpers of [`SessionStoreExt`] try
+/// before giving up. A
 /// collision of 128-bit random ids is astronomically unlikely; more than one
 /// in a row means something else is wrong.
 const FRESH_ID_ATTEMPTS: usize = 4;
@@ -35,6 +36,17 @@ const FRESH_ID_ATTEMPTS: usize = 4;
 /// - **Namespace**: a store sees only the records of its own namespace (key
 ///   prefix, table, directory).
 ///
+/// Every method a store must get right is required; the two provided ones
+/// ([`count`](Self::count) and [`import`](Self::import)) are built on the
+/// required ones and correct for any store, a wrapper of another store
+/// included (which may still forward them, to keep the inner store's faster
+/// or atomic version). A store without an owner index answers
+/// [`Error::Unsupported`] from [`owner_sessions`](Self::owner_sessions) and
+/// [`delete_owner_sessions`](Self::delete_owner_sessions). Conveniences
+/// built on the trait ([`SessionStoreExt::create_with_fresh_id`],
+/// [`SessionStoreExt::rotate_to_fresh_id`]) are in [`SessionStoreExt`],
+/// which every store has.
+///
 /// The trait is object safe: `Arc<dyn SessionStore>` is a store too.
 #[async_trait]
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
@@ -45,13 +57,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     fn clock(&self) -> SharedClock;
 
     /// Inserts a new record with version 1 (the record's own `version` is
-    /// ignored).
+    /// ignored) and returns the version it stored, 1, as every write tells
+    /// its caller the version it wrote.
     ///
     /// Never overwrites a live record: when one exists under `record.id`,
     /// returns [`Error::IdCollision`] and changes nothing. The check and the
     /// write are one atomic step. An expired record under the id is
     /// replaced.
-    async fn create(&self, record: &Record) -> Result<()>;
+    async fn create(&self, record: &Record) -> Result<u64>;
 
     /// The record under `id` if it is live, else `None`.
     async fn load(&self, id: &SessionId) -> Result<Option<Record>>;
@@ -102,60 +115,37 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// by themselves (Redis TTLs) counts only what it removed itself.
     async fn purge_expired(&self) -> Result<u64>;
 
-    /// The number of live records in this store's namespace.
-    async fn count(&self) -> Result<u64> {
-        Ok(self.ids().await?.len() as u64)
-    }
-
-    /// The ids of every live record in this store's namespace, in no
-    /// particular order.
-    ///
-    /// A listing (this and [`owner_sessions`](Self::owner_sessions))
-    /// answers *handles*: on a store that keeps ids as they are, the ids
-    /// themselves; on a store that keeps only a hash of each id (ids hashed
-    /// at rest, `at_rest::Protected`), the stored hashes, which are no
-    /// cookie values: [`load_listed`](Self::load_listed) and
-    /// [`delete_listed`](Self::delete_listed) take them, [`load`](Self::load)
-    /// of a handle finds nothing, and
-    /// [`listing_handle`](Self::listing_handle) names the handle of a known
-    /// id.
-    async fn ids(&self) -> Result<Vec<SessionId>>;
+    /// The handles of every live record in this store's namespace, in no
+    /// particular order (see [`ListingHandle`]: the ids themselves on a
+    /// store that keeps ids as they are, the stored hashes on one that
+    /// hashes ids at rest).
+    async fn ids(&self) -> Result<Vec<ListingHandle>>;
 
     /// The handle under which listings name the session `id` (see
-    /// [`ids`](Self::ids)): `id` itself by default, its stored hash on a
-    /// store that hashes ids at rest.
-    ///
-    /// A store that wraps another (a cache, a metrics layer) forwards this,
-    /// [`load_listed`](Self::load_listed) and
-    /// [`delete_listed`](Self::delete_listed) to it, as it forwards
-    /// `ids`: the defaults are right only for a store whose handles are
-    /// its ids.
-    fn listing_handle(&self, id: &SessionId) -> SessionId {
-        *id
-    }
+    /// [`ListingHandle`]): `ListingHandle::from_stored(*id)` on a store that
+    /// keeps ids as they are, the stored hash on one that hashes ids. A
+    /// store that wraps another forwards it (or maps it, if it changes how
+    /// ids are stored).
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle;
 
-    /// The live record a listing named `handle` (see [`ids`](Self::ids)),
-    /// or `None`; its `id` is the handle. The default is
-    /// [`load`](Self::load), for stores whose handles are the ids.
-    async fn load_listed(&self, handle: &SessionId) -> Result<Option<Record>> {
-        self.load(handle).await
-    }
+    /// The live record a listing named `handle`, or `None`. On a store that
+    /// keeps ids as they are it is [`load`](Self::load) of
+    /// `handle.stored()`; on one that hashes ids, the record's `id` is the
+    /// stored hash (the store does not know the id itself).
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>>;
 
-    /// Removes the record a listing named `handle` (see [`ids`](Self::ids)):
-    /// how a "your devices" page ends one device. The default is
-    /// [`delete`](Self::delete), for stores whose handles are the ids.
-    async fn delete_listed(&self, handle: &SessionId) -> Result<()> {
-        self.delete(handle).await
-    }
+    /// Removes the record a listing named `handle` (how a "your devices"
+    /// page ends one device); an absent one is not an error. On a store
+    /// that keeps ids as they are it is [`delete`](Self::delete) of
+    /// `handle.stored()`.
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()>;
 
     /// Removes every record of this store's namespace, and nothing outside it.
     async fn clear(&self) -> Result<()>;
 
-    /// The ids of the live sessions whose record names `owner` (see
+    /// The handles of the live sessions whose record names `owner` (see
     /// [`Record::owner`]), in no particular order: a "your devices" page, or
-    /// what "log out everywhere" is about to end. Like [`ids`](Self::ids),
-    /// it answers handles: the ids themselves unless the store hashes ids at
-    /// rest.
+    /// what "log out everywhere" is about to end.
     ///
     /// A store with an owner index keeps it in the same atomic step as the
     /// write, delete, rotate, purge or eviction that changes a record's
@@ -166,12 +156,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// entries, but filters every one out of every answer and removes them
     /// when it purges.
     ///
-    /// The default answers [`Error::Unsupported`]: a store without an owner
-    /// index.
-    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
-        let _ = owner;
-        Err(Error::Unsupported("an owner index"))
-    }
+    /// A store without an owner index answers [`Error::Unsupported`].
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>>;
 
     /// Deletes every session whose record names `owner`, except `keep` when
     /// given (the current device), and returns how many live sessions it
@@ -180,10 +166,13 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// may survive it; every session that existed before it began is gone
     /// when it returns.
     ///
-    /// The default answers [`Error::Unsupported`].
-    async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
-        let _ = (owner, keep);
-        Err(Error::Unsupported("an owner index"))
+    /// A store without an owner index answers [`Error::Unsupported`].
+    async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64>;
+
+    /// The number of live records in this store's namespace. The default
+    /// counts [`ids`](Self::ids).
+    async fn count(&self) -> Result<u64> {
+        Ok(self.ids().await?.len() as u64)
     }
 
     /// Copies `record` in from another store (a migration), keeping its
@@ -212,7 +201,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
             Some(existing) if existing.version >= record.version => return Ok(false),
             Some(existing) => existing.version,
             None => match self.create(record).await {
-                Ok(()) => 1,
+                Ok(version) => version,
                 Err(Error::IdCollision { id }) => return Err(Error::Conflict { id, expected: 0 }),
                 Err(e) => return Err(e),
             },
@@ -224,11 +213,16 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         }
         Ok(true)
     }
+}
 
+/// Conveniences every store has, built on [`SessionStore`] (like
+/// object_store's `ObjectStoreExt`): no store implements or overrides them.
+#[async_trait]
+pub trait SessionStoreExt: SessionStore {
     /// Creates `record`, drawing a fresh id on the (astronomically unlikely)
     /// collision with a live record; `record.id` holds the id that was
-    /// stored.
-    async fn create_with_fresh_id(&self, record: &mut Record) -> Result<()> {
+    /// stored. Returns the version stored (1).
+    async fn create_with_fresh_id(&self, record: &mut Record) -> Result<u64> {
         let mut last = None;
         for _ in 0..FRESH_ID_ATTEMPTS {
             match self.create(record).await {
@@ -261,6 +255,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+impl<S: SessionStore + ?Sized> SessionStoreExt for S {}
+
 macro_rules! forward_store {
     ($($ty:ty),*) => {$(
         // Every method is forwarded, those with a default too, so that a
@@ -272,19 +268,13 @@ macro_rules! forward_store {
             fn clock(&self) -> SharedClock {
                 (**self).clock()
             }
-            async fn create_with_fresh_id(&self, record: &mut Record) -> Result<()> {
-                (**self).create_with_fresh_id(record).await
-            }
-            async fn rotate_to_fresh_id(&self, old: &SessionId) -> Result<Option<SessionId>> {
-                (**self).rotate_to_fresh_id(old).await
-            }
-            async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+            async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
                 (**self).owner_sessions(owner).await
             }
             async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {
                 (**self).delete_owner_sessions(owner, keep).await
             }
-            async fn create(&self, record: &Record) -> Result<()> {
+            async fn create(&self, record: &Record) -> Result<u64> {
                 (**self).create(record).await
             }
             async fn import(&self, record: &Record) -> Result<bool> {
@@ -314,19 +304,19 @@ macro_rules! forward_store {
             async fn count(&self) -> Result<u64> {
                 (**self).count().await
             }
-            async fn ids(&self) -> Result<Vec<SessionId>> {
+            async fn ids(&self) -> Result<Vec<ListingHandle>> {
                 (**self).ids().await
             }
             async fn clear(&self) -> Result<()> {
                 (**self).clear().await
             }
-            fn listing_handle(&self, id: &SessionId) -> SessionId {
+            fn listing_handle(&self, id: &SessionId) -> ListingHandle {
                 (**self).listing_handle(id)
             }
-            async fn load_listed(&self, handle: &SessionId) -> Result<Option<Record>> {
+            async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
                 (**self).load_listed(handle).await
             }
-            async fn delete_listed(&self, handle: &SessionId) -> Result<()> {
+            async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
                 (**self).delete_listed(handle).await
             }
         }

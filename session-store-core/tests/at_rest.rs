@@ -76,7 +76,7 @@ fn the_inner_store_sees_neither_the_id_nor_the_data_nor_the_owner() {
         let handles = store.owner_sessions("alice@example.com").await.unwrap();
         assert_eq!(handles, [store.listing_handle(&r.id)]);
         assert_eq!(store.ids().await.unwrap(), handles);
-        assert!(store.load(&handles[0]).await.unwrap().is_none());
+        assert!(store.load(&handles[0].stored()).await.unwrap().is_none());
         assert_eq!(store.load_listed(&handles[0]).await.unwrap().unwrap().data, r.data);
         store.delete_listed(&handles[0]).await.unwrap();
         assert!(store.load(&r.id).await.unwrap().is_none());

@@ -160,8 +160,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use session_store_core::{
-    DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
-    codec::check_size, system_clock,
+    DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp,
+    async_trait, codec::check_size, system_clock,
 };
 
 pub use session_store_core::blocking::Blocking;
@@ -454,7 +454,7 @@ impl SessionStore for FileStore {
         Arc::clone(&self.inner.disk.clock)
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         check_size(&record.data, self.inner.disk.max_record_bytes)?;
         let record = record.clone();
         self.change(record.id, true, move |disk, place| {
@@ -465,6 +465,7 @@ impl SessionStore for FileStore {
             write_indexed(disk, place, &record, 1, stored.as_ref())
         })
         .await
+        .map(|()| 1)
     }
 
     /// A read of one file, which takes no lock: on a multi-threaded
@@ -623,13 +624,25 @@ impl SessionStore for FileStore {
         .await
     }
 
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         self.run(|disk| {
             let mut ids = Vec::new();
-            visit_live(disk, |id| ids.push(id))?;
+            visit_live(disk, |id| ids.push(ListingHandle::from_stored(id)))?;
             Ok(ids)
         })
         .await
+    }
+
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle {
+        ListingHandle::from_stored(*id)
+    }
+
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
+        self.load(&handle.stored()).await
+    }
+
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.delete(&handle.stored()).await
     }
 
     async fn clear(&self) -> Result<()> {
@@ -664,9 +677,10 @@ impl SessionStore for FileStore {
         })
         .await
     }
-    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
         let owner = owner.to_owned();
-        self.run(move |disk| disk.owner_sessions(&owner)).await
+        let ids = self.run(move |disk| disk.owner_sessions(&owner)).await?;
+        Ok(ids.into_iter().map(ListingHandle::from_stored).collect())
     }
 
     async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {

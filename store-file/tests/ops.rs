@@ -140,7 +140,13 @@ async fn purge_removes_expired_records_and_temporary_files_of_dead_writers() {
     assert_eq!(store.purge_expired().await.unwrap(), 0);
     assert!(!in_flight.exists(), "once its writer is gone, it goes too");
     assert!(foreign.exists());
-    let mut ids = store.ids().await.unwrap();
+    let mut ids = store
+        .ids()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.stored())
+        .collect::<Vec<_>>();
     ids.sort();
     live.sort();
     assert_eq!(ids, live);
@@ -183,7 +189,16 @@ async fn temporary_files_are_never_loaded() {
     fs::write(path.with_file_name(format!("{}~", r.id)), &bytes).unwrap();
     assert!(store.load(&r.id).await.unwrap().is_none());
     assert_eq!(store.count().await.unwrap(), 0);
-    assert!(store.ids().await.unwrap().is_empty());
+    assert!(
+        store
+            .ids()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +259,16 @@ async fn an_undecodable_file_is_an_error_for_that_record_only() {
         assert_eq!(fs::read(&path).unwrap(), garbage, "nothing changed");
         assert_eq!(n_of(&store.load(&good.id).await.unwrap().unwrap()), 2);
         assert_eq!(store.count().await.unwrap(), 1);
-        assert_eq!(store.ids().await.unwrap(), vec![good.id]);
+        assert_eq!(
+            store
+                .ids()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| h.stored())
+                .collect::<Vec<_>>(),
+            vec![good.id]
+        );
         clock.advance(Duration::from_secs(20));
         // Purge reads only the header: a file whose header still decodes
         // (a truncated or extended record) holds a deadline that has passed,

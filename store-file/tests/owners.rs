@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use session_store_conformance::fixtures::{RecordBuilder, start_clock as clock};
-use session_store_core::{Clock, ManualClock, Record, SessionId, SessionStore};
+use session_store_core::{Clock, ManualClock, Record, SessionId, SessionStore, SessionStoreExt};
 use session_store_file::FileStore;
 
 fn store(dir: &Path, clock: &ManualClock) -> FileStore {
@@ -42,7 +42,15 @@ async fn a_create_makes_an_owner_only_marker_and_an_unowned_record_none() {
     assert_eq!(mode(&marker), 0o600);
     assert_eq!(mode(marker.parent().unwrap()), 0o700);
     assert_eq!(mode(marker.parent().unwrap().parent().unwrap()), 0o700);
-    assert_eq!(s.owner_sessions("alice").await.unwrap(), vec![r.id]);
+    assert_eq!(
+        s.owner_sessions("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![r.id]
+    );
 
     let mut plain = RecordBuilder::new(clock.now()).ttl(HOUR).n(2).build();
     plain.owner = None;
@@ -116,7 +124,15 @@ async fn rotate_and_an_owner_change_move_the_marker() {
     moved.owner = None;
     s.save(&moved).await.unwrap();
     assert!(!s.marker_path("bob", &new).exists(), "bob's marker stayed");
-    assert!(s.owner_sessions("bob").await.unwrap().is_empty());
+    assert!(
+        s.owner_sessions("bob")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
 }
 
 /// A delete leaves its marker; reads filter it; purge removes it (and the
@@ -146,8 +162,24 @@ async fn stale_markers_are_filtered_by_reads_and_removed_by_purge() {
     fs::write(&planted, b"").unwrap();
 
     clock.advance(Duration::from_secs(1));
-    assert_eq!(s.owner_sessions("alice").await.unwrap(), vec![kept.id]);
-    assert_eq!(s.owner_sessions("bob").await.unwrap(), vec![bobs.id]);
+    assert_eq!(
+        s.owner_sessions("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![kept.id]
+    );
+    assert_eq!(
+        s.owner_sessions("bob")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![bobs.id]
+    );
 
     assert_eq!(s.purge_expired().await.unwrap(), 1);
     assert!(!stale.exists(), "purge left the deleted session's marker");
@@ -168,12 +200,28 @@ async fn stale_markers_are_filtered_by_reads_and_removed_by_purge() {
     let alice_dir = s.marker_path("alice", &kept.id).parent().unwrap().to_owned();
     s.purge_expired().await.unwrap();
     assert!(!alice_dir.exists(), "purge left an empty owner directory");
-    assert_eq!(s.owner_sessions("bob").await.unwrap(), vec![bobs.id]);
+    assert_eq!(
+        s.owner_sessions("bob")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![bobs.id]
+    );
 
     // A new login of alice makes her directory again.
     let again = owned(&clock, "alice", HOUR);
     s.create(&again).await.unwrap();
-    assert_eq!(s.owner_sessions("alice").await.unwrap(), vec![again.id]);
+    assert_eq!(
+        s.owner_sessions("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![again.id]
+    );
 
     // Clear removes every marker with the records.
     s.clear().await.unwrap();
@@ -196,9 +244,25 @@ async fn a_touch_restores_a_missing_marker() {
     let r = owned(&clock, "dave", HOUR);
     s.create(&r).await.unwrap();
     fs::remove_file(s.marker_path("dave", &r.id)).unwrap();
-    assert!(s.owner_sessions("dave").await.unwrap().is_empty());
+    assert!(
+        s.owner_sessions("dave")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
     assert!(s.touch(&r.id, r.expires_at).await.unwrap());
-    assert_eq!(s.owner_sessions("dave").await.unwrap(), vec![r.id]);
+    assert_eq!(
+        s.owner_sessions("dave")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![r.id]
+    );
     assert_eq!(s.delete_owner_sessions("dave", None).await.unwrap(), 1);
     assert!(s.load(&r.id).await.unwrap().is_none());
 }
@@ -242,6 +306,14 @@ async fn a_revoke_follows_a_session_rotated_while_it_runs() {
             s.load(&last).await.unwrap().is_none(),
             "round {round}: the rotated session survived"
         );
-        assert!(s.owner_sessions("erin").await.unwrap().is_empty());
+        assert!(
+            s.owner_sessions("erin")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| h.stored())
+                .collect::<Vec<_>>()
+                .is_empty()
+        );
     }
 }

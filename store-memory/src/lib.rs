@@ -49,8 +49,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use session_store_core::{
-    DEFAULT_MAX_RECORD_BYTES, Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
-    codec::check_size, system_clock,
+    DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp,
+    async_trait, codec::check_size, system_clock,
 };
 
 /// The number of records a store keeps by default (see
@@ -438,7 +438,7 @@ impl SessionStore for MemoryStore {
         Arc::clone(&self.inner.clock)
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         check_size(&record.data, self.inner.max_record_bytes)?;
         let now = self.now();
         let mut shard = self.shard(&record.id).write();
@@ -446,7 +446,7 @@ impl SessionStore for MemoryStore {
             return Err(Error::IdCollision { id: record.id });
         }
         self.write_new(&mut shard, record, 1, now);
-        Ok(())
+        Ok(1)
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -567,14 +567,32 @@ impl SessionStore for MemoryStore {
         Ok(live as u64)
     }
 
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         let now = self.now();
         let mut ids = Vec::new();
         for shard in &self.inner.shards {
             let shard = shard.read();
-            ids.extend(shard.map.values().filter(|r| r.is_live_at(now)).map(|r| r.id));
+            ids.extend(
+                shard
+                    .map
+                    .values()
+                    .filter(|r| r.is_live_at(now))
+                    .map(|r| ListingHandle::from_stored(r.id)),
+            );
         }
         Ok(ids)
+    }
+
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle {
+        ListingHandle::from_stored(*id)
+    }
+
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
+        self.load(&handle.stored()).await
+    }
+
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.delete(&handle.stored()).await
     }
 
     async fn clear(&self) -> Result<()> {
@@ -584,13 +602,17 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
         let now = self.now();
         let mut ids = Vec::new();
         for shard in &self.inner.shards {
             let shard = shard.read();
             if let Some(keys) = shard.by_owner.get(owner) {
-                ids.extend(keys.iter().filter_map(|key| shard.live(*key, now)).map(|r| r.id));
+                ids.extend(
+                    keys.iter()
+                        .filter_map(|key| shard.live(*key, now))
+                        .map(|r| ListingHandle::from_stored(r.id)),
+                );
             }
         }
         Ok(ids)

@@ -90,7 +90,8 @@ pub use deadpool_postgres;
 pub use tokio_postgres;
 
 use session_store_core::{
-    Error, Fingerprint, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec,
+    Error, Fingerprint, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
+    codec,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -193,10 +194,10 @@ fn id_of(row: &Row) -> std::result::Result<SessionId, Fingerprint> {
 
 /// The ids of `rows`, skipping (with a warning naming its fingerprint) a
 /// row whose id column holds no session id: a row this store never wrote.
-fn ids_of(rows: &[Row], table: &str, what: &str) -> Vec<SessionId> {
+fn ids_of(rows: &[Row], table: &str, what: &str) -> Vec<ListingHandle> {
     rows.iter()
         .filter_map(|row| match id_of(row) {
-            Ok(id) => Some(id),
+            Ok(id) => Some(ListingHandle::from_stored(id)),
             Err(fingerprint) => {
                 tracing::warn!(table, id = %fingerprint, "{what} skipped a row whose id column holds no valid session id");
                 None
@@ -229,7 +230,7 @@ impl SessionStore for PostgresStore {
         Arc::clone(&self.inner.clock)
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         let s = &*self.inner;
         codec::check_size(&record.data, s.max_record_bytes)?;
         let body = codec::encode_body(record)?;
@@ -245,7 +246,7 @@ impl SessionStore for PostgresStore {
         if created == 0 {
             return Err(Error::IdCollision { id: record.id });
         }
-        Ok(())
+        Ok(1)
     }
 
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -415,7 +416,7 @@ impl SessionStore for PostgresStore {
         Ok(n.max(0) as u64)
     }
 
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         let s = &*self.inner;
         let rows = s
             .conn
@@ -425,6 +426,18 @@ impl SessionStore for PostgresStore {
             })
             .await?;
         Ok(ids_of(&rows, &s.names.table, "ids"))
+    }
+
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle {
+        ListingHandle::from_stored(*id)
+    }
+
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
+        self.load(&handle.stored()).await
+    }
+
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.delete(&handle.stored()).await
     }
 
     async fn clear(&self) -> Result<()> {
@@ -438,7 +451,7 @@ impl SessionStore for PostgresStore {
             .await
     }
 
-    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
         let s = &*self.inner;
         let rows = s
             .conn

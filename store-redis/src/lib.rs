@@ -136,7 +136,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
-use session_store_core::{Error, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec};
+use session_store_core::{
+    Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec,
+};
 
 pub use builder::RedisStoreBuilder;
 use builder::Target;
@@ -346,12 +348,12 @@ impl SessionStore for RedisStore {
         Arc::clone(&self.inner.clock)
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         let created: i64 = self
             .write("creating a session", &self.inner.scripts.create, record, &[])
             .await?;
         if created == 1 {
-            Ok(())
+            Ok(1)
         } else {
             Err(Error::IdCollision { id: record.id })
         }
@@ -533,7 +535,7 @@ impl SessionStore for RedisStore {
         Ok(self.ids().await?.len() as u64)
     }
 
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         let mut op = PageOp::Ids(self.now(), Vec::new());
         self.scan(&mut op).await?;
         let PageOp::Ids(_, mut ids) = op else {
@@ -543,7 +545,19 @@ impl SessionStore for RedisStore {
         // counts once.
         ids.sort_unstable();
         ids.dedup();
-        Ok(ids)
+        Ok(ids.into_iter().map(ListingHandle::from_stored).collect())
+    }
+
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle {
+        ListingHandle::from_stored(*id)
+    }
+
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
+        self.load(&handle.stored()).await
+    }
+
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.delete(&handle.stored()).await
     }
 
     async fn clear(&self) -> Result<()> {
@@ -551,8 +565,9 @@ impl SessionStore for RedisStore {
         self.scan(&mut PageOp::ClearOwners).await
     }
 
-    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
-        self.list_owner(owner).await
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
+        let ids = self.list_owner(owner).await?;
+        Ok(ids.into_iter().map(ListingHandle::from_stored).collect())
     }
 
     async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64> {

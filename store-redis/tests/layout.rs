@@ -76,7 +76,17 @@ async fn glob_characters_in_a_prefix_are_literal(target: &Target) {
     clock.advance(Duration::from_millis(10));
     for s in &stores {
         assert_eq!(s.count().await.unwrap(), 3, "{s:?}");
-        assert_eq!(s.ids().await.unwrap().len(), 3, "{s:?}");
+        assert_eq!(
+            s.ids()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| h.stored())
+                .collect::<Vec<_>>()
+                .len(),
+            3,
+            "{s:?}"
+        );
     }
     stores[0].clear().await.unwrap();
     assert_eq!(stores[3].purge_expired().await.unwrap(), 1);
@@ -256,8 +266,26 @@ async fn the_owner_set_follows_writes_and_outlives_its_records(target: &Target) 
         assert_eq!(members(&mut raw, &alice).await, vec![rotated], "exact on one server");
         assert!(members(&mut raw, &bob).await.is_empty(), "exact on one server");
     }
-    assert_eq!(store.owner_sessions("alice").await.unwrap(), vec![rotated]);
-    assert!(store.owner_sessions("bob").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .owner_sessions("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![rotated]
+    );
+    assert!(
+        store
+            .owner_sessions("bob")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
     store.clear().await.unwrap();
     let exists: i64 = raw.query(redis::cmd("EXISTS").arg(&alice)).await.unwrap();
     assert_eq!(exists, 0, "clear removes the owner sets");
@@ -290,7 +318,16 @@ async fn stale_owner_entries_are_filtered_by_reads_and_dropped_by_purge(target: 
         .query(redis::cmd("HSET").arg(store.key(&foreign.id)).arg("o").arg(&decoy))
         .await
         .unwrap();
-    assert_eq!(store.owner_sessions("carol").await.unwrap(), vec![live.id]);
+    assert_eq!(
+        store
+            .owner_sessions("carol")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![live.id]
+    );
     store.delete(&foreign.id).await.unwrap();
     let kept: String = raw.query(redis::cmd("GET").arg(&decoy)).await.unwrap();
     assert_eq!(kept, "keep me");
@@ -309,7 +346,16 @@ async fn stale_owner_entries_are_filtered_by_reads_and_dropped_by_purge(target: 
         "purge drops every stale entry"
     );
     assert_eq!(store.delete_owner_sessions("carol", None).await.unwrap(), 1);
-    assert!(store.owner_sessions("carol").await.unwrap().is_empty());
+    assert!(
+        store
+            .owner_sessions("carol")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>()
+            .is_empty()
+    );
     let _: i64 = raw.query(redis::cmd("DEL").arg(&decoy)).await.unwrap();
     store.clear().await.unwrap();
 }

@@ -56,8 +56,8 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use session_store_core::{
-    DEFAULT_MAX_RECORD_BYTES, Error, Fingerprint, Record, Result, SessionId, SessionStore, SharedClock, Timestamp,
-    async_trait, codec, system_clock,
+    DEFAULT_MAX_RECORD_BYTES, Error, Fingerprint, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock,
+    Timestamp, async_trait, codec, system_clock,
 };
 
 pub use session_store_core::blocking::Blocking;
@@ -694,7 +694,7 @@ impl SessionStore for SqliteStore {
         Arc::clone(&self.inner.clock)
     }
 
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         codec::check_size(&record.data, self.inner.max_record_bytes)?;
         let body = codec::encode_body(record)?;
         let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
@@ -710,7 +710,7 @@ impl SessionStore for SqliteStore {
         if created == 0 {
             return Err(Error::IdCollision { id: record.id });
         }
-        Ok(())
+        Ok(1)
     }
 
     /// A point read, so on a multi-threaded runtime it runs on the calling
@@ -943,7 +943,7 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<ListingHandle>> {
         self.run(move |s| {
             s.read("ids", |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.ids)?;
@@ -953,7 +953,7 @@ impl SessionStore for SqliteStore {
                     let value = row.get_ref(0)?;
                     let parsed = id_of(value);
                     match parsed {
-                        Some(id) => ids.push(id),
+                        Some(id) => ids.push(ListingHandle::from_stored(id)),
                         // A row this store never wrote (another program, a
                         // damaged file): not a record, so it is skipped, and
                         // every valid row is still listed. Logged by its
@@ -987,7 +987,19 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn owner_sessions(&self, owner: &str) -> Result<Vec<SessionId>> {
+    fn listing_handle(&self, id: &SessionId) -> ListingHandle {
+        ListingHandle::from_stored(*id)
+    }
+
+    async fn load_listed(&self, handle: &ListingHandle) -> Result<Option<Record>> {
+        self.load(&handle.stored()).await
+    }
+
+    async fn delete_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.delete(&handle.stored()).await
+    }
+
+    async fn owner_sessions(&self, owner: &str) -> Result<Vec<ListingHandle>> {
         let owner = owner.to_owned();
         self.run(move |s| {
             s.read("owner_sessions", |c, now| {
@@ -996,7 +1008,7 @@ impl SessionStore for SqliteStore {
                 let mut ids = Vec::new();
                 while let Some(row) = rows.next()? {
                     if let Some(id) = id_of(row.get_ref(0)?) {
-                        ids.push(id);
+                        ids.push(ListingHandle::from_stored(id));
                     }
                 }
                 Ok(ids)

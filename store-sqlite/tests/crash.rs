@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use session_store_core::{Clock, Expiry, Record, SessionData, SessionId, SessionStore, SystemClock};
+use session_store_core::{Clock, Expiry, Record, SessionData, SessionId, SessionStore, SessionStoreExt, SystemClock};
 use session_store_sqlite::SqliteStore;
 
 const TEST: &str = "killed_writer_loses_no_acknowledged_write";
@@ -154,7 +154,16 @@ fn child(db: &str) {
     let expiry = Expiry::OnInactivity(Duration::from_secs(3600));
     rt.block_on(async {
         let mut working: Vec<Record> = Vec::new();
-        for id in store.ids().await.unwrap().into_iter().take(WORKING_SET) {
+        for id in store
+            .ids()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .take(WORKING_SET)
+        {
             let r = store.load(&id).await.unwrap().unwrap();
             println!("SAW {} {}", r.id, r.version);
             working.push(r);

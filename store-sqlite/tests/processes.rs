@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use session_store_core::{Clock, Expiry, Record, SessionData, SessionId, SessionStore, SystemClock};
+use session_store_core::{Clock, Expiry, Record, SessionData, SessionId, SessionStore, SessionStoreExt, SystemClock};
 use session_store_sqlite::SqliteStore;
 
 const TEST: &str = "two_processes_share_one_file";

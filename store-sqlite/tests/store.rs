@@ -44,7 +44,13 @@ async fn purge_counts_and_spares_live(batch_time: Duration) {
     assert_eq!(store.count().await.unwrap(), 25);
     assert_eq!(store.purge_expired().await.unwrap(), 75);
     assert_eq!(store.purge_expired().await.unwrap(), 0);
-    let mut ids = store.ids().await.unwrap();
+    let mut ids = store
+        .ids()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.stored())
+        .collect::<Vec<_>>();
     ids.sort();
     live.sort();
     assert_eq!(ids, live);
@@ -136,7 +142,16 @@ async fn a_version_1_table_migrates_to_the_owner_index_keeping_its_records() {
     let mut owned = record(clock.now(), MINUTE, 2);
     owned.owner = Some("alice".into());
     store.create(&owned).await.unwrap();
-    assert_eq!(store.owner_sessions("alice").await.unwrap(), vec![owned.id]);
+    assert_eq!(
+        store
+            .owner_sessions("alice")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![owned.id]
+    );
     let plan: String = raw(&db.path)
         .query_row(
             "EXPLAIN QUERY PLAN SELECT id FROM \"sessions\" WHERE owner = 'alice' AND expires_at > 0",
@@ -197,7 +212,16 @@ async fn corrupt_rows_fail_alone_and_never_panic() {
         [],
     )
     .unwrap();
-    assert_eq!(store.ids().await.unwrap(), vec![good.id]);
+    assert_eq!(
+        store
+            .ids()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.stored())
+            .collect::<Vec<_>>(),
+        vec![good.id]
+    );
     assert_eq!(store.count().await.unwrap(), 2);
 }
 

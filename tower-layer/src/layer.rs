@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
-use session_store_core::{Error, Expiry, SessionStore, Sessions};
 #[cfg(feature = "cookie")]
 use session_store_core::CookieSessions;
+use session_store_core::{Error, Expiry, SessionStore, Sessions};
 
 #[cfg(not(feature = "cookie"))]
 use crate::cookie_off::CookieSessions;

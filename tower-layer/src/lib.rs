@@ -122,9 +122,9 @@
 //!
 //! [`Session::log_in`] records an owner; [`Session::owner_sessions`] lists
 //! that owner's live sessions, [`Session::log_out_everywhere`] and
-//! [`Session::log_out_other_sessions`] end them. A listed record's `id` is
-//! a *listing handle*: the session id, or its stored hash on a store that
-//! hashes ids at rest
+//! [`Session::log_out_other_sessions`] end them. A listed session is named
+//! by a [`ListingHandle`]: the session id, or its stored hash on a store
+//! that hashes ids at rest
 //! ([`at_rest::Protected`](session_store_core::at_rest::Protected)), so it
 //! is never compared with the cookie's id: [`Session::is_current`] marks
 //! this device, and [`Session::listing_fingerprint`] is the fingerprint the
@@ -136,9 +136,9 @@
 //!
 //! async fn devices(session: Session) -> Result<String, SessionError> {
 //!     let mut page = String::new();
-//!     for record in session.owner_sessions().await? {
-//!         let this = if session.is_current(&record).await? { " (this device)" } else { "" };
-//!         page.push_str(&format!("{}{this}\n", record.id.fingerprint()));
+//!     for listed in session.owner_sessions().await? {
+//!         let this = if session.is_current(&listed).await? { " (this device)" } else { "" };
+//!         page.push_str(&format!("{}{this}\n", listed.handle.fingerprint()));
 //!     }
 //!     Ok(page)
 //! }
@@ -186,8 +186,8 @@ pub use session_store_core::CookieSessions;
 #[cfg(feature = "cookie")]
 pub use session_store_core::seal::KeyRing;
 pub use session_store_core::{
-    Clock, Committed, Error, Expiry, Fingerprint, ManualClock, Record, SessionData, SessionId, SessionStore, Sessions,
-    SharedClock, SystemClock, Timestamp,
+    Clock, Committed, Error, Expiry, Fingerprint, ListedSession, ListingHandle, ManualClock, Record, SessionData,
+    SessionId, SessionStore, Sessions, SharedClock, SystemClock, Timestamp,
 };
 
 /// The README's example, compiled as a doctest so it cannot go stale.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 #[cfg(feature = "cookie")]
 use session_store_core::CookieCommit;
-use session_store_core::{Error, Expiry, Fingerprint, SessionId, Timestamp};
+use session_store_core::{Error, Expiry, Fingerprint, ListedSession, ListingHandle, SessionId, Timestamp};
 
 #[cfg(not(feature = "cookie"))]
 use crate::cookie_off::CookieCommit;
@@ -392,21 +392,20 @@ impl Session {
     /// The live sessions of this session's owner (a "your devices" page);
     /// empty when it is not logged in.
     ///
-    /// Each record's `id` is a *listing handle*
-    /// ([`SessionStore::ids`](session_store_core::SessionStore::ids)): the
-    /// session id on a store that keeps ids as they are, its stored hash on
-    /// a store that hashes ids at rest
-    /// ([`at_rest::Protected`](session_store_core::at_rest::Protected)).
-    /// Never compare it with this session's id or
-    /// [`fingerprint`](Self::fingerprint): [`is_current`](Self::is_current)
-    /// says which record is this session, and
-    /// [`listing_fingerprint`](Self::listing_fingerprint) is the fingerprint
-    /// to show next to the records' `id.fingerprint()`.
+    /// Each is named by its [`ListingHandle`]: the session id on a store
+    /// that keeps ids as they are, its stored hash on a store that hashes
+    /// ids at rest
+    /// ([`at_rest::Protected`](session_store_core::at_rest::Protected));
+    /// never the cookie's id. [`is_current`](Self::is_current) says which
+    /// one is this session, [`listing_fingerprint`](Self::listing_fingerprint)
+    /// is the fingerprint to show next to the others'
+    /// `handle.fingerprint()`, and [`end_listed`](Self::end_listed) ends
+    /// one.
     ///
     /// # Errors
     ///
     /// The store failed, or keeps no owner index ([`Error::Unsupported`]).
-    pub async fn owner_sessions(&self) -> Result<Vec<session_store_core::Record>> {
+    pub async fn owner_sessions(&self) -> Result<Vec<ListedSession>> {
         self.with(async |config, s, _| match (&config.mode, s.owner()) {
             (Mode::Cookie(_), _) => Err(self.error(Error::Unsupported(crate::layer::NO_SERVER_SIDE), fingerprint(s))),
             (Mode::Store(sessions), Some(owner)) => sessions
@@ -476,7 +475,7 @@ impl Session {
     /// ([`SessionStore::listing_handle`](session_store_core::SessionStore::listing_handle)),
     /// the same as [`fingerprint`](Self::fingerprint) on a store that keeps
     /// ids as they are, the fingerprint of the stored hash on a store that
-    /// hashes ids at rest. It is what `record.id.fingerprint()` shows for
+    /// hashes ids at rest. It is what `handle.fingerprint()` shows for
     /// this session among [`owner_sessions`](Self::owner_sessions). `None`
     /// while the session is not stored, and in cookie mode (no listings).
     ///
@@ -484,22 +483,42 @@ impl Session {
     ///
     /// The store failed to load the session.
     pub async fn listing_fingerprint(&self) -> Result<Option<Fingerprint>> {
-        self.with(async |config, s, _| Ok(listing_handle(config, s).map(SessionId::fingerprint)))
+        self.with(async |config, s, _| Ok(listing_handle(config, s).map(ListingHandle::fingerprint)))
             .await
     }
 
-    /// Whether `record`, one of [`owner_sessions`](Self::owner_sessions),
-    /// is this session (its `id` is this session's listing handle: an exact
-    /// comparison, with ids hashed at rest or not). How a "your devices"
-    /// page marks the current device. `false` while the session is not
-    /// stored, and in cookie mode.
+    /// Whether `listed`, one of [`owner_sessions`](Self::owner_sessions),
+    /// is this session (its handle is this session's listing handle: an
+    /// exact comparison, with ids hashed at rest or not). How a "your
+    /// devices" page marks the current device. `false` while the session is
+    /// not stored, and in cookie mode.
     ///
     /// # Errors
     ///
     /// The store failed to load the session.
-    pub async fn is_current(&self, record: &session_store_core::Record) -> Result<bool> {
-        self.with(async |config, s, _| Ok(listing_handle(config, s) == Some(record.id)))
+    pub async fn is_current(&self, listed: &ListedSession) -> Result<bool> {
+        self.with(async |config, s, _| Ok(listing_handle(config, s) == Some(listed.handle)))
             .await
+    }
+
+    /// Ends the session a listing named `handle` (a "log out this device"
+    /// button next to one of [`owner_sessions`](Self::owner_sessions));
+    /// an absent one is no error. Ending this session itself is
+    /// [`end`](Self::end), which also clears the cookie.
+    ///
+    /// # Errors
+    ///
+    /// The store failed, or cookie mode ([`Error::Unsupported`]).
+    pub async fn end_listed(&self, handle: &ListingHandle) -> Result<()> {
+        self.with(async |config, s, _| {
+            config
+                .store()
+                .map_err(|e| self.error(e, fingerprint(s)))?
+                .end_listed(handle)
+                .await
+                .map_err(|e| self.error(e, fingerprint(s)))
+        })
+        .await
     }
 
     /// Commits the session, if the request used it, and sets or clears
@@ -569,7 +588,7 @@ fn fingerprint(session: &SessionState) -> Option<Fingerprint> {
 
 /// The handle under which the store's listings name `session`, if it is
 /// stored (never in cookie mode, which lists nothing).
-fn listing_handle(config: &Config, session: &SessionState) -> Option<SessionId> {
+fn listing_handle(config: &Config, session: &SessionState) -> Option<ListingHandle> {
     match &config.mode {
         Mode::Store(sessions) => session.id().map(|id| sessions.listing_handle(&id)),
         Mode::Cookie(_) => None,

@@ -39,7 +39,7 @@ async fn devices(session: Session) -> Result<String, SessionError> {
     let mut body = String::new();
     for record in session.owner_sessions().await? {
         let mark = if session.is_current(&record).await? { " *" } else { "" };
-        body.push_str(&format!("{}{mark}\n", record.id.fingerprint()));
+        body.push_str(&format!("{}{mark}\n", record.handle.fingerprint()));
     }
     Ok(body)
 }

@@ -81,7 +81,7 @@ pub async fn at_rest_no_listing_or_stored_byte_holds_a_cookie_value_or_a_data_va
     let listed = store.ids().await.map_err(env.op("ids"))?;
     ensure!(
         env,
-        !listed.contains(&record.id),
+        !listed.contains(&ListingHandle::from_stored(record.id)),
         HIDDEN,
         "ids() answers the cookie value itself, not a handle"
     );
@@ -104,7 +104,7 @@ pub async fn at_rest_no_listing_or_stored_byte_holds_a_cookie_value_or_a_data_va
             HIDDEN,
             "owner_sessions answered {} entries{}, not the one handle",
             owned.len(),
-            if owned.contains(&record.id) {
+            if owned.contains(&ListingHandle::from_stored(record.id)) {
                 ", one of them the cookie value"
             } else {
                 ""
@@ -113,7 +113,11 @@ pub async fn at_rest_no_listing_or_stored_byte_holds_a_cookie_value_or_a_data_va
     }
     ensure!(
         env,
-        store.load(&handle).await.map_err(env.op("load of a handle"))?.is_none(),
+        store
+            .load(&handle.stored())
+            .await
+            .map_err(env.op("load of a handle"))?
+            .is_none(),
         HIDDEN,
         "load of a listed handle found the session: a handle works as a cookie value"
     );

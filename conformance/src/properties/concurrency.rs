@@ -167,7 +167,7 @@ pub async fn racing_creates_on_one_id_have_exactly_one_winner<H: Harness>(harnes
         let mut winners = Vec::new();
         for (attempt, result) in start_together(&env, ONE_CREATE, "a racing create", jobs).await? {
             match result {
-                Ok(()) => winners.push(attempt),
+                Ok(_) => winners.push(attempt),
                 Err(Error::IdCollision { .. }) => {}
                 Err(e) => return Err(env.op("a racing create")(e)),
             }

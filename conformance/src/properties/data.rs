@@ -299,7 +299,7 @@ pub async fn oversized_records_are_refused_and_nothing_is_written<H: Harness>(ha
         }
     };
     let big = env.record(over.clone(), 60_000);
-    too_large("create", store.create(&big).await.map(|()| "Ok(())".to_owned()))?;
+    too_large("create", store.create(&big).await.map(|v| format!("Ok({v})")))?;
     expect_loaded(&env, &store, &big.id, None, TOO_LARGE, "after a refused create").await?;
     too_large("save of a new id", store.save(&big).await.map(|v| format!("Ok({v})")))?;
     expect_loaded(
@@ -454,7 +454,7 @@ pub async fn data_at_the_configured_limit_round_trips_and_one_byte_over_is_refus
     let fresh = env.record(over, 60_000);
     for (what, result) in [
         ("save", store.save(&grown).await.map(|_| ())),
-        ("create", store.create(&fresh).await),
+        ("create", store.create(&fresh).await.map(|_| ())),
     ] {
         match result {
             Err(Error::TooLarge { size, limit: l }) if size == limit + 1 && l == limit => {}
@@ -543,8 +543,8 @@ pub async fn count_ids_and_purge_stay_exact_beside_corrupt_records<H: Harness>(h
         None => live.push(stored(&malformed, 1)),
     }
     env.advance(1_000);
-    let healthy: BTreeSet<SessionId> = listed(&store, live.iter().map(|r| r.id));
-    let corrupt_set: BTreeSet<SessionId> = listed(&store, corrupt.iter().copied());
+    let healthy: BTreeSet<ListingHandle> = listed(&store, live.iter().map(|r| r.id));
+    let corrupt_set: BTreeSet<ListingHandle> = listed(&store, corrupt.iter().copied());
     let n = healthy.len() as u64;
     let count = store.count().await.map_err(|e| {
         env.fail(
@@ -565,8 +565,8 @@ pub async fn count_ids_and_purge_stay_exact_beside_corrupt_records<H: Harness>(h
             format!("ids beside corrupt records failed: {}", chain(&e)),
         )
     })?;
-    let set: BTreeSet<SessionId> = ids.iter().copied().collect();
-    let listed_healthy: BTreeSet<SessionId> = set.difference(&corrupt_set).copied().collect();
+    let set: BTreeSet<ListingHandle> = ids.iter().copied().collect();
+    let listed_healthy: BTreeSet<ListingHandle> = set.difference(&corrupt_set).copied().collect();
     ensure!(
         env,
         set.len() == ids.len() && listed_healthy == healthy,

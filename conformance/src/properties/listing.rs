@@ -275,9 +275,9 @@ pub async fn ids_and_count_over_thousands_of_records_agree_and_miss_none<H: Harn
     let live = create_many(&env, &store, 2_000, |_| 60_000, 1).await?;
     create_many(&env, &store, 200, |_| 1_000, 2).await?;
     env.advance(1_000);
-    let expected: BTreeSet<SessionId> = listed(&*store, live.iter().map(|r| r.id));
+    let expected: BTreeSet<ListingHandle> = listed(&*store, live.iter().map(|r| r.id));
     let ids = store.ids().await.map_err(env.op("ids"))?;
-    let set: BTreeSet<SessionId> = ids.iter().copied().collect();
+    let set: BTreeSet<ListingHandle> = ids.iter().copied().collect();
     ensure!(
         env,
         set.len() == ids.len(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use session_store_core::{Error, Record, SessionId, SessionStore, Timestamp};
+use session_store_core::{Error, ListingHandle, Record, SessionId, SessionStore, Timestamp};
 
 use crate::env::{Env, START_MILLIS, chain, data_of, data_of_size, describe, diff_data, ensure};
 use crate::{Failure, Harness, Pass, Verdict};
@@ -203,7 +203,7 @@ async fn expect_loaded<H: Harness>(
 /// The handles `store`'s listings name `ids` by (see
 /// [`SessionStore::listing_handle`]): the ids themselves, unless the store
 /// hashes ids at rest.
-fn listed<S: SessionStore + ?Sized>(store: &S, ids: impl IntoIterator<Item = SessionId>) -> BTreeSet<SessionId> {
+fn listed<S: SessionStore + ?Sized>(store: &S, ids: impl IntoIterator<Item = SessionId>) -> BTreeSet<ListingHandle> {
     ids.into_iter().map(|id| store.listing_handle(&id)).collect()
 }
 

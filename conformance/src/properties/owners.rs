@@ -16,7 +16,7 @@ fn owned(env: &Env<'_, impl Harness>, owner: Option<&str>, n: i64, ttl_ms: u64) 
 }
 
 /// The owner's listed ids, sorted.
-async fn listed<H: Harness>(env: &Env<'_, H>, store: &H::Store, owner: &str) -> Result<Vec<SessionId>, Failure> {
+async fn listed<H: Harness>(env: &Env<'_, H>, store: &H::Store, owner: &str) -> Result<Vec<ListingHandle>, Failure> {
     let mut ids = store.owner_sessions(owner).await.map_err(env.op("owner_sessions"))?;
     ids.sort();
     Ok(ids)
@@ -24,8 +24,8 @@ async fn listed<H: Harness>(env: &Env<'_, H>, store: &H::Store, owner: &str) -> 
 
 /// `ids` as `store`'s listings name them (see
 /// [`SessionStore::listing_handle`]), sorted.
-fn sorted<S: SessionStore + ?Sized>(store: &S, ids: Vec<SessionId>) -> Vec<SessionId> {
-    let mut ids: Vec<SessionId> = ids.iter().map(|id| store.listing_handle(id)).collect();
+fn sorted<S: SessionStore + ?Sized>(store: &S, ids: Vec<SessionId>) -> Vec<ListingHandle> {
+    let mut ids: Vec<ListingHandle> = ids.iter().map(|id| store.listing_handle(id)).collect();
     ids.sort();
     ids
 }
@@ -299,7 +299,7 @@ pub async fn a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_s
         }
         for r in &logins {
             let (store, r) = (store.clone(), r.clone());
-            jobs.push(Box::pin(async move { store.create(&r).await.map(|()| 0) }));
+            jobs.push(Box::pin(async move { store.create(&r).await.map(|_| 0) }));
         }
         let outputs = start_together(&env, REVOKE_RACE, "a racing revoke or login", jobs).await?;
         let mut outputs = outputs.into_iter();
@@ -335,12 +335,12 @@ pub async fn a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_s
             logins.len() - survivors.len()
         );
         let got = listed(&env, &store, &owner).await?;
-        let survivors = sorted(&store, survivors);
+        let surviving = sorted(&store, survivors.clone());
         ensure!(
             env,
-            got == survivors,
+            got == surviving,
             REVOKE_RACE,
-            "round {round}: after the race the owner lists {got:?}, but the logins that survived are {survivors:?}"
+            "round {round}: after the race the owner lists {got:?}, but the logins that survived are {surviving:?}"
         );
         let again = store
             .delete_owner_sessions(&owner, None)

@@ -132,7 +132,13 @@ pub async fn every_write_of_data_bumps_the_version<H: Harness>(harness: &H) -> V
         "save over an expired record returned version {v}, expected 1 (no live predecessor)"
     );
     let other = env.record(data_of(&[("n", 1)]), 10_000);
-    store.create(&other).await.map_err(env.op("create"))?;
+    let v = store.create(&other).await.map_err(env.op("create"))?;
+    ensure!(
+        env,
+        v == 1,
+        VERSIONS,
+        "create returned version {v}, expected 1 (the version it stored)"
+    );
     let loaded = store.load(&other.id).await.map_err(env.op("load"))?;
     ensure!(
         env,

@@ -17,8 +17,8 @@ impl SessionStore for CountingStore {
     fn clock(&self) -> session_store_core::SharedClock {
         session_store_core::system_clock()
     }
-    async fn create(&self, _: &Record) -> Result<()> {
-        Ok(())
+    async fn create(&self, _: &Record) -> Result<u64> {
+        Ok(1)
     }
     async fn load(&self, _: &SessionId) -> Result<Option<Record>> {
         Ok(None)
@@ -49,10 +49,32 @@ impl SessionStore for CountingStore {
             Ok(n)
         }
     }
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<session_store_core::ListingHandle>> {
         Ok(Vec::new())
     }
     async fn clear(&self) -> Result<()> {
         Ok(())
+    }
+    fn listing_handle(&self, id: &session_store_core::SessionId) -> session_store_core::ListingHandle {
+        session_store_core::ListingHandle::from_stored(*id)
+    }
+    async fn load_listed(
+        &self,
+        handle: &session_store_core::ListingHandle,
+    ) -> session_store_core::Result<Option<session_store_core::Record>> {
+        self.load(&handle.stored()).await
+    }
+    async fn delete_listed(&self, handle: &session_store_core::ListingHandle) -> session_store_core::Result<()> {
+        self.delete(&handle.stored()).await
+    }
+    async fn owner_sessions(&self, _owner: &str) -> session_store_core::Result<Vec<session_store_core::ListingHandle>> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
+    }
+    async fn delete_owner_sessions(
+        &self,
+        _owner: &str,
+        _keep: Option<&session_store_core::SessionId>,
+    ) -> session_store_core::Result<u64> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
     }
 }

@@ -201,14 +201,14 @@ impl Counting {
 }
 
 /// Every write (create, save, save-if-version, touch, delete, rotate) counts
-/// once; `create_with_fresh_id` and `rotate_to_fresh_id` keep their
-/// defaults, which go through `create` and `rotate`.
+/// once; `SessionStoreExt::create_with_fresh_id` and `rotate_to_fresh_id`
+/// go through `create` and `rotate`.
 #[async_trait]
 impl SessionStore for Counting {
     fn clock(&self) -> SharedClock {
         self.inner.clock()
     }
-    async fn create(&self, record: &Record) -> Result<()> {
+    async fn create(&self, record: &Record) -> Result<u64> {
         self.wrote();
         self.inner.create(record).await
     }
@@ -239,11 +239,33 @@ impl SessionStore for Counting {
     async fn purge_expired(&self) -> Result<u64> {
         self.inner.purge_expired().await
     }
-    async fn ids(&self) -> Result<Vec<SessionId>> {
+    async fn ids(&self) -> Result<Vec<session_store_core::ListingHandle>> {
         self.inner.ids().await
     }
     async fn clear(&self) -> Result<()> {
         self.inner.clear().await
+    }
+    fn listing_handle(&self, id: &session_store_core::SessionId) -> session_store_core::ListingHandle {
+        self.inner.listing_handle(id)
+    }
+    async fn load_listed(
+        &self,
+        handle: &session_store_core::ListingHandle,
+    ) -> session_store_core::Result<Option<session_store_core::Record>> {
+        self.inner.load_listed(handle).await
+    }
+    async fn delete_listed(&self, handle: &session_store_core::ListingHandle) -> session_store_core::Result<()> {
+        self.inner.delete_listed(handle).await
+    }
+    async fn owner_sessions(&self, _owner: &str) -> session_store_core::Result<Vec<session_store_core::ListingHandle>> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
+    }
+    async fn delete_owner_sessions(
+        &self,
+        _owner: &str,
+        _keep: Option<&session_store_core::SessionId>,
+    ) -> session_store_core::Result<u64> {
+        Err(session_store_core::Error::Unsupported("an owner index"))
     }
 }
 

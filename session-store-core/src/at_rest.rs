@@ -55,6 +55,12 @@
 //! [`listing_handle`](SessionStore::listing_handle) says which handle is the
 //! current session's.
 //!
+//! The inner store must keep records under the keys it is given, as every
+//! backend of this family does (its listing handle of a key holds that
+//! key): a sealed body is bound to the key it is stored under, and a
+//! listed record is opened with the key the inner store names. So a
+//! `Protected` does not nest inside another `Protected` that hashes ids.
+//!
 //! # Rotate
 //!
 //! With hashed ids alone, rotate is the inner store's own atomic move. With

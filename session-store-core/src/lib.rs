@@ -55,8 +55,8 @@
 //! `blocking::run_blocking`, the offload helper of backends whose calls
 //! block. A crate that only implements the trait needs
 //! none of them (`default-features = false`): no tracing, and of tokio only
-//! its `sync` and `time` parts (the handle's per-session write turns and
-//! backoff), never an executor.
+//! its `sync` part (the handle's per-session write turns), never an
+//! executor or a timer.
 //!
 //! Backends: `session-store-memory`, `session-store-file`,
 //! `session-store-sqlite`, `session-store-redis`. The conformance suite,

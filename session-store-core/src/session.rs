@@ -137,17 +137,33 @@ enum Outcome<T> {
     Gone(Option<T>),
 }
 
-/// A pause before retry `retry` (1 for the first after a conflict that
-/// was not this handle's own): full jitter, a random time below
-/// `BACKOFF_BASE * 2^retry`, capped. It needs tokio's timer (every axum and
-/// actix-web runtime has one); outside a tokio runtime it only yields.
+/// A pause before retry `retry` (1 for the first pause, after the second
+/// lost write): full jitter, a random time below `BACKOFF_BASE *
+/// 2^(retry - 1)` (1 ms, then 2, 4, ...), capped at [`BACKOFF_CAP`].
+///
+/// The pause is kept by a short-lived thread of its own, so it needs no
+/// timer from the caller's runtime (any executor, or a tokio runtime built
+/// without `enable_time`): only a session that keeps losing writes to
+/// other processes ever pauses, so the thread is rare and cheap by
+/// comparison.
 async fn back_off(retry: u32) {
-    let ceiling = BACKOFF_BASE.saturating_mul(1 << retry.min(16)).min(BACKOFF_CAP);
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << retry.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP);
     // 53 random bits: a uniform fraction in [0, 1).
     #[allow(clippy::cast_precision_loss)]
     let fraction = (SessionId::random().as_u128() >> 75) as f64 / (1u64 << 53) as f64;
-    if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::time::sleep(ceiling.mul_f64(fraction)).await;
+    let pause = ceiling.mul_f64(fraction);
+    let (done, wait) = tokio::sync::oneshot::channel();
+    let sleeper = std::thread::Builder::new()
+        .name("session-backoff".into())
+        .spawn(move || {
+            std::thread::sleep(pause);
+            let _ = done.send(());
+        });
+    // Without a thread to be had, go on without a pause.
+    if sleeper.is_ok() {
+        let _ = wait.await;
     }
 }
 
@@ -812,7 +828,7 @@ impl<S: SessionStore> Sessions<S> {
         first: Option<Record>,
         mut step: impl FnMut(Record, bool) -> Result<Step<T>>,
     ) -> Result<Outcome<T>> {
-        let _turn = self.turns.take(id).await;
+        let mut turn = Some(self.turns.take(id).await);
         let (mut base, mut reloaded) = match first {
             Some(record) => (record, false),
             None => match self.reload(id).await? {
@@ -841,7 +857,11 @@ impl<S: SessionStore> Sessions<S> {
                 break;
             }
             if attempt > 1 {
+                // Another process keeps winning: let go of the turn while
+                // pausing, so the sessions that share it need not wait.
+                drop(turn.take());
                 back_off(u32::try_from(attempt - 1).unwrap_or(u32::MAX)).await;
+                turn = Some(self.turns.take(id).await);
             }
             base = match self.reload(id).await? {
                 Some(fresh) => fresh,

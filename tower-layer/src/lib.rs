@@ -61,9 +61,11 @@
 //!   (5xx) commits nothing: the handler failed half-way, so its pending
 //!   changes are dropped (what it committed itself with `update`, `rotate`
 //!   or `end` stays).
-//! - **Concurrent requests of one visitor lose nothing, and none fails.**
-//!   Their commits take turns inside the layer, so a hot session queues
-//!   instead of erroring. On a version conflict (a write that landed since
+//! - **Concurrent requests of one visitor lose nothing, and a hot session
+//!   queues instead of failing.** Their commits take turns inside the
+//!   layer, so among themselves they never run out of attempts; only
+//!   writers in other instances of the app can make a commit give up
+//!   ([`Error::Contended`](session_store_core::Error::Contended), a 503). On a version conflict (a write that landed since
 //!   the request loaded the session, or one from another instance of the
 //!   app) the commit reloads the record and replays only the keys this
 //!   request changed onto it, then tries again (bounded,

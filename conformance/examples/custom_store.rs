@@ -43,7 +43,7 @@ impl TinyStore {
     fn lock(&self) -> Result<MutexGuard<'_, HashMap<SessionId, Vec<u8>>>> {
         self.table
             .lock()
-            .map_err(|_| Error::backend_msg("the table's lock was poisoned by a panic"))
+            .map_err(|_| Error::backend_msg("custom", "the table's lock was poisoned by a panic"))
     }
 
     /// The live record under `id`, decoding its bytes.
@@ -212,11 +212,11 @@ impl TinyHarness {
         let tables = self
             .tables
             .lock()
-            .map_err(|_| Error::backend_msg("the harness's lock was poisoned"))?;
+            .map_err(|_| Error::backend_msg("custom", "the harness's lock was poisoned"))?;
         tables
             .get(&namespace)
             .cloned()
-            .ok_or_else(|| Error::backend_msg(format!("namespace {namespace} was never created")))
+            .ok_or_else(|| Error::backend_msg("custom", format!("namespace {namespace} was never created")))
     }
 }
 
@@ -235,7 +235,7 @@ impl Harness for TinyHarness {
         let namespace = self.next.fetch_add(1, Ordering::Relaxed);
         self.tables
             .lock()
-            .map_err(|_| Error::backend_msg("the harness's lock was poisoned"))?
+            .map_err(|_| Error::backend_msg("custom", "the harness's lock was poisoned"))?
             .insert(namespace, Table::default());
         Ok(namespace)
     }
@@ -252,26 +252,26 @@ impl Harness for TinyHarness {
     async fn teardown(&self, namespace: &u64) -> Result<()> {
         self.tables
             .lock()
-            .map_err(|_| Error::backend_msg("the harness's lock was poisoned"))?
+            .map_err(|_| Error::backend_msg("custom", "the harness's lock was poisoned"))?
             .remove(namespace);
         Ok(())
     }
 
     async fn read_raw(&self, namespace: &u64, id: &SessionId) -> Result<Option<Vec<u8>>> {
         let table = self.table(*namespace)?;
-        let table = table.lock().map_err(|_| Error::backend_msg("poisoned"))?;
+        let table = table.lock().map_err(|_| Error::backend_msg("custom", "poisoned"))?;
         Ok(table.get(id).cloned())
     }
 
     async fn write_raw(&self, namespace: &u64, id: &SessionId, bytes: &[u8]) -> Result<()> {
         let table = self.table(*namespace)?;
-        let mut table = table.lock().map_err(|_| Error::backend_msg("poisoned"))?;
+        let mut table = table.lock().map_err(|_| Error::backend_msg("custom", "poisoned"))?;
         match table.get_mut(id) {
             Some(stored) => {
                 *stored = bytes.to_vec();
                 Ok(())
             }
-            None => Err(Error::backend_msg("write_raw of an absent record")),
+            None => Err(Error::backend_msg("custom", "write_raw of an absent record")),
         }
     }
 }

@@ -217,7 +217,9 @@ pub trait Harness: Send + Sync + 'static {
     /// not supported.
     async fn read_raw(&self, namespace: &Self::Namespace, id: &SessionId) -> Result<Option<Vec<u8>>> {
         let _ = (namespace, id);
-        Err(session_store_core::Error::backend_msg("this harness has no raw access"))
+        Err(session_store_core::Error::Unsupported(
+            "raw access to the stored bytes (this harness)",
+        ))
     }
 
     /// Overwrites the stored bytes of `id`'s existing record with `bytes`,
@@ -225,7 +227,9 @@ pub trait Harness: Send + Sync + 'static {
     /// as it was, so the record stays live but undecodable.
     async fn write_raw(&self, namespace: &Self::Namespace, id: &SessionId, bytes: &[u8]) -> Result<()> {
         let _ = (namespace, id, bytes);
-        Err(session_store_core::Error::backend_msg("this harness has no raw access"))
+        Err(session_store_core::Error::Unsupported(
+            "raw access to the stored bytes (this harness)",
+        ))
     }
 
     /// Breaks `id`'s existing record in a way only this backend can, beyond

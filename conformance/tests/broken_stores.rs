@@ -287,7 +287,7 @@ impl SessionStore for BrokenStore {
 
     async fn delete(&self, id: &SessionId) -> Result<()> {
         if self.flaw == Flaw::DeleteOfAbsentFails && self.shadow(id).is_none() {
-            return Err(Error::backend_msg("no such session"));
+            return Err(Error::backend_msg("test", "no such session"));
         }
         self.inner.delete(id).await?;
         self.forget(id);
@@ -1143,7 +1143,7 @@ mod map_flaws {
         fn check(&self, record: &Record) -> Result<()> {
             codec::check_size(&record.data, self.limit)?;
             if self.flaw == MapFlaw::BlobCapAtTheLimit && codec::encode_body(record)?.len() > DEFAULT_MAX_RECORD_BYTES {
-                return Err(Error::backend_msg("the backend refuses values over 8 MiB"));
+                return Err(Error::backend_msg("test", "the backend refuses values over 8 MiB"));
             }
             Ok(())
         }

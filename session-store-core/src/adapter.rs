@@ -13,7 +13,7 @@
 //!     STORE_FAILED.to_owned()              // what the framework shows
 //! }
 //! # let id = SessionId::random();
-//! # assert_eq!(answer(&id, &Error::backend_msg("disk on fire")), STORE_FAILED);
+//! # assert_eq!(answer(&id, &Error::backend_msg("file", "disk on fire")), STORE_FAILED);
 //! ```
 
 use crate::{Error, SessionId};

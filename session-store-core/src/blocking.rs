@@ -49,7 +49,7 @@ pub enum Blocking {
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let state = Arc::new(41);
-/// let answer = run_blocking(Blocking::Auto, &state, |n| Ok(n + 1)).await?;
+/// let answer = run_blocking("my-store", Blocking::Auto, &state, |n| Ok(n + 1)).await?;
 /// assert_eq!(answer, 42);
 /// # Ok::<(), session_store_core::Error>(())
 /// # }).unwrap();
@@ -57,9 +57,9 @@ pub enum Blocking {
 ///
 /// # Errors
 ///
-/// What `f` returns, or [`Error::Backend`] if the blocking task panicked
-/// or was cancelled.
-pub async fn run_blocking<S, T, F>(blocking: Blocking, state: &Arc<S>, f: F) -> Result<T>
+/// What `f` returns, or [`Error::Backend`] naming `backend` if the
+/// blocking task panicked or was cancelled.
+pub async fn run_blocking<S, T, F>(backend: &'static str, blocking: Blocking, state: &Arc<S>, f: F) -> Result<T>
 where
     S: Send + Sync + 'static + ?Sized,
     T: Send + 'static,
@@ -75,7 +75,7 @@ where
     handle
         .spawn_blocking(move || f(&state))
         .await
-        .map_err(|e| Error::backend("a blocking task of the store failed", e))?
+        .map_err(|e| Error::backend(backend, "a blocking task of the store failed", e))?
 }
 
 /// Whether a call given to [`run_quick_or_blocking`] may wait.
@@ -105,7 +105,7 @@ pub enum Wait {
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let state = Arc::new(Mutex::new(41));
-/// let answer = run_quick_or_blocking(Blocking::Auto, &state, |m, wait| {
+/// let answer = run_quick_or_blocking("my-store", Blocking::Auto, &state, |m, wait| {
 ///     let n = match wait {
 ///         // Only if the lock is free right now.
 ///         Wait::No => m.try_lock().ok()?,
@@ -123,7 +123,12 @@ pub enum Wait {
 ///
 /// What `f` returns; [`Error::Backend`] if the blocking task panicked or
 /// was cancelled, or if `f` answered `None` to [`Wait::Yes`].
-pub async fn run_quick_or_blocking<S, T, F>(blocking: Blocking, state: &Arc<S>, f: F) -> Result<T>
+pub async fn run_quick_or_blocking<S, T, F>(
+    backend: &'static str,
+    blocking: Blocking,
+    state: &Arc<S>,
+    f: F,
+) -> Result<T>
 where
     S: Send + Sync + 'static + ?Sized,
     T: Send + 'static,
@@ -134,8 +139,13 @@ where
     {
         return answer;
     }
-    run_blocking(blocking, state, move |s| {
-        f(s, Wait::Yes).unwrap_or_else(|| Err(Error::backend_msg("a blocking call of the store answered nothing")))
+    run_blocking(backend, blocking, state, move |s| {
+        f(s, Wait::Yes).unwrap_or_else(|| {
+            Err(Error::backend_msg(
+                backend,
+                "a blocking call of the store answered nothing",
+            ))
+        })
     })
     .await
 }

@@ -13,6 +13,28 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Every variant that wraps a lower-level failure keeps it as its
 /// [`source`](std::error::Error::source).
 ///
+/// # Transient or permanent
+///
+/// Every backend sorts its failures the same way, and
+/// [`is_transient`](Self::is_transient) tells them apart:
+///
+/// - **transient**, worth a retry later: the server unreachable,
+///   restarting or refusing connections, a lost connection, a full disk, a
+///   timeout ([`Error::Backend`], [`Error::Timeout`]), and a session too
+///   busy to commit ([`Error::Contended`]);
+/// - **permanent** until someone acts: the store's storage damaged or not
+///   what this build expects, beyond one record (a corrupt database file, a
+///   session table another program changed: [`Error::Corrupt`]), bad
+///   configuration ([`Error::Config`]), a record
+///   over the size limit, a value of the wrong type, an operation the store
+///   does not offer.
+///
+/// One record that does not decode is neither: it is [`Error::Decode`] for
+/// that id only, and the session handle treats it as a session that is
+/// gone. The tower layer answers 503 to a transient error and 500 to a
+/// permanent one. [`Error::Backend`] and [`Error::Corrupt`] name the
+/// backend that failed (`"sqlite"`, `"redis"`, ...).
+///
 /// A session id is a credential, so no error message names one in full:
 /// `Display` (and `Debug`) show a session's [`Fingerprint`]
 /// ([`SessionId::fingerprint`]), and [`Error::Decode`] holds only the
@@ -22,12 +44,29 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The backend could not be reached, or its I/O failed.
-    #[error("session store backend failed: {message}")]
+    /// The backend could not be reached, or its I/O failed. Transient.
+    #[error("session store backend {backend} failed: {message}")]
     Backend {
+        /// Which backend: `"memory"`, `"file"`, `"sqlite"`, `"redis"`,
+        /// `"postgres"`, or a third-party store's own name.
+        backend: &'static str,
         /// What was being done.
         message: String,
         /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The backend's storage is damaged, or is not what this build expects,
+    /// beyond a single record: a corrupt database file, a session table
+    /// whose columns another program changed. Permanent until an operator
+    /// repairs it (the admin command's `doctor`); a retry cannot help.
+    #[error("session store backend {backend} is damaged: {message}")]
+    Corrupt {
+        /// Which backend (as in [`Error::Backend`]).
+        backend: &'static str,
+        /// What was found.
+        message: String,
+        /// The underlying error, if any.
         #[source]
         source: Option<BoxError>,
     },
@@ -118,19 +157,40 @@ pub enum Error {
 }
 
 impl Error {
-    /// A backend failure with a message and a source.
-    pub fn backend(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+    /// A (transient) failure of `backend` with a message and a source.
+    pub fn backend(backend: &'static str, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
         Self::Backend {
+            backend,
             message: message.into(),
             source: Some(source.into()),
         }
     }
 
-    /// A backend failure described by a message alone.
-    pub fn backend_msg(message: impl Into<String>) -> Self {
+    /// A (transient) failure of `backend` described by a message alone.
+    pub fn backend_msg(backend: &'static str, message: impl Into<String>) -> Self {
         Self::Backend {
+            backend,
             message: message.into(),
             source: None,
+        }
+    }
+
+    /// `backend`'s storage is damaged or not what this build expects
+    /// (permanent: see [`Error::Corrupt`]).
+    pub fn corrupt(backend: &'static str, message: impl Into<String>, source: Option<BoxError>) -> Self {
+        Self::Corrupt {
+            backend,
+            message: message.into(),
+            source,
+        }
+    }
+
+    /// The backend an [`Error::Backend`] or [`Error::Corrupt`] names.
+    #[must_use]
+    pub fn backend_name(&self) -> Option<&'static str> {
+        match self {
+            Self::Backend { backend, .. } | Self::Corrupt { backend, .. } => Some(backend),
+            _ => None,
         }
     }
 
@@ -191,10 +251,10 @@ impl Error {
     /// ```
     /// use session_store_core::Error;
     ///
-    /// let e = Error::backend("Redis failed while connecting", std::io::Error::other("Connection refused"));
+    /// let e = Error::backend("redis", "connecting failed", std::io::Error::other("Connection refused"));
     /// assert_eq!(
     ///     e.chain(),
-    ///     "session store backend failed: Redis failed while connecting: Connection refused"
+    ///     "session store backend redis failed: connecting failed: Connection refused"
     /// );
     /// ```
     #[must_use]
@@ -214,18 +274,13 @@ impl Error {
     }
 
     /// Whether retrying later may succeed: a backend failure (unreachable,
-    /// I/O), a timeout, or a session too busy to commit
-    /// ([`Error::Contended`]). Configuration, encoding, data, decode, size,
-    /// conflict and collision errors are not: the same call fails again.
+    /// I/O, a full disk), a timeout, or a session too busy to commit
+    /// ([`Error::Contended`]). A damaged store ([`Error::Corrupt`]),
+    /// configuration, encoding, data, decode, size, conflict and collision
+    /// errors are not: the same call fails again (see the type's docs).
     #[must_use]
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Backend { .. } | Self::Timeout(_) | Self::Contended { .. })
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Self::backend("I/O failed", e)
     }
 }
 
@@ -296,10 +351,10 @@ mod tests {
     #[test]
     fn chain_says_every_cause_once() {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        let e = Error::backend("Redis failed while connecting", Repeating(refused));
+        let e = Error::backend("redis", "Redis failed while connecting", Repeating(refused));
         assert_eq!(
             e.chain(),
-            "session store backend failed: Redis failed while connecting: Connection refused"
+            "session store backend redis failed: Redis failed while connecting: Connection refused"
         );
         assert_eq!(
             Error::Timeout(std::time::Duration::from_secs(2)).chain(),

@@ -51,8 +51,8 @@ pub(crate) struct Place {
 pub(crate) fn io_error(what: &str, id: Option<&SessionId>, e: io::Error) -> Error {
     match id {
         // Debug prints only the start of the id, so logs do not leak it.
-        Some(id) => Error::backend(format!("{what} for session {id:?} failed"), e),
-        None => Error::backend(format!("{what} failed"), e),
+        Some(id) => Error::backend("file", format!("{what} for session {id:?} failed"), e),
+        None => Error::backend("file", format!("{what} failed"), e),
     }
 }
 

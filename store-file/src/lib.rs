@@ -361,7 +361,7 @@ impl FileStore {
         T: Send + 'static,
         F: FnOnce(&Disk) -> Result<T> + Send + 'static,
     {
-        run_blocking(self.inner.blocking, &self.inner, move |inner| f(&inner.disk)).await
+        run_blocking("file", self.inner.blocking, &self.inner, move |inner| f(&inner.disk)).await
     }
 
     /// Runs a change to one session under its shard's locks.
@@ -472,7 +472,7 @@ impl SessionStore for FileStore {
     /// runtime it runs on the calling thread (see [`Blocking::Auto`]).
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let id = *id;
-        run_quick_or_blocking(self.inner.blocking, &self.inner, move |inner, _| {
+        run_quick_or_blocking("file", self.inner.blocking, &self.inner, move |inner, _| {
             Some(inner.disk.read_live(&inner.disk.place(id)))
         })
         .await

@@ -88,6 +88,7 @@ impl Disk {
             }
         }
         Err(Error::backend_msg(
+            "file",
             "creating an owner marker: its directory keeps vanishing",
         ))
     }

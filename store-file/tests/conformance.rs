@@ -56,7 +56,7 @@ impl Harness for FileHarness {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::backend("removing the namespace's directory", e)),
+            Err(e) => Err(Error::backend("file", "removing the namespace's directory", e)),
         }
     }
 
@@ -64,7 +64,7 @@ impl Harness for FileHarness {
         match std::fs::read(FileStore::path_in(dir, id)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::backend("reading a session file", e)),
+            Err(e) => Err(Error::backend("file", "reading a session file", e)),
         }
     }
 
@@ -78,12 +78,12 @@ impl Harness for FileHarness {
         let mut file = match opened {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::backend_msg("write_raw: no session file to overwrite"));
+                return Err(Error::backend_msg("file", "write_raw: no session file to overwrite"));
             }
-            Err(e) => return Err(Error::backend("opening a session file", e)),
+            Err(e) => return Err(Error::backend("file", "opening a session file", e)),
         };
         file.write_all(bytes)
-            .map_err(|e| Error::backend("writing a session file", e))
+            .map_err(|e| Error::backend("file", "writing a session file", e))
     }
 }
 

@@ -145,14 +145,41 @@ pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error, timeout: Duration) 
         // The server's statement_timeout, set to the store's timeout.
         return Error::Timeout(timeout);
     }
-    Error::backend(format!("PostgreSQL: {what} failed"), sanitized(e))
+    if is_schema_mismatch(&e) {
+        // The table is not what this build made (dropped, altered by
+        // another program): retrying cannot help.
+        return Error::corrupt(
+            "postgres",
+            format!("PostgreSQL: {what} failed: the session table is not the one this store expects"),
+            Some(sanitized(e)),
+        );
+    }
+    Error::backend("postgres", format!("PostgreSQL: {what} failed"), sanitized(e))
+}
+
+/// Whether the server said the store's table or one of its columns is not
+/// there or has another type: the schema changed under the store.
+fn is_schema_mismatch(e: &tokio_postgres::Error) -> bool {
+    [
+        SqlState::UNDEFINED_TABLE,
+        SqlState::UNDEFINED_COLUMN,
+        SqlState::UNDEFINED_FUNCTION,
+        SqlState::DATATYPE_MISMATCH,
+        SqlState::INVALID_SCHEMA_NAME,
+    ]
+    .iter()
+    .any(|state| e.code() == Some(state))
 }
 
 fn pool_error(what: &str, e: PoolError, timeout: Duration) -> Error {
     match e {
         PoolError::Timeout(_) => Error::Timeout(timeout),
         PoolError::Backend(e) => pg_error(&format!("connecting for {what}"), e, timeout),
-        other => Error::backend(format!("PostgreSQL: getting a connection for {what} failed"), other),
+        other => Error::backend(
+            "postgres",
+            format!("PostgreSQL: getting a connection for {what} failed"),
+            other,
+        ),
     }
 }
 

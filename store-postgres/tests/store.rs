@@ -259,3 +259,41 @@ async fn the_rotate_guard_never_loses_the_old_record() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_table_dropped_under_the_store_is_a_permanent_error_naming_postgres() {
+    let Some(url) = common::env_or_skip(common::URL_VAR) else {
+        return;
+    };
+    let schema = common::unique("dropped");
+    let clock = clock();
+    let store = PostgresStore::builder(&url)
+        .schema(&schema)
+        .clock(clock.shared())
+        .build()
+        .await
+        .unwrap();
+    let r = record(&clock, 60_000);
+    store.create(&r).await.unwrap();
+    let raw = common::raw(&url).await.unwrap();
+    raw.batch_execute(&format!("DROP TABLE \"{schema}\".sessions"))
+        .await
+        .unwrap();
+    // Not "the server is down, retry": the schema changed under the store.
+    let err = store.load(&r.id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(err.backend_name(), Some("postgres"));
+    raw.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+}

@@ -32,7 +32,10 @@ async fn run_classified<T>(
         Ok(Err(e)) if e.is_timeout() => Err((Error::Timeout(timeout), true)),
         Ok(Err(e)) => {
             let unreachable = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
-            Err((Error::backend(format!("Redis failed while {what}"), e), unreachable))
+            Err((
+                Error::backend("redis", format!("Redis failed while {what}"), e),
+                unreachable,
+            ))
         }
         Err(_) => Err((Error::Timeout(timeout), true)),
     }

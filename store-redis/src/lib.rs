@@ -235,7 +235,7 @@ fn wrong_type(e: Error, id: &SessionId) -> Error {
 }
 
 fn bad_reply(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::backend(format!("unexpected Redis reply to {what}"), e)
+    Error::backend("redis", format!("unexpected Redis reply to {what}"), e)
 }
 
 impl RedisStore {
@@ -415,7 +415,8 @@ impl SessionStore for RedisStore {
         let version: i64 = self
             .write("saving a session", &self.inner.scripts.save, record, &[])
             .await?;
-        u64::try_from(version).map_err(|_| Error::backend_msg(format!("the save script returned version {version}")))
+        u64::try_from(version)
+            .map_err(|_| Error::backend_msg("redis", format!("the save script returned version {version}")))
     }
 
     async fn save_if_version(&self, record: &Record) -> Result<u64> {

@@ -109,6 +109,7 @@ impl RedisStore {
             "a cross-slot rotate kept racing concurrent writes; nothing was moved"
         );
         Err(Error::backend_msg(
+            "redis",
             "rotate kept racing concurrent writes to the old id; nothing was moved",
         ))
     }

@@ -77,18 +77,22 @@ impl RedisStore {
                     .run("scanning", c.route_command(self.scan_cmd("0", op), routing))
                     .await?;
                 let Value::Map(pages) = reply else {
-                    return Err(Error::backend_msg(format!(
-                        "unexpected Redis reply to SCAN on every master: {reply:?}"
-                    )));
+                    return Err(Error::backend_msg(
+                        "redis",
+                        format!("unexpected Redis reply to SCAN on every master: {reply:?}"),
+                    ));
                 };
                 for (addr, page) in pages {
                     let addr: String = redis::from_redis_value(addr).map_err(|e| bad_reply("SCAN", e))?;
                     let (host, port) = addr
                         .rsplit_once(':')
                         .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-                        .ok_or_else(|| Error::backend_msg(format!("unexpected cluster node address {addr:?}")))?;
+                        .ok_or_else(|| {
+                            Error::backend_msg("redis", format!("unexpected cluster node address {addr:?}"))
+                        })?;
                     if let Value::ServerError(e) = page {
                         return Err(Error::backend(
+                            "redis",
                             format!("SCAN failed on {addr}"),
                             redis::RedisError::from(e),
                         ));
@@ -110,7 +114,7 @@ impl RedisStore {
                 let mut reply = self.node_pipe(&node, pipe, "scanning").await?;
                 let page = reply
                     .pop()
-                    .ok_or_else(|| Error::backend_msg("empty Redis reply to SCAN"))?;
+                    .ok_or_else(|| Error::backend_msg("redis", "empty Redis reply to SCAN"))?;
                 let (next, keys): (String, Vec<Vec<u8>>) =
                     redis::from_redis_value(page).map_err(|e| bad_reply("SCAN", e))?;
                 self.page(&node, keys, op).await?;
@@ -180,6 +184,7 @@ impl RedisStore {
                 let mut replies = replies.into_iter();
                 if let Some(Value::ServerError(e)) = replies.next() {
                     return Err(Error::backend(
+                        "redis",
                         "Redis failed while loading the purge script",
                         redis::RedisError::from(e),
                     ));
@@ -225,6 +230,7 @@ impl RedisStore {
                     .into_iter();
                 if let Some(Value::ServerError(e)) = replies.next() {
                     return Err(Error::backend(
+                        "redis",
                         "Redis failed while loading the sweep script",
                         redis::RedisError::from(e),
                     ));

@@ -75,13 +75,14 @@ pub struct Undecodable {
 pub fn is_sqlite_file(path: &Path) -> Result<bool> {
     use std::io::Read;
     let mut head = [0u8; 16];
-    let mut file = std::fs::File::open(path).map_err(|e| Error::backend(format!("opening {}", path.display()), e))?;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::backend("sqlite", format!("opening {}", path.display()), e))?;
     let mut read = 0;
     while read < head.len() {
         match file.read(&mut head[read..]) {
             Ok(0) => break,
             Ok(n) => read += n,
-            Err(e) => return Err(Error::backend(format!("reading {}", path.display()), e)),
+            Err(e) => return Err(Error::backend("sqlite", format!("reading {}", path.display()), e)),
         }
     }
     Ok(read == head.len() && &head == SQLITE_HEADER)
@@ -255,5 +256,5 @@ fn read_schema_version(conn: &Connection, table: &str) -> rusqlite::Result<Optio
 }
 
 fn sql_error(path: &Path, e: rusqlite::Error) -> Error {
-    Error::backend(format!("SQLite: inspecting {}", path.display()), e)
+    Error::backend("sqlite", format!("SQLite: inspecting {}", path.display()), e)
 }

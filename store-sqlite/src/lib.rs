@@ -100,7 +100,9 @@ const WAL_RESTART_BYTES: u64 = 16 << 20;
 /// which gives its `-wal` and `-shm` files the database file's mode, makes
 /// them owner-only too. An existing file or directory keeps its mode.
 fn create_owner_only(path: &Path) -> Result<()> {
-    let failed = |what: &str, e: std::io::Error| Error::backend(format!("SQLite: {what} {} failed", path.display()), e);
+    let failed = |what: &str, e: std::io::Error| {
+        Error::backend("sqlite", format!("SQLite: {what} {} failed", path.display()), e)
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
@@ -486,7 +488,23 @@ impl Retry {
 /// The store error for an SQLite error that is not worth a retry.
 fn failed(what: &str, e: rusqlite::Error) -> Error {
     tracing::debug!(operation = what, error = %e, "SQLite failed");
-    Error::backend(format!("SQLite: {what} failed"), e)
+    if is_corrupt(&e) {
+        return Error::corrupt(
+            "sqlite",
+            format!("SQLite: {what} failed: the database file is damaged"),
+            Some(Box::new(e)),
+        );
+    }
+    Error::backend("sqlite", format!("SQLite: {what} failed"), e)
+}
+
+/// Whether SQLite found the database file damaged, or not a database: a
+/// retry cannot help, an operator must restore or remove it.
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
 }
 
 /// The answer of a call made without waiting: `None` when SQLite was busy
@@ -684,7 +702,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Inner) -> Result<T> + Send + 'static,
     {
-        run_blocking(self.inner.blocking, &self.inner, f).await
+        run_blocking("sqlite", self.inner.blocking, &self.inner, f).await
     }
 }
 
@@ -719,7 +737,7 @@ impl SessionStore for SqliteStore {
     async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
         let id = *id;
         let key = id.encode();
-        run_quick_or_blocking(self.inner.blocking, &self.inner, move |s, wait| {
+        run_quick_or_blocking("sqlite", self.inner.blocking, &self.inner, move |s, wait| {
             s.read_as("load", wait, |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.load)?;
                 let mut rows = stmt.query(params![key.as_str(), now])?;
@@ -737,7 +755,7 @@ impl SessionStore for SqliteStore {
         let body = codec::encode_body(record)?;
         let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
         let key = id.encode();
-        run_quick_or_blocking(self.inner.blocking, &self.inner, move |s, wait| {
+        run_quick_or_blocking("sqlite", self.inner.blocking, &self.inner, move |s, wait| {
             s.write_as("save", wait, |c, now| {
                 let mut stmt = c.prepare_cached(&s.sql.save)?;
                 let mut rows = stmt.query(params![key.as_str(), body, expires_at, now, owner])?;

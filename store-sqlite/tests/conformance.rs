@@ -28,9 +28,9 @@ impl SqliteHarness {
 }
 
 fn connect(ns: &(PathBuf, String)) -> Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(&ns.0).map_err(|e| Error::backend("opening the database", e))?;
+    let conn = rusqlite::Connection::open(&ns.0).map_err(|e| Error::backend("sqlite", "opening the database", e))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| Error::backend("setting the busy timeout", e))?;
+        .map_err(|e| Error::backend("sqlite", "setting the busy timeout", e))?;
     Ok(conn)
 }
 
@@ -67,21 +67,22 @@ impl Harness for SqliteHarness {
         let mut conn = connect(ns)?;
         let tx = conn
             .transaction()
-            .map_err(|e| Error::backend("starting the teardown", e))?;
+            .map_err(|e| Error::backend("sqlite", "starting the teardown", e))?;
         tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", ns.1))
-            .map_err(|e| Error::backend("dropping the table", e))?;
+            .map_err(|e| Error::backend("sqlite", "dropping the table", e))?;
         let bookkept: bool = tx
             .query_row(
                 "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'session_store_schema'",
                 [],
                 |row| row.get(0),
             )
-            .map_err(|e| Error::backend("looking for the schema table", e))?;
+            .map_err(|e| Error::backend("sqlite", "looking for the schema table", e))?;
         if bookkept {
             tx.execute("DELETE FROM session_store_schema WHERE table_name = ?1", [&ns.1])
-                .map_err(|e| Error::backend("forgetting the table's schema version", e))?;
+                .map_err(|e| Error::backend("sqlite", "forgetting the table's schema version", e))?;
         }
-        tx.commit().map_err(|e| Error::backend("committing the teardown", e))
+        tx.commit()
+            .map_err(|e| Error::backend("sqlite", "committing the teardown", e))
     }
 
     async fn read_raw(&self, ns: &(PathBuf, String), id: &SessionId) -> Result<Option<Vec<u8>>> {
@@ -93,7 +94,7 @@ impl Harness for SqliteHarness {
                 |row| row.get(0),
             )
             .optional()
-            .map_err(|e| Error::backend("reading raw bytes", e))
+            .map_err(|e| Error::backend("sqlite", "reading raw bytes", e))
     }
 
     async fn write_raw(&self, ns: &(PathBuf, String), id: &SessionId, bytes: &[u8]) -> Result<()> {
@@ -102,9 +103,9 @@ impl Harness for SqliteHarness {
                 &format!("UPDATE \"{}\" SET data = ?1 WHERE id = ?2", ns.1),
                 rusqlite::params![bytes, id.to_string()],
             )
-            .map_err(|e| Error::backend("writing raw bytes", e))?;
+            .map_err(|e| Error::backend("sqlite", "writing raw bytes", e))?;
         if changed != 1 {
-            return Err(Error::backend_msg(format!("no record {id} to overwrite")));
+            return Err(Error::backend_msg("sqlite", format!("no record {id} to overwrite")));
         }
         Ok(())
     }
@@ -114,7 +115,7 @@ impl Harness for SqliteHarness {
     /// 22-character string outside the alphabet and an integer.
     async fn write_malformed(&self, ns: &(PathBuf, String), id: &SessionId) -> Result<Option<u64>> {
         let conn = connect(ns)?;
-        let fail = |e| Error::backend("writing malformed rows", e);
+        let fail = |e| Error::backend("sqlite", "writing malformed rows", e);
         let changed = conn
             .execute(
                 &format!("UPDATE \"{}\" SET data = 42 WHERE id = ?1", ns.1),
@@ -122,7 +123,7 @@ impl Harness for SqliteHarness {
             )
             .map_err(fail)?;
         if changed != 1 {
-            return Err(Error::backend_msg(format!("no record {id} to break")));
+            return Err(Error::backend_msg("sqlite", format!("no record {id} to break")));
         }
         conn.execute(
             &format!(

@@ -406,7 +406,9 @@ fn a_file_that_is_not_a_database_is_an_error() {
     let db = Db::new();
     std::fs::write(&db.path, vec![0x5a; 8192]).unwrap();
     let err = SqliteStore::open(&db.path).unwrap_err();
-    assert!(matches!(err, Error::Backend { .. }), "{err}");
+    // Damaged, not down: permanent (a 500, not a 503), naming the backend.
+    assert!(matches!(err, Error::Corrupt { backend: "sqlite", .. }), "{err}");
+    assert!(!err.is_transient(), "{err}");
     // Missing directories are created (owner-only, see tests/bounds.rs); a
     // path through a file cannot be.
     let through_a_file = db.path.join("sub").join("sessions.db");

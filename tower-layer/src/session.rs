@@ -238,7 +238,10 @@ impl Session {
         let result = match &mut slot {
             Slot::Loaded(session) => f(self.config(), session, state).await,
             Slot::Failed | Slot::Unloaded => Err(self.error(
-                Error::backend_msg("the session could not be loaded earlier in this request"),
+                Error::backend_msg(
+                    "session layer",
+                    "the session could not be loaded earlier in this request",
+                ),
                 self.cookie_fingerprint(),
             )),
             Slot::Finished => Err(self.error(

@@ -348,7 +348,7 @@ mod tests {
     #[test]
     fn errors_reach_tower_sessions_with_a_generic_message() {
         let io = std::io::Error::other("WRONGTYPE disk on fire");
-        match to_tower_error(&Error::backend("writing the record", io)) {
+        match to_tower_error(&Error::backend("test", "writing the record", io)) {
             TowerError::Backend(message) => assert_eq!(message, STORE_FAILED),
             other => panic!("expected Backend, got {other:?}"),
         }

@@ -44,7 +44,7 @@ impl SessionStore for CountingStore {
     async fn purge_expired(&self) -> Result<u64> {
         let n = self.purges.fetch_add(1, Ordering::SeqCst) + 1;
         if n.is_multiple_of(2) {
-            Err(Error::backend_msg("disk on fire"))
+            Err(Error::backend_msg("counting", "disk on fire"))
         } else {
             Ok(n)
         }

@@ -35,7 +35,7 @@ pub fn env_or_skip(var: &str) -> Option<String> {
 pub async fn raw(url: &str) -> Result<Client> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .map_err(|e| Error::backend("connecting for the test", e))?;
+        .map_err(|e| Error::backend("postgres", "connecting for the test", e))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -97,7 +97,9 @@ impl PostgresHarness {
     }
 
     fn url(&self) -> Result<&str> {
-        self.url.as_deref().map_err(|why| Error::backend_msg(why.to_owned()))
+        self.url
+            .as_deref()
+            .map_err(|why| Error::backend_msg("postgres", why.to_owned()))
     }
 
     async fn raw(&self) -> Result<Client> {
@@ -106,7 +108,7 @@ impl PostgresHarness {
 }
 
 fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
-    move |e| Error::backend(what, e)
+    move |e| Error::backend("postgres", what, e)
 }
 
 #[async_trait]
@@ -199,10 +201,10 @@ impl Harness for PostgresHarness {
             .await
             .map_err(failed("writing raw bytes"))?;
         if changed != 1 {
-            return Err(Error::backend_msg(format!(
-                "no record {} to overwrite",
-                id.fingerprint()
-            )));
+            return Err(Error::backend_msg(
+                "postgres",
+                format!("no record {} to overwrite", id.fingerprint()),
+            ));
         }
         Ok(())
     }
@@ -220,7 +222,10 @@ impl Harness for PostgresHarness {
             .await
             .map_err(failed("writing malformed rows"))?;
         if changed != 1 {
-            return Err(Error::backend_msg(format!("no record {} to break", id.fingerprint())));
+            return Err(Error::backend_msg(
+                "postgres",
+                format!("no record {} to break", id.fingerprint()),
+            ));
         }
         client
             .execute(

@@ -139,7 +139,7 @@ impl RedisHarness {
     fn target(&self) -> session_store_core::Result<&Target> {
         self.target
             .as_ref()
-            .map_err(|why| session_store_core::Error::backend_msg(why.clone()))
+            .map_err(|why| session_store_core::Error::backend_msg("redis", why.clone()))
     }
 
     fn key(prefix: &str, id: &SessionId) -> String {
@@ -217,11 +217,11 @@ impl session_store_conformance::Harness for RedisHarness {
         for url in urls {
             let keys = keys_on_node(url, prefix)
                 .await
-                .map_err(|e| session_store_core::Error::backend("SCAN for teardown", e))?;
+                .map_err(|e| session_store_core::Error::backend("redis", "SCAN for teardown", e))?;
             for key in keys {
                 raw.query::<i64>(redis::cmd("DEL").arg(key))
                     .await
-                    .map_err(|e| session_store_core::Error::backend("DEL for teardown", e))?;
+                    .map_err(|e| session_store_core::Error::backend("redis", "DEL for teardown", e))?;
             }
         }
         Ok(())
@@ -246,7 +246,7 @@ impl session_store_conformance::Harness for RedisHarness {
         let mut raw = self.target()?.raw().await;
         raw.query(redis::cmd("HGET").arg(Self::key(prefix, id)).arg("d"))
             .await
-            .map_err(|e| session_store_core::Error::backend("HGET d", e))
+            .map_err(|e| session_store_core::Error::backend("redis", "HGET d", e))
     }
 
     async fn write_raw(&self, prefix: &String, id: &SessionId, bytes: &[u8]) -> session_store_core::Result<()> {
@@ -254,14 +254,14 @@ impl session_store_conformance::Harness for RedisHarness {
         raw.query::<i64>(redis::cmd("HSET").arg(Self::key(prefix, id)).arg("d").arg(bytes))
             .await
             .map(drop)
-            .map_err(|e| session_store_core::Error::backend("HSET d", e))
+            .map_err(|e| session_store_core::Error::backend("redis", "HSET d", e))
     }
 
     /// `id`'s key becomes a string (the wrong Redis type), and a live key of
     /// our shape whose id part is no valid session id is added.
     async fn write_malformed(&self, prefix: &String, id: &SessionId) -> session_store_core::Result<Option<u64>> {
         let mut raw = self.target()?.raw().await;
-        let fail = |e| session_store_core::Error::backend("writing malformed keys", e);
+        let fail = |e| session_store_core::Error::backend("redis", "writing malformed keys", e);
         let key = Self::key(prefix, id);
         raw.query::<i64>(redis::cmd("DEL").arg(&key)).await.map_err(fail)?;
         raw.query::<()>(redis::cmd("SET").arg(&key).arg("not a hash").arg("EX").arg(600))

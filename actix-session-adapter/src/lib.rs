@@ -68,7 +68,7 @@
 //!   ([`STORE_FAILED`], in the `Other` variants), never the store's own
 //!   text, which may hold a backend's reply. The detail, with its whole
 //!   chain of causes and the session's fingerprint (never the id), goes to
-//!   a `tracing` `error` event of target `session_store_core::adapter`
+//!   a `tracing` `error` event of target `session_store_core::raw::adapter`
 //!   ([`log_failure`]). actix-session answers a store failure with an empty
 //!   HTTP 500 body.
 //!
@@ -102,10 +102,10 @@ use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, UpdateError};
 use actix_web::cookie::time::Duration;
-use session_store_core::adapter::{REPLACE_ATTEMPTS, log_failure};
+use session_store_core::raw::adapter::{REPLACE_ATTEMPTS, log_failure};
 use session_store_core::{Error, SessionData, SessionId, Sessions, Timestamp};
 
-pub use session_store_core::adapter::STORE_FAILED;
+pub use session_store_core::raw::adapter::STORE_FAILED;
 
 /// Any [`session_store_core::SessionStore`] as an
 /// [`actix_session::storage::SessionStore`].

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use session_store_core::codec::{decode_body, decode_record, encode_body, encode_record};
+use session_store_core::raw::codec::{decode_body, decode_record, encode_body, encode_record};
 use session_store_core::{Record, SessionId, Timestamp, system_clock};
 
 use crate::Payload;

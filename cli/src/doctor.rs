@@ -15,7 +15,7 @@ use std::path::Path;
 
 use redis::AsyncCommands;
 use serde_json::json;
-use session_store_core::{Fingerprint, SessionId, Timestamp, codec};
+use session_store_core::{Fingerprint, SessionId, Timestamp, raw::codec};
 
 use crate::fail::{Exit, Failure};
 use crate::open::{Mode, open};

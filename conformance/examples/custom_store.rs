@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use session_store_conformance::{Capabilities, Harness, StoreConfig};
 use session_store_core::{
-    Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec,
+    Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, raw::codec,
 };
 
 /// The "server": id to encoded record (`codec::encode_record`).

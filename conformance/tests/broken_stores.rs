@@ -12,7 +12,7 @@ use session_store_conformance::model::{ModelSettings, model_matches_the_referenc
 use session_store_conformance::{Capabilities, Failure, Harness, StoreConfig, Verdict, block_on, properties};
 use session_store_core::{
     Clock, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
-    codec::check_size,
+    raw::codec::check_size,
 };
 use session_store_memory::MemoryStore;
 
@@ -773,7 +773,7 @@ mod capability_flaws {
             {
                 let table = table.lock().unwrap().clone();
                 for (id, bytes) in &table {
-                    session_store_core::codec::decode_record(*id, bytes)?;
+                    session_store_core::raw::codec::decode_record(*id, bytes)?;
                 }
             }
             self.inner.ids().await
@@ -956,7 +956,7 @@ mod map_flaws {
     use session_store_conformance::{Capabilities, Failure, Harness, StoreConfig, Verdict, block_on, properties};
     use session_store_core::{
         DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock,
-        Timestamp, async_trait, codec,
+        Timestamp, async_trait, raw::codec,
     };
 
     /// The one rule a map store breaks.
@@ -1862,7 +1862,7 @@ mod at_rest_flaws {
     use session_store_core::seal::KeyRing;
     use session_store_core::{
         Error, ListingHandle, Record, Result, SessionData, SessionId, SessionStore, SharedClock, Timestamp,
-        async_trait, codec,
+        async_trait, raw::codec,
     };
 
     use super::custom_store::{TinyHarness, TinyStore};

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use session_store_core::{SessionId, Timestamp, codec};
+use session_store_core::{SessionId, Timestamp, raw::codec};
 
 fuzz_target!(|data: &[u8]| {
     let id = SessionId::from_u128(0x5eed);

@@ -112,10 +112,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use sha2::Digest as _;
 
+use crate::raw::codec;
 use crate::seal::KeyRing;
 use crate::{
     DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionData, SessionId, SessionStore, SharedClock,
-    Timestamp, async_trait, codec,
+    Timestamp, async_trait,
 };
 
 /// The one key of a sealed record's data in the inner store: a name no

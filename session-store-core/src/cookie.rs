@@ -7,11 +7,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::raw::codec;
 use crate::seal::KeyRing;
 use crate::session::{clamp_throttle, touch_window};
 use crate::{
-    DEFAULT_TOUCH_THROTTLE, Error, Expiry, Record, Result, Session, SessionData, SessionId, SharedClock, codec,
-    system_clock,
+    DEFAULT_TOUCH_THROTTLE, Error, Expiry, Record, Result, Session, SessionData, SessionId, SharedClock, system_clock,
 };
 
 /// The default limit on a sealed cookie's value, in bytes: browsers keep

@@ -5,7 +5,7 @@
 //! in a [`SessionStore`] (memory, files, SQLite, Redis). This crate defines
 //! the id, the record and its [`SessionData`], the [`Clock`] every liveness
 //! decision asks, the [`Expiry`] policies that become one absolute deadline,
-//! the [`Error`] type, the record [`codec`], the [`Sessions`] handle, and a
+//! the [`Error`] type, the record codec ([`raw::codec`]), the [`Sessions`] handle, and a
 //! background `Purger` (feature `purger`).
 //!
 //! A request's session in a few lines, with the [`Sessions`] handle (here on
@@ -39,7 +39,7 @@
 //! [`Fingerprint`], never an error page). Adapters to a framework's own
 //! session middleware (tower-sessions, actix-session) use the same handle
 //! through its record-level calls ([`Sessions::load_record`],
-//! [`Sessions::replace_record`], ...) and the [`adapter`] module's generic
+//! [`Sessions::replace_record`], ...) and the [`raw::adapter`] module's generic
 //! failure message and log line, so every layer above the trait treats a
 //! damaged record and a failing store alike. Below it, the
 //! [`SessionStore`] trait is what a backend implements; its docs state
@@ -63,21 +63,17 @@
 //! `session-store-conformance`, checks any store against the rules written on
 //! [`SessionStore`].
 
-pub mod adapter;
 #[cfg(feature = "at-rest")]
 pub mod at_rest;
-#[cfg(feature = "blocking")]
-pub mod blocking;
-pub mod codec;
 #[cfg(feature = "cookie")]
 mod cookie;
 mod error;
 mod expiry;
 mod id;
 mod listing;
-pub mod purge_batch;
 #[cfg(feature = "purger")]
 mod purger;
+pub mod raw;
 mod record;
 #[cfg(any(feature = "at-rest", feature = "cookie"))]
 pub mod seal;

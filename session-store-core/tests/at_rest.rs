@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use session_store_core::at_rest::{AtRest, Protected, inner_limit, stored_id, stored_owner};
 use session_store_core::seal::KeyRing;
-use session_store_core::{Clock, Error, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, codec};
+use session_store_core::{
+    Clock, Error, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, raw::codec,
+};
 
 /// A plain in-memory store: what the tests look beneath.
 fn plain(clock: &Arc<ManualClock>) -> session_store_memory::MemoryStore {

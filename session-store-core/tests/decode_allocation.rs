@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use session_store_core::{SessionId, Timestamp, codec};
+use session_store_core::{SessionId, Timestamp, raw::codec};
 
 /// bincode 2's varint for `n` (the standard config the codec uses).
 fn varint(n: u64) -> Vec<u8> {

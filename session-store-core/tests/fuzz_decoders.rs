@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use session_store_core::{Record, SESSION_ID_LEN, SessionData, SessionId, Timestamp, codec};
+use session_store_core::{Record, SESSION_ID_LEN, SessionData, SessionId, Timestamp, raw::codec};
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -13,7 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use session_store_core::{
     EncodedId, Error, Record, Result, SESSION_ID_LEN, SessionId, SharedClock, Timestamp,
-    codec::{RECORD_HEADER_MAX, decode_record, decode_record_header, encode_record},
+    raw::codec::{RECORD_HEADER_MAX, decode_record, decode_record_header, encode_record},
 };
 
 use crate::Durability;

@@ -32,7 +32,7 @@
 //! no cookie can name a path outside the directory, and 4,096 shards keep a
 //! million sessions at about 250 files per directory. A file holds the whole
 //! record (created, deadline, version, data) as encoded by
-//! [`session_store_core::codec::encode_record`]. The names are case
+//! [`session_store_core::raw::codec::encode_record`]. The names are case
 //! sensitive: keep the directory on a case-sensitive file system (see the
 //! README).
 //!
@@ -64,7 +64,7 @@
 //! [`clear`](SessionStore::clear) remove those they meet.
 //!
 //! A purge reads only the header of each file (its first
-//! [`RECORD_HEADER_MAX`](session_store_core::codec::RECORD_HEADER_MAX)
+//! [`RECORD_HEADER_MAX`](session_store_core::raw::codec::RECORD_HEADER_MAX)
 //! bytes: format, created time, deadline, version), never the data.
 //!
 //! # Owner index
@@ -161,11 +161,11 @@ use std::sync::Arc;
 
 use session_store_core::{
     DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp,
-    async_trait, codec::check_size, system_clock,
+    async_trait, raw::codec::check_size, system_clock,
 };
 
-pub use session_store_core::blocking::Blocking;
-use session_store_core::blocking::{run_blocking, run_quick_or_blocking};
+pub use session_store_core::raw::blocking::Blocking;
+use session_store_core::raw::blocking::{run_blocking, run_quick_or_blocking};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::disk::{Disk, Entry, Place};

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use session_store_core::{Clock, Record, SessionData, SessionId, SessionStore, SystemClock, codec};
+use session_store_core::{Clock, Record, SessionData, SessionId, SessionStore, SystemClock, raw::codec};
 use session_store_file::{Durability, FileStore};
 
 const CHILD_ENV: &str = "SESSION_STORE_FILE_CRASH_CHILD";

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use session_store_core::{Clock, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, codec};
+use session_store_core::{Clock, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, raw::codec};
 use session_store_file::{Durability, FileStore};
 
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use session_store_conformance::fixtures::{RecordBuilder, START, start_clock as clock};
-use session_store_core::{Clock, Error, ManualClock, Record, SessionId, SessionStore, Timestamp, codec};
+use session_store_core::{Clock, Error, ManualClock, Record, SessionId, SessionStore, Timestamp, raw::codec};
 use session_store_file::{Blocking, Durability, FileStore};
 
 fn store(dir: &Path, clock: &ManualClock) -> FileStore {

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use session_store_core::{
     DEFAULT_MAX_RECORD_BYTES, Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp,
-    async_trait, codec::check_size, system_clock,
+    async_trait, raw::codec::check_size, system_clock,
 };
 
 /// The number of records a store keeps by default (see

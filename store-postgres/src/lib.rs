@@ -91,7 +91,7 @@ pub use tokio_postgres;
 
 use session_store_core::{
     Error, Fingerprint, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
-    codec,
+    raw::codec,
 };
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;

@@ -39,7 +39,7 @@ impl Inner {
                         tracing::debug!(removed = total, took = ?started.elapsed(), table = %self.names.table, "PostgreSQL purge");
                         return Ok(total);
                     }
-                    batch = session_store_core::purge_batch::next_batch(
+                    batch = session_store_core::raw::purge_batch::next_batch(
                         batch,
                         start.elapsed(),
                         self.purge_batch,

@@ -54,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut floor = redis::Client::open(floor_url)?
         .get_multiplexed_async_connection()
         .await?;
-    let blob = session_store_core::codec::encode_record(&records[0])?;
+    let blob = session_store_core::raw::codec::encode_record(&records[0])?;
     let (mut gets, mut sets) = (Vec::new(), Vec::new());
     for r in &records {
         if !cluster {

@@ -137,7 +137,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManagerConfig;
 use session_store_core::{
-    Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, codec,
+    Error, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait, raw::codec,
 };
 
 pub use builder::RedisStoreBuilder;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{Raw, Target, random_prefix};
 use proptest::prelude::*;
-use session_store_core::{Clock, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, codec};
+use session_store_core::{Clock, ManualClock, Record, SessionData, SessionId, SessionStore, Timestamp, raw::codec};
 use session_store_redis::RedisStore;
 
 const T0: i64 = 1_700_000_000_000;

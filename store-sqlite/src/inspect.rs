@@ -22,7 +22,7 @@ use std::path::Path;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use session_store_core::{Error, Fingerprint, Result, SessionId, Timestamp, codec, system_clock};
+use session_store_core::{Error, Fingerprint, Result, SessionId, Timestamp, raw::codec, system_clock};
 
 use crate::schema::{self, META_TABLE};
 

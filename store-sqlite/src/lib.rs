@@ -57,11 +57,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use session_store_core::{
     DEFAULT_MAX_RECORD_BYTES, Error, Fingerprint, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock,
-    Timestamp, async_trait, codec, system_clock,
+    Timestamp, async_trait, raw::codec, system_clock,
 };
 
-pub use session_store_core::blocking::Blocking;
-use session_store_core::blocking::{Wait, run_blocking, run_quick_or_blocking};
+pub use session_store_core::raw::blocking::Blocking;
+use session_store_core::raw::blocking::{Wait, run_blocking, run_quick_or_blocking};
 
 use schema::Sql;
 
@@ -926,8 +926,12 @@ impl SessionStore for SqliteStore {
                         if removed < batch {
                             break Ok(total);
                         }
-                        batch =
-                            session_store_core::purge_batch::next_batch(batch, took, s.purge_batch, s.purge_batch_time);
+                        batch = session_store_core::raw::purge_batch::next_batch(
+                            batch,
+                            took,
+                            s.purge_batch,
+                            s.purge_batch_time,
+                        );
                     }
                     Err(e) => break Err(e),
                 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{Db, clock, raw, record};
 use proptest::prelude::*;
 use rusqlite::types::Value;
-use session_store_core::{Clock, ManualClock, Record, SessionId, SessionStore, codec};
+use session_store_core::{Clock, ManualClock, Record, SessionId, SessionStore, raw::codec};
 use session_store_sqlite::{DEFAULT_TABLE, SqliteStore};
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -131,7 +131,7 @@ async fn a_version_1_table_migrates_to_the_owner_index_keeping_its_records() {
             "INSERT INTO \"sessions\" VALUES (?1, ?2, ?3, 1)",
             rusqlite::params![
                 old.id.to_string(),
-                session_store_core::codec::encode_body(&old).unwrap(),
+                session_store_core::raw::codec::encode_body(&old).unwrap(),
                 old.expires_at.as_millis()
             ],
         )

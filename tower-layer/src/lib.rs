@@ -65,7 +65,7 @@
 //!   queues instead of failing.** Their commits take turns inside the
 //!   layer, so among themselves they never run out of attempts; only
 //!   writers in other instances of the app can make a commit give up
-//!   ([`Error::Contended`](session_store_core::Error::Contended), a 503). On a version conflict (a write that landed since
+//!   ([`Error::Contended`], a 503). On a version conflict (a write that landed since
 //!   the request loaded the session, or one from another instance of the
 //!   app) the commit reloads the record and replays only the keys this
 //!   request changed onto it, then tries again (bounded,
@@ -98,7 +98,7 @@
 //! # Expiry
 //!
 //! [`SessionLayer::expiry`] takes the core's
-//! [`Expiry`](session_store_core::Expiry): sliding expiry
+//! [`Expiry`]: sliding expiry
 //! (`OnInactivity`), a fixed deadline, a browser-session cookie with a
 //! server-side cap (`OnSessionEnd`), or, as OWASP asks, an idle timeout and
 //! an absolute lifetime together (`IdleAndAbsolute`): no amount of activity
@@ -150,7 +150,7 @@
 //!
 //! [`SessionLayer::cookie`] keeps each visitor's whole session sealed in
 //! the cookie (XChaCha20-Poly1305 under a rotating key ring,
-//! [`CookieSessions`](session_store_core::CookieSessions)), with no store
+//! [`CookieSessions`]), with no store
 //! and the same [`Session`] API. A cookie that does not open or is past its
 //! sealed deadline is a fresh session; a session too large for a cookie
 //! fails its request at commit (`Error::TooLarge`, the generic `500`).

@@ -65,7 +65,7 @@
 //!   hold a backend's reply); an oversized record becomes `Encode` with its
 //!   size and the limit. The detail, with its whole chain of causes and the
 //!   session's fingerprint, goes to a `tracing` `error` event (`warn` for
-//!   an oversized record) of target `session_store_core::adapter`
+//!   an oversized record) of target `session_store_core::raw::adapter`
 //!   ([`log_failure`]).
 //!
 //! # Concurrent requests
@@ -98,13 +98,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use session_store_core::adapter::{REPLACE_ATTEMPTS, log_failure};
+use session_store_core::raw::adapter::{REPLACE_ATTEMPTS, log_failure};
 use session_store_core::{Error, Record, SessionData, SessionId, Sessions, Timestamp};
 use time::OffsetDateTime;
 use tower_sessions_core::session::{Id, Record as TowerRecord};
 use tower_sessions_core::session_store::{self, Error as TowerError};
 
-pub use session_store_core::adapter::STORE_FAILED;
+pub use session_store_core::raw::adapter::STORE_FAILED;
 
 /// Any [`session_store_core::SessionStore`] as a
 /// [`tower_sessions_core::SessionStore`].

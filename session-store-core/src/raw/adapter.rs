@@ -5,7 +5,7 @@
 //! fails, and the one log line that keeps the detail for the operator.
 //!
 //! ```
-//! use session_store_core::adapter::{STORE_FAILED, log_failure};
+//! use session_store_core::raw::adapter::{STORE_FAILED, log_failure};
 //! use session_store_core::{Error, SessionId};
 //!
 //! fn answer(id: &SessionId, error: &Error) -> String {
@@ -49,6 +49,6 @@ pub fn log_failure(operation: &'static str, id: Option<&SessionId>, error: &Erro
 /// ([`Sessions::commit_attempts`](crate::Sessions::commit_attempts)). The
 /// handle's writes of one session take turns, and each retry means a write
 /// from outside the handle succeeded, so a replace gives up (with
-/// [`Error::Contended`](crate::Error::Contended)) only when more than this
+/// [`Error::Contended`]) only when more than this
 /// many such writes land while it runs.
 pub const REPLACE_ATTEMPTS: usize = 32;

@@ -45,7 +45,7 @@ pub enum Blocking {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use session_store_core::blocking::{Blocking, run_blocking};
+/// use session_store_core::raw::blocking::{Blocking, run_blocking};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let state = Arc::new(41);
@@ -101,7 +101,7 @@ pub enum Wait {
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use session_store_core::blocking::{Blocking, Wait, run_quick_or_blocking};
+/// use session_store_core::raw::blocking::{Blocking, Wait, run_quick_or_blocking};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let state = Arc::new(Mutex::new(41));

@@ -21,7 +21,7 @@
 //! given (which each backend bounds), never to the sizes they claim.
 //!
 //! ```
-//! use session_store_core::{codec, Record, SessionData, SessionId, Timestamp};
+//! use session_store_core::{raw::codec, Record, SessionData, SessionId, Timestamp};
 //!
 //! let mut data = SessionData::new();
 //! data.insert("n", &1)?;
@@ -272,7 +272,7 @@ fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Timesta
 /// checked.
 ///
 /// ```
-/// use session_store_core::{codec, Record, SessionData, SessionId, Timestamp};
+/// use session_store_core::{raw::codec, Record, SessionData, SessionId, Timestamp};
 ///
 /// let mut record = Record::with_deadline(SessionId::random(), SessionData::new(), Timestamp::from_millis(1), Timestamp::from_millis(9));
 /// record.version = 3;

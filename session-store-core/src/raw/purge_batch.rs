@@ -16,7 +16,7 @@ pub const MAX_BATCH: usize = 1 << 20;
 ///
 /// ```
 /// use std::time::Duration;
-/// use session_store_core::purge_batch::next_batch;
+/// use session_store_core::raw::purge_batch::next_batch;
 ///
 /// let ms = Duration::from_millis(1);
 /// // A 1,000-row batch in 10 ms of a 50 ms budget: four times larger next.

@@ -61,7 +61,7 @@ impl Harness for MyHarness {
     async fn teardown(&self, dir: &PathBuf) -> Result<()> {
         std::fs::remove_dir_all(dir).or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Ok(()),
-            _ => Err(Error::backend("test", "removing a namespace", e)),
+            _ => Err(Error::backend("file", "removing a namespace", e)),
         })
     }
 
@@ -70,7 +70,7 @@ impl Harness for MyHarness {
         match std::fs::read(FileStore::path_in(dir, id)) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::backend("test", "reading a session file", e)),
+            Err(e) => Err(Error::backend("file", "reading a session file", e)),
         }
     }
 
@@ -79,9 +79,9 @@ impl Harness for MyHarness {
             .write(true)
             .truncate(true)
             .open(FileStore::path_in(dir, id))
-            .map_err(|e| Error::backend("test", "opening a session file", e))?;
+            .map_err(|e| Error::backend("file", "opening a session file", e))?;
         file.write_all(bytes)
-            .map_err(|e| Error::backend("test", "writing a session file", e))
+            .map_err(|e| Error::backend("file", "writing a session file", e))
     }
 }
 

@@ -95,6 +95,7 @@
 //!   is kept.
 //! - `renew` is actix-session's delete-then-save: the old key is deleted and
 //!   the data is stored under a fresh key, so the old key never loads again.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::collections::HashMap;
 use std::fmt;

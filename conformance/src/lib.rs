@@ -57,6 +57,7 @@
 //! strategies, for a store author's own backend tests.
 //!
 //! `PROPTEST_CASES` sets the model test's case count (default 64).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod at_rest;
 pub mod disk_full;
@@ -155,13 +156,6 @@ pub fn strict() -> bool {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-
-/// The workspace README's conformance example, compiled as a doctest here
-/// (the crate whose dev-dependencies it uses); its other examples are
-/// marked `ignore`.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct WorkspaceReadmeDoctests;
 
 #[cfg(test)]
 mod tests {

@@ -62,9 +62,13 @@
 //! `session-store-sqlite`, `session-store-redis`. The conformance suite,
 //! `session-store-conformance`, checks any store against the rules written on
 //! [`SessionStore`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "at-rest")]
 pub mod at_rest;
+pub mod contract {
+    #![doc = include_str!("../CONTRACT.md")]
+}
 #[cfg(feature = "cookie")]
 mod cookie;
 mod error;

@@ -150,6 +150,7 @@
 //! Outside any tokio runtime it runs on the calling thread. Where a read
 //! may take long (a network file system), choose `Blocking::InPlace`
 //! (loads under `block_in_place` too) or `Blocking::SpawnBlocking`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod disk;
 pub mod inspect;
@@ -756,3 +757,8 @@ fn visit_live(disk: &Disk, mut f: impl FnMut(SessionId)) -> Result<()> {
         Ok(())
     })
 }
+
+/// The README's examples, compiled as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -41,6 +41,7 @@
 //! never holds more than `capacity` records. A shard evicts when its own
 //! share is full, so a store may evict a little before it holds `capacity`
 //! records in all (ids spread evenly, so a few percent at most).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -841,3 +842,8 @@ mod tests {
         assert_eq!(store.inner.shards.len(), 16);
     }
 }
+
+/// The README's examples, compiled as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

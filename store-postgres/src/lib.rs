@@ -77,6 +77,7 @@
 //! expiry index, each its own short transaction, sized to take about
 //! [`PostgresStoreBuilder::purge_batch_time`]; run it from core's
 //! background `Purger`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod pool;

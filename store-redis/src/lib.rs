@@ -122,6 +122,7 @@
 //! Redis answers again, a `warn` each time a timed-out connection is
 //! replaced by a fresh one, and an `info` when a cross-slot rotate retries
 //! after racing a concurrent write.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod connection;
@@ -578,3 +579,8 @@ impl SessionStore for RedisStore {
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -42,6 +42,7 @@
 //!
 //! See the crate README for the schema, the settings and what they risk,
 //! sharing one file between processes, and purging.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod inspect;
 mod schema;
@@ -1059,3 +1060,8 @@ impl SessionStore for SqliteStore {
         .await
     }
 }
+
+/// The README's examples, compiled as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

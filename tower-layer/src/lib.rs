@@ -167,6 +167,7 @@
 //! is `From<&'static str>` (for the error answer). A service finds the
 //! [`Session`] in the request's extensions. The feature `axum` (default)
 //! adds the extractor and `IntoResponse` for [`SessionError`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cookie;
 #[cfg(not(feature = "cookie"))]

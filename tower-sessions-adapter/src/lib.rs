@@ -94,6 +94,7 @@
 //!   of the request.
 //! - `created_at` (used by the store's absolute-lifetime policies) is the
 //!   time of `create` by the store's clock, and `save` keeps it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::sync::Arc;

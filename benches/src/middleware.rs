@@ -65,7 +65,7 @@ pub fn stacks() -> Vec<Stack> {
         Stack {
             name: "layer-cookie",
             router: layer_app(session_store_tower::SessionLayer::cookie(
-                session_store_core::CookieSessions::new(session_store_core::seal::KeyRing::new(1, [7; 32]), "bench"),
+                session_store_tower::CookieSessions::new(session_store_core::seal::KeyRing::new(1, [7; 32]), "bench"),
             )),
         },
         Stack {

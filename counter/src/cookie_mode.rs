@@ -1,9 +1,9 @@
 //! `--store cookie`: no store at all; each visitor's session is sealed in
-//! its own cookie (`session_store_core::CookieSessions` through
+//! its own cookie (`session_store_tower::CookieSessions` through
 //! `SessionLayer::cookie`), under the key ring of `SESSION_COOKIE_KEYS`.
 
-use session_store_core::CookieSessions;
 use session_store_core::seal::KeyRing;
+use session_store_tower::CookieSessions;
 
 use crate::config::{Config, Middleware};
 

@@ -8,7 +8,8 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use session_store_core::{CookieSessions, Error, Expiry, SessionStore};
+use session_store_core::{Error, Expiry, SessionStore};
+use session_store_tower::CookieSessions;
 use session_store_tower::{Session, SessionError, SessionLayer};
 
 use crate::config::Config;

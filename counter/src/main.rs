@@ -43,7 +43,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use session_store_core::{CookieSessions, Purger, SessionStore};
+use session_store_core::{Purger, SessionStore};
+use session_store_tower::CookieSessions;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 

@@ -47,13 +47,11 @@
 //!
 //! Features: `tracing` (default) for the handle's warnings; `at-rest` for
 //! `at_rest::Protected` (any store with ids hashed and bodies encrypted at
-//! rest); `cookie` for `CookieSessions`, sessions sealed in the cookie
-//! itself with no store (its docs say what that mode gives up); either of
-//! the two brings the `seal::KeyRing` (XChaCha20-Poly1305 with key
-//! rotation), and without them no AEAD crate is compiled; `purger` for
-//! the background `Purger` (a tokio task); `blocking` for
-//! `blocking::run_blocking`, the offload helper of backends whose calls
-//! block. A crate that only implements the trait needs
+//! rest); `seal` for the `seal::KeyRing` alone (XChaCha20-Poly1305 with key
+//! rotation, which `at-rest` and the tower layer's cookie mode seal with;
+//! without it no AEAD crate is compiled); `purger` for the background
+//! `Purger` (a tokio task); `blocking` for `raw::blocking`, the offload
+//! helper of backends whose calls block. A crate that only implements the trait needs
 //! none of them (`default-features = false`): no tracing, and of tokio only
 //! its `sync` part (the handle's per-session write turns), never an
 //! executor or a timer.
@@ -69,8 +67,6 @@ pub mod at_rest;
 pub mod contract {
     #![doc = include_str!("../CONTRACT.md")]
 }
-#[cfg(feature = "cookie")]
-mod cookie;
 mod error;
 mod expiry;
 mod id;
@@ -79,15 +75,13 @@ mod listing;
 mod purger;
 pub mod raw;
 mod record;
-#[cfg(any(feature = "at-rest", feature = "cookie"))]
+#[cfg(feature = "seal")]
 pub mod seal;
 mod session;
 mod store;
 mod time;
 
 pub use async_trait::async_trait;
-#[cfg(feature = "cookie")]
-pub use cookie::{CookieCommit, CookieSessions, DEFAULT_MAX_COOKIE_VALUE};
 pub use error::{BoxError, Error, Result};
 pub use expiry::Expiry;
 pub use id::{EncodedId, Fingerprint, InvalidId, SESSION_ID_LEN, SessionId};

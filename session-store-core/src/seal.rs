@@ -11,7 +11,7 @@
 //! A sealed blob is `[key id][24-byte random nonce][ciphertext + 16-byte tag]`.
 //! The associated data (`aad`) is authenticated but not stored: a blob only
 //! opens with the same `aad` it was sealed with. Sealed cookies
-//! ([`CookieSessions`](crate::CookieSessions)) put the app's name there, so
+//! (`session_store_tower::CookieSessions`) put the app's name there, so
 //! a cookie of another app sealed with the same key does not open; records
 //! sealed at rest put their session id there, so a blob moved to another
 //! record does not open.

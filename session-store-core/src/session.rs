@@ -228,9 +228,9 @@ pub struct Session {
     cleared: bool,
     /// The owner this request set (`Some(None)`: removed), if it did.
     owner_change: Option<Option<String>>,
-    /// Cookie mode only: the cookie must be sealed again even if nothing
-    /// changed (a fresh id after a rotation, or opened under an older key).
-    #[cfg_attr(not(feature = "cookie"), allow(dead_code))]
+    /// For a layer that keeps sessions outside a store (cookie mode): the
+    /// session must be written out again even if nothing changed (a fresh
+    /// id after a rotation, or sealed under an older key).
     reseal: bool,
 }
 
@@ -247,39 +247,33 @@ impl Session {
     }
 
     /// A session of cookie mode: `stored` when it came from a cookie.
-    #[cfg(feature = "cookie")]
     pub(crate) fn from_cookie(record: Record, stored: bool) -> Self {
         Self::new(record, if stored { State::Stored } else { State::New })
     }
 
     /// The record, for cookie mode's commit.
-    #[cfg(feature = "cookie")]
     pub(crate) fn record_mut(&mut self) -> &mut Record {
         &mut self.record
     }
 
     /// Cookie mode: whether the session came from a cookie (or was sealed
     /// into one), started in this request, or ended.
-    #[cfg(feature = "cookie")]
     pub(crate) fn cookie_state(&self) -> (bool, bool) {
         (self.state == State::Stored, self.state == State::Gone)
     }
 
     /// Cookie mode: seal again at the next commit, even if unchanged.
-    #[cfg(feature = "cookie")]
     pub(crate) fn set_reseal(&mut self) {
         self.reseal = true;
     }
 
     /// Cookie mode: whether the next commit must seal again.
-    #[cfg(feature = "cookie")]
     pub(crate) fn needs_reseal(&self) -> bool {
         self.reseal
     }
 
     /// Cookie mode: the session ended (logout); the next commit clears the
     /// cookie.
-    #[cfg(feature = "cookie")]
     pub(crate) fn mark_ended(&mut self) {
         self.state = State::Gone;
         self.changes.clear();
@@ -288,7 +282,6 @@ impl Session {
     }
 
     /// Cookie mode: the session was sealed into the response's cookie.
-    #[cfg(feature = "cookie")]
     pub(crate) fn mark_sealed(&mut self) {
         self.committed();
         self.reseal = false;

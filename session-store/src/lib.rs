@@ -45,7 +45,7 @@ pub use session_store_core::{
 pub use session_store_core::Purger;
 #[cfg(feature = "at-rest")]
 pub use session_store_core::at_rest;
-#[cfg(any(feature = "at-rest", feature = "cookie"))]
+#[cfg(feature = "seal")]
 pub use session_store_core::seal;
 
 /// The in-memory store, `session-store-memory`.
@@ -82,7 +82,7 @@ pub use session_store_postgres::PostgresStore;
 #[cfg(feature = "tower")]
 pub use session_store_tower as tower;
 #[cfg(feature = "cookie")]
-pub use session_store_tower::CookieSessions;
+pub use session_store_tower::{CookieSessions, KeyRing};
 #[cfg(feature = "tower")]
 pub use session_store_tower::{SameSite, Session, SessionError, SessionLayer};
 

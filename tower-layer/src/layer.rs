@@ -5,9 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response, StatusCode};
 #[cfg(feature = "cookie")]
-use session_store_core::CookieSessions;
+use crate::cookie_mode::CookieSessions;
+use http::{Request, Response, StatusCode};
 use session_store_core::{Error, Expiry, SessionStore, Sessions};
 
 #[cfg(not(feature = "cookie"))]

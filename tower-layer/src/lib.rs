@@ -170,6 +170,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cookie;
+#[cfg(feature = "cookie")]
+mod cookie_mode;
 #[cfg(not(feature = "cookie"))]
 mod cookie_off;
 mod layer;
@@ -185,7 +187,7 @@ pub use session::{Result, Session, SessionError, SessionState};
 // What a layer user touches of the core, so that an app names one crate of
 // this family besides its backend.
 #[cfg(feature = "cookie")]
-pub use session_store_core::CookieSessions;
+pub use cookie_mode::{CookieCommit, CookieSessions, DEFAULT_MAX_COOKIE_VALUE};
 #[cfg(feature = "cookie")]
 pub use session_store_core::seal::KeyRing;
 pub use session_store_core::{

@@ -3,12 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "cookie")]
+use crate::cookie_mode::CookieCommit;
 use http::header::SET_COOKIE;
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-#[cfg(feature = "cookie")]
-use session_store_core::CookieCommit;
 use session_store_core::{Error, Expiry, Fingerprint, ListedSession, ListingHandle, SessionId, Timestamp};
 
 #[cfg(not(feature = "cookie"))]

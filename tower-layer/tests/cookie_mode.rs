@@ -12,7 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Browser, serve};
 use reqwest::StatusCode;
 use session_store_core::seal::KeyRing;
-use session_store_core::{CookieSessions, Error, Expiry, ManualClock};
+use session_store_core::{Error, Expiry, ManualClock};
+use session_store_tower::CookieSessions;
 use session_store_tower::{Session, SessionError, SessionLayer};
 
 const MARKER: &str = "MARKER-visible-if-not-sealed";

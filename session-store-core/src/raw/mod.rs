@@ -11,9 +11,12 @@
 //! - [`purge_batch`]: how big the next batch of a batched purge is.
 //! - [`adapter`]: what adapters to a framework's session middleware share
 //!   (the generic failure message and log line).
+//! - [`session`]: hooks for a session layer that keeps sessions somewhere
+//!   other than a store (the tower layer's cookie mode).
 
 pub mod adapter;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod codec;
 pub mod purge_batch;
+pub mod session;

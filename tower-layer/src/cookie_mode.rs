@@ -1,5 +1,6 @@
 //! Cookie mode (feature `cookie`): the whole session sealed in the cookie,
-//! no server-side state.
+//! no server-side state. Built on the core's hooks for layers that keep
+//! sessions outside a store (`session_store_core::raw::session`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,10 +8,13 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::raw::codec;
-use crate::seal::KeyRing;
-use crate::session::{clamp_throttle, touch_window};
-use crate::{
+use session_store_core::raw::codec;
+use session_store_core::raw::session::{
+    clamp_throttle, found_and_ended, mark_ended, mark_written, record_mut, require_rewrite, restore, rewrite_required,
+    touch_window,
+};
+use session_store_core::seal::KeyRing;
+use session_store_core::{
     DEFAULT_TOUCH_THROTTLE, Error, Expiry, Record, Result, Session, SessionData, SessionId, SharedClock, system_clock,
 };
 
@@ -55,11 +59,11 @@ impl fmt::Debug for CookieCommit {
 /// XChaCha20-Poly1305 under a [`KeyRing`]: the cookie's value is the
 /// base64url of the sealed payload (created time, deadline, version, owner,
 /// data and a random [`SessionId`] that only serves as a
-/// [`Fingerprint`](crate::Fingerprint) in logs). No store, no server-side
+/// [`Fingerprint`](session_store_core::Fingerprint) in logs). No store, no server-side
 /// state: any instance holding the key ring serves any visitor.
 ///
 /// ```
-/// use session_store_core::{CookieCommit, CookieSessions, seal::KeyRing};
+/// use session_store_tower::{CookieCommit, CookieSessions, KeyRing};
 ///
 /// let keys = KeyRing::new(1, [42; 32]);        // from KeyRing::from_env in an app
 /// let sessions = CookieSessions::new(keys, "my-app");
@@ -78,7 +82,7 @@ impl fmt::Debug for CookieCommit {
 /// activity + idle and creation + lifetime under
 /// [`Expiry::IdleAndAbsolute`]) is sealed in the payload and checked with
 /// the injected clock on every [`load`](Self::load); sliding expiry seals a
-/// fresh deadline with the same throttle as [`Sessions`](crate::Sessions)
+/// fresh deadline with the same throttle as [`Sessions`](session_store_core::Sessions)
 /// ([`touch_throttle`](Self::touch_throttle)). A cookie that is expired,
 /// tampered with, truncated, sealed under an unknown or retired key, sealed
 /// by another app (the app name is associated data) or not even base64 is
@@ -155,7 +159,7 @@ impl CookieSessions {
         }
     }
 
-    /// Decides time with `clock` (a [`ManualClock`](crate::ManualClock) in
+    /// Decides time with `clock` (a [`ManualClock`](session_store_core::ManualClock) in
     /// tests).
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
@@ -170,7 +174,7 @@ impl CookieSessions {
         self
     }
 
-    /// Sliding-expiry throttle, as [`Sessions::touch_throttle`](crate::Sessions::touch_throttle):
+    /// Sliding-expiry throttle, as [`Sessions::touch_throttle`](session_store_core::Sessions::touch_throttle):
     /// an unchanged session is sealed again (a new `Set-Cookie`) only once
     /// its deadline would move by this fraction of the idle timeout.
     #[must_use]
@@ -217,21 +221,20 @@ impl CookieSessions {
     #[must_use]
     pub fn start(&self) -> Session {
         let now = self.clock.now();
-        Session::from_cookie(Record::new(SessionData::new(), now, &self.expiry), false)
+        restore(Record::new(SessionData::new(), now, &self.expiry), false)
     }
 
     /// The live session sealed in `cookie` (the cookie's value), or `None`
     /// when it does not open: not base64url, truncated, tampered with,
     /// sealed under a key not in the ring (or retired), sealed for another
     /// app, or past its deadline. Each case is a `tracing` debug event
-    /// (target `session_store_core::cookie`) saying why, with the payload
+    /// (target `session_store_tower::cookie_mode`) saying why, with the payload
     /// id's fingerprint when it opened.
     #[must_use]
     pub fn load(&self, cookie: &str) -> Option<Session> {
         self.open(cookie)
-            .inspect_err(|_why| {
-                #[cfg(feature = "tracing")]
-                tracing::debug!(reason = %_why, "sealed session cookie refused: starting a fresh session");
+            .inspect_err(|why| {
+                tracing::debug!(reason = %why, "sealed session cookie refused: starting a fresh session");
             })
             .ok()
     }
@@ -250,9 +253,9 @@ impl CookieSessions {
         if !record.is_live_at(now) {
             return Err(Refused::Expired(record.id));
         }
-        let mut session = Session::from_cookie(record, true);
+        let mut session = restore(record, true);
         if key != self.keys.current_id() {
-            session.set_reseal();
+            require_rewrite(&mut session);
         }
         Ok(session)
     }
@@ -269,15 +272,15 @@ impl CookieSessions {
     /// session in logs, and the new cookie is sealed at the commit). The
     /// old cookie is not revoked: see the type's docs.
     pub fn rotate(&self, session: &mut Session) {
-        session.record_mut().id = SessionId::random();
-        session.set_reseal();
+        record_mut(session).id = SessionId::random();
+        require_rewrite(session);
     }
 
     /// Ends the session (logout): the next commit answers
     /// [`CookieCommit::Clear`]. A copy of the cookie kept elsewhere stays
     /// valid until its deadline (see the type's docs).
     pub fn end(&self, session: &mut Session) {
-        session.mark_ended();
+        mark_ended(session);
     }
 
     /// Seals what this request did into what the response must send:
@@ -299,7 +302,7 @@ impl CookieSessions {
     /// fails (it does not for string data).
     pub fn commit(&self, session: &mut Session) -> Result<CookieCommit> {
         let now = self.clock.now();
-        let (stored, ended) = session.cookie_state();
+        let (stored, ended) = found_and_ended(session);
         if ended {
             return Ok(CookieCommit::Clear);
         }
@@ -321,14 +324,14 @@ impl CookieSessions {
                 || (!window.is_zero()
                     && deadline > record.expires_at
                     && deadline.saturating_duration_since(record.expires_at) < window);
-            if throttled && !session.needs_reseal() {
+            if throttled && !rewrite_required(session) {
                 return Ok(CookieCommit::Nothing);
             }
             record.expires_at = deadline;
         }
         let value = self.seal(&record)?;
-        *session.record_mut() = record;
-        session.mark_sealed();
+        *record_mut(session) = record;
+        mark_written(session);
         Ok(CookieCommit::Set(value))
     }
 
@@ -352,7 +355,7 @@ impl CookieSessions {
     fn seal(&self, record: &Record) -> Result<String> {
         let mut payload = record.id.to_bytes().to_vec();
         payload.extend_from_slice(&codec::encode_record(record)?);
-        let size = (payload.len() + crate::seal::OVERHEAD).div_ceil(3) * 4;
+        let size = (payload.len() + session_store_core::seal::OVERHEAD).div_ceil(3) * 4;
         // Refused before sealing when even the unpadded length is over.
         if size.saturating_sub(2) > self.max_value {
             return Err(Error::TooLarge {
@@ -384,7 +387,7 @@ fn decode_payload(payload: &[u8]) -> std::result::Result<Record, Refused> {
 enum Refused {
     TooLong(usize),
     NotBase64,
-    Open(crate::seal::OpenError),
+    Open(session_store_core::seal::OpenError),
     Payload,
     Expired(SessionId),
 }
@@ -411,8 +414,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::seal::KeyRing;
     use crate::{Clock, ManualClock, Timestamp};
+    use session_store_core::seal::KeyRing;
 
     fn sessions(clock: &ManualClock) -> CookieSessions {
         CookieSessions::new(KeyRing::new(1, [1; 32]), "test")

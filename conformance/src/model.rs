@@ -17,7 +17,7 @@
 //! list and revoke owners' sessions (with and without a session to keep). Answers are compared exactly; the one range is a purge's
 //! count, which must include every expired record no operation looked at
 //! since it expired (one that was looked at may have been removed lazily,
-//! as DESIGN.md allows).
+//! as the contract allows).
 //! proptest shrinks a failure to the shortest failing sequence and saves it
 //! beside the calling test file, so it is replayed first on the next run.
 
@@ -368,7 +368,7 @@ enum Expect {
     /// A purge count in this range: every expired record no operation has
     /// looked at since it expired must be counted; one that was looked at
     /// (load, touch, a conflicting write, a rotate) may have been removed
-    /// lazily then, as DESIGN.md allows, and so may be missing from the count.
+    /// lazily then, as the contract allows, and so may be missing from the count.
     Purged {
         /// Expired records nothing looked at since they expired.
         at_least: u64,

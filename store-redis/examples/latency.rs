@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .prefix(format!("latency:{}:", SessionId::random()))
         .build()
         .await?;
-    // About 198 bytes in 5 keys, like the peers in shared/PERF-NOTES.md.
+    // About 198 bytes in 5 keys, like the records of the benches (benches/README.md).
     let mut data = SessionData::new();
     data.insert("user_id", &123_456_789u64)?;
     data.insert("name", &"Alice Example-Person")?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::raw::session::{clamp_throttle, touch_window};
 use crate::{
     Error, Expiry, ListedSession, ListingHandle, Record, Result, SessionData, SessionId, SessionStore, SessionStoreExt,
     SharedClock, Timestamp,
@@ -183,25 +184,6 @@ pub enum Committed {
     /// The session was deleted or moved to another id by another request
     /// meanwhile; nothing was written. Clear the visitor's cookie.
     Gone,
-}
-
-/// How far an unchanged session's deadline must move before a commit
-/// writes it, for `expiry` and a throttle `fraction` in `0.0..=1.0` (shared
-/// by [`Sessions`] and cookie mode).
-pub(crate) fn touch_window(expiry: &Expiry, fraction: f64) -> Duration {
-    let idle = match *expiry {
-        Expiry::OnInactivity(idle) | Expiry::IdleAndAbsolute { idle, .. } => idle,
-        Expiry::OnSessionEnd { cap } => cap,
-        // A fixed deadline never moves: nothing to throttle.
-        Expiry::AtDateTime(_) => return Duration::ZERO,
-    };
-    // At most `idle` (the fraction is at most 1); never a panic on a huge one.
-    Duration::try_from_secs_f64(idle.as_secs_f64() * fraction).map_or(idle, |w| w.min(idle))
-}
-
-/// The throttle fraction as [`Sessions::touch_throttle`] clamps it.
-pub(crate) fn clamp_throttle(fraction: f64) -> f64 {
-    if fraction > 0.0 { fraction.min(1.0) } else { 0.0 }
 }
 
 /// Where a [`Session`] stands with the store.

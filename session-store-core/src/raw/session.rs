@@ -60,12 +60,19 @@ pub fn mark_written(session: &mut Session) {
 /// [`Sessions::touch_throttle`](crate::Sessions::touch_throttle) decides).
 #[must_use]
 pub fn touch_window(expiry: &Expiry, fraction: f64) -> Duration {
-    crate::session::touch_window(expiry, fraction)
+    let idle = match *expiry {
+        Expiry::OnInactivity(idle) | Expiry::IdleAndAbsolute { idle, .. } => idle,
+        Expiry::OnSessionEnd { cap } => cap,
+        // A fixed deadline never moves: nothing to throttle.
+        Expiry::AtDateTime(_) => return Duration::ZERO,
+    };
+    // At most `idle` (the fraction is at most 1); never a panic on a huge one.
+    Duration::try_from_secs_f64(idle.as_secs_f64() * fraction).map_or(idle, |w| w.min(idle))
 }
 
 /// A throttle fraction clamped into `0.0..=1.0` (NaN counts as `0.0`), as
 /// [`Sessions::touch_throttle`](crate::Sessions::touch_throttle) clamps it.
 #[must_use]
 pub fn clamp_throttle(fraction: f64) -> f64 {
-    crate::session::clamp_throttle(fraction)
+    if fraction > 0.0 { fraction.min(1.0) } else { 0.0 }
 }

@@ -16,11 +16,13 @@ usage: counter [--store memory|file|sqlite|redis|postgres|cookie] [--dir DIR] [-
                      each session sealed in its cookie with the key ring in SESSION_COOKIE_KEYS
                      (\"1:<key>\" or \"1:<old key>,2:<new key>\", keys as 64 hex characters or
                      base64 of 32 random bytes; the last one seals, all of them open)
-  --dir              directory of the file and sqlite stores (env SESSION_DIR; default: ./counter-sessions)
-  --redis-url        Redis server of the redis store (env REDIS_URL; default: redis://127.0.0.1:6379)
+  --dir              directory of the file or sqlite store (env SESSION_DIR; default: ./counter-sessions
+                     for file, ./counter-sqlite for sqlite), created 0700 if missing
+  --redis-url        Redis server of the redis store, required with it (env REDIS_URL),
+                     e.g. redis://127.0.0.1:6379
   --redis-prefix     key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
-  --postgres-url     PostgreSQL server of the postgres store (env DATABASE_URL;
-                     default: postgres://postgres@127.0.0.1:5432/postgres)
+  --postgres-url     PostgreSQL server of the postgres store, required with it (env DATABASE_URL),
+                     e.g. postgres://app@127.0.0.1:5432/app
   --postgres-table   table of the postgres store, created if missing (env POSTGRES_TABLE;
                      default: counter_sessions)
   --memory-capacity  most sessions the memory store keeps, `unbounded` or 0 for no bound
@@ -151,14 +153,16 @@ impl std::str::FromStr for MemoryCapacity {
 pub struct Config {
     /// The backend.
     pub backend: Backend,
-    /// Directory of the file and SQLite stores.
+    /// Directory of the file or SQLite store (each has its own default, so
+    /// following the README with both never mixes them).
     pub dir: PathBuf,
-    /// Redis URL of the Redis store.
-    pub redis_url: String,
+    /// Redis URL of the Redis store: required with it (no default writes
+    /// into a server the user did not name).
+    pub redis_url: Option<String>,
     /// Key prefix of the Redis store.
     pub redis_prefix: String,
-    /// Connection URL of the PostgreSQL store.
-    pub postgres_url: String,
+    /// Connection URL of the PostgreSQL store: required with it.
+    pub postgres_url: Option<String>,
     /// Table of the PostgreSQL store.
     pub postgres_table: String,
     /// Capacity of the memory store.
@@ -254,7 +258,17 @@ impl Config {
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
         }
-        let backend = store.as_deref().unwrap_or("file").parse()?;
+        let backend: Backend = store.as_deref().unwrap_or("file").parse()?;
+        // No default writes into a server the user did not name.
+        if backend == Backend::Redis && redis_url.is_none() {
+            return Err("--store redis needs --redis-url URL (or REDIS_URL), e.g. redis://127.0.0.1:6379".to_owned());
+        }
+        if backend == Backend::Postgres && postgres_url.is_none() {
+            return Err(
+                "--store postgres needs --postgres-url URL (or DATABASE_URL), e.g. postgres://app@127.0.0.1:5432/app"
+                    .to_owned(),
+            );
+        }
         let port = match port {
             Some(p) => p.parse().map_err(|_| format!("invalid port {p:?}"))?,
             None => 3000,
@@ -295,15 +309,24 @@ impl Config {
             secure,
             same_site,
             backend,
-            dir: dir.unwrap_or_else(super::default_dir),
-            redis_url: redis_url.unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned()),
+            dir: dir.unwrap_or_else(|| default_dir(backend)),
+            redis_url,
             redis_prefix: redis_prefix.unwrap_or_else(|| "counter:session:".to_owned()),
-            postgres_url: postgres_url.unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+            postgres_url,
             postgres_table: postgres_table.unwrap_or_else(|| "counter_sessions".to_owned()),
             memory_capacity,
             port,
         }))
     }
+}
+
+/// The store directory when none is given: one per backend, so the file
+/// store never finds the SQLite database among its shards.
+fn default_dir(backend: Backend) -> PathBuf {
+    PathBuf::from(match backend {
+        Backend::Sqlite => "counter-sqlite",
+        _ => "counter-sessions",
+    })
 }
 
 #[cfg(test)]
@@ -327,6 +350,26 @@ mod tests {
         assert_eq!(config.middleware, Middleware::Layer);
         assert!(config.secure, "Secure unless turned off");
         assert_eq!(config.same_site, SameSite::Lax);
+        let sqlite = parse(&["--store", "sqlite"], &[]).unwrap().unwrap();
+        assert_eq!(
+            sqlite.dir,
+            PathBuf::from("counter-sqlite"),
+            "not the file store's directory"
+        );
+    }
+
+    #[test]
+    fn network_stores_need_a_url() {
+        let err = parse(&["--store", "postgres"], &[]).unwrap_err();
+        assert!(err.contains("--postgres-url"), "{err}");
+        let err = parse(&["--store", "redis"], &[]).unwrap_err();
+        assert!(err.contains("--redis-url"), "{err}");
+        let c = parse(&["--store", "postgres"], &[("DATABASE_URL", "postgres://h/db")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.postgres_url.as_deref(), Some("postgres://h/db"));
+        // Only the chosen backend needs one.
+        assert_eq!(parse(&["--store", "file"], &[]).unwrap().unwrap().redis_url, None);
     }
 
     #[test]
@@ -436,7 +479,11 @@ mod tests {
         ];
         let config = parse(&[], &env).unwrap().unwrap();
         assert_eq!(
-            (config.backend, config.port, config.redis_url.as_str()),
+            (
+                config.backend,
+                config.port,
+                config.redis_url.as_deref().unwrap_or_default()
+            ),
             (Backend::Redis, 8080, "redis://env")
         );
         let config = parse(&["--store", "sqlite", "--port=0", "--dir", "/tmp/x"], &env)

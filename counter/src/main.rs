@@ -37,7 +37,6 @@
 //! its whole chain of causes.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +46,23 @@ use session_store_core::{Purger, SessionStore};
 use session_store_tower::CookieSessions;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
+
+/// `println!` that never panics: once stdout is closed (`counter | head`)
+/// what follows is dropped and the app goes on.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod at_rest;
 mod config;
@@ -150,12 +166,12 @@ async fn run(config: Config, cookie: Option<CookieSessions>, protection: at_rest
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {}", chain(&e)))?;
-    println!("counter: listening on http://{bound}/");
-    println!("counter: session store: {description}");
+    say!("counter: listening on http://{bound}/");
+    say!("counter: session store: {description}");
     if config.backend != config::Backend::Cookie {
-        println!("counter: at rest: {}", protection.description);
+        say!("counter: at rest: {}", protection.description);
     }
-    println!(
+    say!(
         "counter: sessions through {}; cookie: {}",
         config.middleware,
         config.cookie_description()
@@ -167,7 +183,7 @@ async fn run(config: Config, cookie: Option<CookieSessions>, protection: at_rest
         middleware = %config.middleware,
         "counter started"
     );
-    println!("counter: try `curl -c jar -b jar http://{bound}/` (Ctrl-C stops)");
+    say!("counter: try `curl -c jar -b jar http://{bound}/` (Ctrl-C stops)");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -178,11 +194,11 @@ fn main() -> ExitCode {
     let config = match Config::from_args_and_env(std::env::args().skip(1), |name| std::env::var(name).ok()) {
         Ok(Some(config)) => config,
         Ok(None) => {
-            print!("{}", config::USAGE);
+            say!("{}", config::USAGE.trim_end());
             return ExitCode::SUCCESS;
         }
         Err(message) => {
-            eprintln!("counter: {message}\n\n{}", config::USAGE);
+            say_err!("counter: {message}\n\n{}", config::USAGE);
             return ExitCode::from(2);
         }
     };
@@ -191,7 +207,7 @@ fn main() -> ExitCode {
     let protection = match at_rest::protection(&config, |name| std::env::var(name).ok().filter(|v| !v.is_empty())) {
         Ok(protection) => protection,
         Err(message) => {
-            eprintln!("counter: {message}");
+            say_err!("counter: {message}");
             return ExitCode::from(2);
         }
     };
@@ -201,7 +217,7 @@ fn main() -> ExitCode {
         match cookie_mode::sessions(&config, |name| std::env::var(name).ok().filter(|v| !v.is_empty())) {
             Ok(sessions) => Some(sessions),
             Err(message) => {
-                eprintln!("counter: {message}");
+                say_err!("counter: {message}");
                 return ExitCode::from(2);
             }
         }
@@ -212,20 +228,15 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("counter: cannot start the runtime: {}", chain(&e));
+            say_err!("counter: cannot start the runtime: {}", chain(&e));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(config, cookie, protection)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("counter: {message}");
+            say_err!("counter: {message}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// Where the file and SQLite stores keep their data by default.
-fn default_dir() -> PathBuf {
-    PathBuf::from("counter-sessions")
 }

@@ -65,7 +65,9 @@ pub async fn open(config: &Config, at_rest: Option<&AtRest>) -> Result<(Arc<dyn 
             (Arc::new(store), format!("sqlite, database {}", path.display()))
         }
         Backend::Redis => {
-            let store = RedisStore::builder(config.redis_url.clone())
+            let url = config.redis_url.clone().unwrap_or_default();
+            let shown = redacted(&url);
+            let store = RedisStore::builder(url)
                 .prefix(config.redis_prefix.clone())
                 .max_record_bytes(limit)
                 .timeout(Duration::from_secs(2))
@@ -73,20 +75,20 @@ pub async fn open(config: &Config, at_rest: Option<&AtRest>) -> Result<(Arc<dyn 
                 .await
                 .map_err(|e| {
                     format!(
-                        "cannot use Redis at {}: {}\n(start one with `redis-server`, pass --redis-url, \
+                        "cannot use Redis at {shown}: {}\n(start one with `redis-server`, pass --redis-url, \
                          or use --store file)",
-                        config.redis_url,
-                        chain(&e)
+                        redacted(&chain(&e))
                     )
                 })?;
             (
                 Arc::new(store),
-                format!("redis at {}, keys {}{{{ids}}}", config.redis_url, config.redis_prefix),
+                format!("redis at {shown}, keys {}{{{ids}}}", config.redis_prefix),
             )
         }
         Backend::Postgres => {
-            let shown = redacted(&config.postgres_url);
-            let store = PostgresStore::builder(config.postgres_url.clone())
+            let url = config.postgres_url.clone().unwrap_or_default();
+            let shown = redacted(&url);
+            let store = PostgresStore::builder(url)
                 .table(config.postgres_table.clone())
                 .max_record_bytes(limit)
                 .timeout(Duration::from_secs(2))
@@ -96,7 +98,7 @@ pub async fn open(config: &Config, at_rest: Option<&AtRest>) -> Result<(Arc<dyn 
                     format!(
                         "cannot use PostgreSQL at {shown}: {}\n(pass --postgres-url or DATABASE_URL, \
                          or use --store file)",
-                        chain(&e)
+                        redacted(&chain(&e))
                     )
                 })?;
             (
@@ -111,7 +113,13 @@ pub async fn open(config: &Config, at_rest: Option<&AtRest>) -> Result<(Arc<dyn 
 }
 
 /// A connection URL without its password (`user:***@host`).
-fn redacted(url: &str) -> String {
+/// `text` (a URL, a libpq key-value string, or a message holding URLs)
+/// with every password replaced by `***`.
+fn redacted(text: &str) -> String {
+    if text.contains("://") && text.split_whitespace().count() > 1 {
+        return text.split(' ').map(redacted).collect::<Vec<_>>().join(" ");
+    }
+    let url = text;
     let Some((scheme, rest)) = url.split_once("://") else {
         // The key=value form: drop the password setting.
         return url
@@ -136,8 +144,14 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// Creates the SQLite store's directory, owner-only (0700) as the file
+/// store makes its own.
 fn create_dir(config: &Config) -> Result<(), String> {
-    std::fs::create_dir_all(&config.dir).map_err(|e| {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&config.dir).map_err(|e| {
         format!(
             "cannot create the store directory {}: {}",
             config.dir.display(),
@@ -156,5 +170,11 @@ mod tests {
         assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redacted("postgres://h/db"), "postgres://h/db");
         assert_eq!(redacted("host=h password=s3cret user=u"), "host=h password=*** user=u");
+        assert_eq!(redacted("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(redacted("rediss://u:s3cret@h/"), "rediss://u:***@h/");
+        assert_eq!(
+            redacted("connecting to redis://:s3cret@h:6379 failed"),
+            "connecting to redis://:***@h:6379 failed"
+        );
     }
 }

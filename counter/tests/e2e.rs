@@ -47,6 +47,7 @@ impl App {
             .env_remove("SESSION_STORE")
             .env_remove("PORT")
             .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
             .env_remove("SESSION_DIR")
             .env_remove("SESSION_MEMORY_CAPACITY")
             .env_remove("RUST_LOG")
@@ -588,6 +589,129 @@ fn an_unreachable_redis_fails_with_the_whole_chain_of_causes() {
         stderr.matches("Connection refused").count(),
         1,
         "each cause is said once: {stderr}"
+    );
+}
+
+/// The counter with the environment that could change its answer removed.
+fn counter_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_counter"));
+    for name in [
+        "SESSION_STORE",
+        "REDIS_URL",
+        "DATABASE_URL",
+        "SESSION_DIR",
+        "PORT",
+        "RUST_LOG",
+    ] {
+        command.env_remove(name);
+    }
+    command
+}
+
+#[test]
+fn a_redis_password_never_shows() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    for url in [
+        format!("redis://:s3cret-pw@127.0.0.1:{port}/"),
+        format!("redis://app:s3cret-pw@127.0.0.1:{port}/0"),
+    ] {
+        let output = counter_command()
+            .args(["--store", "redis", "--redis-url", &url, "--port", "0"])
+            .output()
+            .expect("the binary runs");
+        assert_eq!(output.status.code(), Some(1));
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(said.contains("cannot use Redis at redis://"), "{said}");
+        assert!(said.contains(":***@127.0.0.1"), "the URL is shown redacted: {said}");
+        assert!(!said.contains("s3cret-pw"), "the password is never shown: {said}");
+    }
+}
+
+#[test]
+fn network_stores_never_default_to_a_server() {
+    for (store, flag) in [("postgres", "--postgres-url"), ("redis", "--redis-url")] {
+        let output = counter_command()
+            .args(["--store", store, "--port", "0"])
+            .output()
+            .expect("the binary runs");
+        assert_eq!(output.status.code(), Some(2), "{store}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("--store {store} needs {flag}")), "{stderr}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_never_panics() {
+    // `counter --help | head -0`: the reader is gone before anything is written.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = counter_command()
+        .arg("--help")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // The server itself: its startup lines go nowhere, and it serves on.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut child = counter_command()
+        .args(["--store", "memory", "--port", "0"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let started = lines.by_ref().find(|l| l.contains("counter started"));
+    assert!(started.is_some(), "the app logs that it started");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().expect("the child's status").is_none(),
+        "the app still runs after writing to a closed stdout"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest: Vec<String> = lines.collect();
+    assert!(!rest.iter().any(|l| l.contains("panicked")), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_and_file_defaults_do_not_collide() {
+    let cwd = tempfile::tempdir().expect("a temp dir");
+    let app = App::start_in(&["--store".into(), "sqlite".into()], cwd.path());
+    let browser = Browser::new();
+    assert_eq!(browser.get(&app).await, "1");
+    drop(app);
+    let sqlite = cwd.path().join("counter-sqlite");
+    assert!(sqlite.join("sessions.db").exists(), "the database in ./counter-sqlite");
+    assert!(
+        !cwd.path().join("counter-sessions").exists(),
+        "the file store's default is left alone"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&sqlite).expect("the directory").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the SQLite directory is owner-only");
+    }
+    let app = App::start_in(&[], cwd.path());
+    assert_eq!(Browser::new().get(&app).await, "1");
+    drop(app);
+    assert_eq!(
+        walk(&cwd.path().join("counter-sessions")),
+        1,
+        "one session file, no database beside it"
     );
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use redis::AsyncCommands;
 use serde_json::json;
-use session_store_core::{Fingerprint, SessionId, Timestamp, raw::codec};
+use session_store_core::{Fingerprint, SessionId, SessionStore as _, Timestamp, raw::codec};
 
 use crate::fail::{Exit, Failure};
 use crate::open::{Mode, open};
@@ -516,38 +516,61 @@ async fn redis_checks(
 }
 
 /// PostgreSQL: the store opens (so the schema is at this build's version,
-/// migrated if older, refused if newer), and every row decodes; `--fix`
-/// deletes the rows that do not.
+/// migrated if older, refused if newer, and a table dropped behind its
+/// back made again), every row decodes, and every row's id is a session
+/// id; `--fix` deletes the rows that fail either.
 async fn postgres(url: &StoreUrl, fix: bool, report: &mut Report) -> Result<(), Failure> {
-    let opened = crate::open::open(url, Mode::Existing).await?;
+    let store = crate::open::postgres_store(url, session_store_core::DEFAULT_MAX_RECORD_BYTES).await?;
     report.check("schema", true, "the table is at this build's schema version");
-    let store = &opened.store;
-    let failed = |e: session_store_core::Error| Failure::new(Exit::Failed, Some(url), e.chain());
-    let ids = store.ids().await.map_err(failed)?;
-    let mut bad = 0;
-    for id in ids {
-        match store.load_listed(&id).await {
-            Ok(_) => {}
-            Err(e) if e.is_decode() => {
-                bad += 1;
-                report.undecodable.push((id.fingerprint(), e.to_string()));
-                if fix {
-                    store.delete_listed(&id).await.map_err(failed)?;
-                }
+    let mut bad = postgres_problems(url, &store).await?;
+    if fix && !bad.is_empty() {
+        let failed = |e: session_store_core::Error| Failure::new(Exit::Failed, Some(url), e.chain());
+        let mut removed = store.remove_malformed_rows().await.map_err(failed)?;
+        for handle in bad.iter().filter_map(|(handle, ..)| handle.as_ref()) {
+            // Only if it still does not decode: a row rewritten meanwhile stays.
+            if matches!(store.load_listed(handle).await, Err(e) if e.is_decode()) {
+                store.delete_listed(handle).await.map_err(failed)?;
+                removed += 1;
             }
+        }
+        report.fixed.push(format!("removed {removed} undecodable row(s)"));
+        bad = postgres_problems(url, &store).await?;
+    }
+    records_check(report, bad.into_iter().map(|(_, f, why)| (f, why)).collect());
+    Ok(())
+}
+
+/// Every live row that does not decode (with its listing handle) and every
+/// row whose id is no session id (which has none).
+async fn postgres_problems(
+    url: &StoreUrl,
+    store: &session_store_postgres::PostgresStore,
+) -> Result<Vec<(Option<session_store_core::ListingHandle>, Fingerprint, String)>, Failure> {
+    let failed = |e: session_store_core::Error| Failure::new(Exit::Failed, Some(url), e.chain());
+    let mut bad = Vec::new();
+    for handle in store.ids().await.map_err(failed)? {
+        match store.load_listed(&handle).await {
+            Ok(_) => {}
+            Err(e) if e.is_decode() => bad.push((Some(handle), handle.fingerprint(), decode_reason(&e))),
             Err(e) => return Err(failed(e)),
         }
     }
-    if fix && bad > 0 {
-        report.fixed.push(format!("removed {bad} undecodable row(s)"));
+    for fingerprint in store.malformed_rows().await.map_err(failed)? {
+        bad.push((
+            None,
+            fingerprint,
+            "the id column does not hold a valid session id".to_owned(),
+        ));
     }
-    let detail = match (bad, fix) {
-        (0, _) => "every row decodes".to_owned(),
-        (n, true) => format!("{n} undecodable rows (deleted)"),
-        (n, false) => format!("{n} undecodable rows (--fix deletes them)"),
-    };
-    report.check("records", bad == 0 || fix, detail);
-    Ok(())
+    Ok(bad)
+}
+
+/// The reason of a decode error, without the `Error`'s own wording.
+fn decode_reason(e: &session_store_core::Error) -> String {
+    match e {
+        session_store_core::Error::Decode { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -196,23 +196,7 @@ pub async fn open_with(
             }
             Arc::new(builder.build().await.map_err(unavailable)?)
         }
-        Kind::Postgres {
-            url: pg,
-            schema,
-            table,
-            timeout,
-        } => {
-            let mut builder = session_store_postgres::PostgresStore::builder(pg.clone())
-                .table(table.clone())
-                .max_record_bytes(limit);
-            if let Some(schema) = schema {
-                builder = builder.schema(schema.clone());
-            }
-            if let Some(t) = timeout {
-                builder = builder.timeout(*t);
-            }
-            Arc::new(builder.build().await.map_err(unavailable)?)
-        }
+        Kind::Postgres { .. } => Arc::new(postgres_store(url, limit).await?),
     };
     let store = match at_rest {
         Some(at_rest) => Arc::new(Protected::new(store, at_rest)) as Arc<dyn SessionStore>,
@@ -223,6 +207,33 @@ pub async fn open_with(
         store,
         hashed: protection.hash_ids,
     })
+}
+
+/// The PostgreSQL store `url` names (the caller checked its kind); its
+/// schema is migrated if older, refused if newer.
+pub async fn postgres_store(url: &StoreUrl, limit: usize) -> Result<session_store_postgres::PostgresStore, Failure> {
+    let Kind::Postgres {
+        url: pg,
+        schema,
+        table,
+        timeout,
+    } = &url.kind
+    else {
+        return Err(Failure::new(Exit::Usage, Some(url), "not a PostgreSQL store URL"));
+    };
+    let mut builder = session_store_postgres::PostgresStore::builder(pg.clone())
+        .table(table.clone())
+        .max_record_bytes(limit);
+    if let Some(schema) = schema {
+        builder = builder.schema(schema.clone());
+    }
+    if let Some(t) = timeout {
+        builder = builder.timeout(*t);
+    }
+    builder
+        .build()
+        .await
+        .map_err(|e| Failure::new(Exit::Unavailable, Some(url), e.chain()))
 }
 
 #[cfg(feature = "tls")]

@@ -81,6 +81,84 @@ fn file_store_damaged_record_and_stray_temporary_file() {
     runtime().block_on(async { assert_holds(&FileStore::open(&dir).unwrap(), &records[1..]).await });
 }
 
+/// A directory where a session file belongs is that record's problem only:
+/// `count`, `list` and `doctor` give the same answer and go on, `--fix`
+/// removes it.
+#[test]
+fn file_store_directory_in_place_of_a_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let records = seed_file(&dir, 3, 0, 0);
+    let url = file_url(&dir);
+    let bad = &records[0];
+    let path = FileStore::path_in(&dir, &bad.id);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let fingerprint = bad.id.fingerprint().to_string();
+
+    let count = run(&["--json", "count", &url]);
+    assert_eq!(count.code, 0, "{count:?}");
+    assert_eq!(count.json()["count"], 3, "{count:?}");
+    let list = run(&["--json", "list", &url]);
+    assert_eq!(list.code, 1, "an undecodable record is reported: {list:?}");
+    let v = list.json();
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(undecodable(&v), std::slice::from_ref(&fingerprint), "{v}");
+    let purge = run(&["--json", "purge", &url]);
+    assert_eq!(purge.code, 0, "{purge:?}");
+
+    let r = run(&["--json", "doctor", &url]);
+    assert_eq!(r.code, 6, "reported, not a failure to inspect: {r:?}");
+    let v = r.json();
+    assert_eq!(problems(&v), ["records"], "{v}");
+    assert_eq!(undecodable(&v), [fingerprint], "{v}");
+    assert!(!r.stdout.contains(&bad.id.to_string()), "{r:?}");
+
+    let r = run(&["--json", "doctor", "--fix", &url]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!path.exists(), "the empty directory is gone");
+    assert_eq!(run(&["--json", "count", &url]).json()["count"], 2);
+    runtime().block_on(async { assert_holds(&FileStore::open(&dir).unwrap(), &records[1..]).await });
+}
+
+/// A row whose id is no session id: `count` and `list` leave it out alike
+/// (no visitor can load it), `doctor` reports it, `--fix` removes it.
+#[test]
+fn sqlite_store_row_whose_id_is_no_session_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("s.db");
+    let records: Vec<Record> = runtime().block_on(async {
+        let store = SqliteStore::open(&db).unwrap();
+        let mut out = Vec::new();
+        for i in 0..2 {
+            let mut r = seed_record(i, SystemClock.now());
+            r.version = store.create(&r).await.unwrap();
+            out.push(r);
+        }
+        out
+    });
+    let url = sqlite_url(&db);
+    // 22 characters, the last one not canonical.
+    let not_an_id = format!("{}B", &records[0].id.to_string()[..21]);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO sessions (id, data, expires_at, version) SELECT ?1, data, expires_at, 1 FROM sessions LIMIT 1",
+            [&not_an_id],
+        )
+        .unwrap();
+    assert_eq!(run(&["--json", "count", &url]).json()["count"], 2);
+    let list = run(&["--json", "list", &url]);
+    assert_eq!(list.json()["sessions"].as_array().unwrap().len(), 2, "{list:?}");
+    let r = run(&["--json", "doctor", &url]);
+    assert_eq!(r.code, 6, "{r:?}");
+    assert_eq!(problems(&r.json()), ["records"], "{r:?}");
+    assert!(!r.stdout.contains(&not_an_id), "never the value: {r:?}");
+    assert_eq!(run(&["--json", "doctor", "--fix", &url]).code, 0);
+    assert_eq!(run(&["--json", "doctor", &url]).code, 0);
+    runtime().block_on(async { assert_holds(&SqliteStore::open(&db).unwrap(), &records).await });
+}
+
 #[cfg(unix)]
 #[test]
 fn file_store_modes_open_to_others() {

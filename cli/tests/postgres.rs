@@ -104,13 +104,45 @@ fn doctor_finds_and_removes_an_undecodable_row() {
         "never the id: {}",
         found.stdout
     );
+    // A row whose id is no session id (22 characters, the last one not
+    // canonical): `count` and `list` leave it out alike, `doctor` reports it.
+    let not_an_id = format!("{}B", &good.id.to_string()[..21]);
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO \"{schema}\".sessions (id, body, expires_at, version) \
+                     SELECT $1, body, expires_at, 1 FROM \"{schema}\".sessions WHERE id = $2"
+                ),
+                &[&not_an_id, &good.id.to_string()],
+            )
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        run(&["--json", "count", &pg]).json()["count"],
+        2,
+        "the good and the undecodable row"
+    );
+    let list = run(&["--json", "list", &pg]).json();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["undecodable"].as_array().unwrap().len(), 1, "{list}");
+    let found = run(&["--json", "doctor", &pg]);
+    assert_eq!(found.code, 6, "{found:?}");
+    assert_eq!(
+        found.json()["undecodable"].as_array().unwrap().len(),
+        2,
+        "the undecodable row and the row that is no session: {found:?}"
+    );
+    assert!(!found.stdout.contains(&not_an_id), "never the value: {}", found.stdout);
     let fixed = run(&["--json", "doctor", "--fix", &pg]);
     assert_eq!(fixed.code, 0, "{fixed:?}");
     let healthy = run(&["--json", "doctor", &pg]);
     assert_eq!(healthy.code, 0, "{healthy:?}");
     let count = run(&["--json", "count", &pg]).json();
     assert_eq!(count["count"], 1, "the good session stays: {count}");
-    let _ = good;
     rt.block_on(drop_schema(&base, &schema));
 }
 

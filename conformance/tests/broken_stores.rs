@@ -665,6 +665,9 @@ mod capability_flaws {
         NegativeCache,
         /// ids (and so count) fail when any stored record is undecodable.
         ListingFailsOnCorrupt,
+        /// count adds the undecodable entries that ids leaves out (the
+        /// SQL stores' `COUNT(*)` beside a row whose id is no session id).
+        CountDisagreesBesideCorrupt,
     }
 
     /// `TinyStore` with one capability flaw.
@@ -777,6 +780,20 @@ mod capability_flaws {
                 }
             }
             self.inner.ids().await
+        }
+        async fn count(&self) -> Result<u64> {
+            let listed = self.ids().await?.len() as u64;
+            if self.flaw == CapabilityFlaw::CountDisagreesBesideCorrupt
+                && let Some(table) = &self.table
+            {
+                let table = table.lock().unwrap().clone();
+                let undecodable = table
+                    .iter()
+                    .filter(|(id, bytes)| session_store_core::raw::codec::decode_record(**id, bytes).is_err())
+                    .count() as u64;
+                return Ok(listed + undecodable);
+            }
+            Ok(listed)
         }
         async fn clear(&self) -> Result<()> {
             self.inner.clear().await
@@ -920,6 +937,16 @@ mod capability_flaws {
         super::map_flaws::caught_only_by(
             "ListingFailsOnCorrupt",
             &FlawedHarness::new(CapabilityFlaw::ListingFailsOnCorrupt),
+            "count_ids_and_purge_stay_exact_beside_corrupt_records",
+        );
+    }
+
+    /// `count` and `ids` that disagree only beside corrupt entries.
+    #[test]
+    fn count_that_disagrees_with_ids_beside_a_corrupt_record() {
+        super::map_flaws::caught_only_by(
+            "CountDisagreesBesideCorrupt",
+            &FlawedHarness::new(CapabilityFlaw::CountDisagreesBesideCorrupt),
             "count_ids_and_purge_stay_exact_beside_corrupt_records",
         );
     }

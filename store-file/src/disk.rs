@@ -22,6 +22,9 @@ use crate::Durability;
 pub(crate) const LOCK_FILE: &str = ".lock";
 /// Prefix of temporary files; never a valid session id (ids hold no `.`).
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
+/// How often [`Disk::sweep_tmp`] tries a busy shard again (about three
+/// seconds in all).
+const SWEEP_RETRIES: usize = 13;
 /// Length of a shard directory's name: the first characters of the id.
 pub(crate) const SHARD_LEN: usize = 2;
 
@@ -125,15 +128,9 @@ impl Disk {
 
     /// The stored record, live or not; `None` when there is no file.
     pub(crate) fn read(&self, id: SessionId, path: &Path) -> Result<Option<Record>> {
-        let mut file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("opening a session file", Some(&id), e)),
+        let Some((mut file, len)) = open_record(id, path)? else {
+            return Ok(None);
         };
-        let len = file
-            .metadata()
-            .map_err(|e| io_error("inspecting a session file", Some(&id), e))?
-            .len();
         if len > self.read_cap() {
             return Err(Error::decode(
                 id,
@@ -150,10 +147,8 @@ impl Disk {
     /// The stored record's deadline, read from the file's first
     /// [`RECORD_HEADER_MAX`] bytes only; `None` when there is no file.
     pub(crate) fn read_deadline(&self, id: SessionId, path: &Path) -> Result<Option<Timestamp>> {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("opening a session file", Some(&id), e)),
+        let Some((file, _)) = open_record(id, path)? else {
+            return Ok(None);
         };
         let mut header = Vec::with_capacity(RECORD_HEADER_MAX);
         file.take(RECORD_HEADER_MAX as u64)
@@ -262,11 +257,24 @@ impl Disk {
         Ok(removed)
     }
 
-    /// Removes the session file without syncing the directory.
+    /// Removes the session file without syncing the directory. An empty
+    /// directory where the file belongs (which reads as undecodable) goes
+    /// too; a directory with entries in it is an error naming the session.
     pub(crate) fn remove_unsynced(&self, place: &Place) -> Result<bool> {
         match fs::remove_file(&place.file) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(_) if fs::symlink_metadata(&place.file).is_ok_and(|m| m.is_dir()) => {
+                match fs::remove_dir(&place.file) {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                    Err(e) => Err(io_error(
+                        "removing a directory that stands where a session file belongs",
+                        Some(&place.id),
+                        e,
+                    )),
+                }
+            }
             Err(e) => Err(io_error("removing a session file", Some(&place.id), e)),
         }
     }
@@ -330,23 +338,29 @@ impl Disk {
     /// belongs to a writer that died (the kernel released its lock). A
     /// shard locked now is skipped: a later sweep gets it.
     pub(crate) fn remove_orphan_tmp(&self, tmp: &Path) -> Result<bool> {
-        let Some(shard) = tmp.parent() else { return Ok(false) };
+        Ok(self.remove_tmp_if_free(tmp)? == Some(true))
+    }
+
+    /// As [`remove_orphan_tmp`](Self::remove_orphan_tmp); `None` when the
+    /// shard is locked now.
+    fn remove_tmp_if_free(&self, tmp: &Path) -> Result<Option<bool>> {
+        let Some(shard) = tmp.parent() else {
+            return Ok(Some(false));
+        };
         let Some(_lock) = self.try_lock(shard)? else {
-            return Ok(false);
+            return Ok(None);
         };
         match fs::remove_file(tmp) {
             Ok(()) => {
                 // The file's name holds the session id: name the shard only.
                 tracing::info!(shard = %shard.display(), "removed a temporary session file left by a dead writer");
-                Ok(true)
+                Ok(Some(true))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(false)),
             Err(e) => Err(io_error("removing a temporary session file", None, e)),
         }
     }
 
-    /// Takes `shard`'s lock if it is free now; `None` if it is held (or the
-    /// shard is gone).
     fn try_lock(&self, shard: &Path) -> Result<Option<ShardLock>> {
         let file = match open_lock_file(&shard.join(LOCK_FILE)) {
             Ok(f) => f,
@@ -362,16 +376,40 @@ impl Disk {
 
     /// Removes every orphaned temporary file (see
     /// [`remove_orphan_tmp`](Self::remove_orphan_tmp)); returns how many.
+    /// A shard that is locked at the first pass is tried again for a few
+    /// seconds: a writer holds the lock for one write only, so a temporary
+    /// file still there when the lock is free belongs to a dead writer
+    /// (this runs on a thread of its own at start-up, or in `doctor`).
     pub(crate) fn sweep_tmp(&self) -> Result<u64> {
         let mut removed = 0;
+        let mut busy = Vec::new();
         self.scan(|entry| {
-            if let Entry::Temp(path) = entry
-                && self.remove_orphan_tmp(&path)?
-            {
-                removed += 1;
+            if let Entry::Temp(path) = entry {
+                match self.remove_tmp_if_free(&path)? {
+                    Some(true) => removed += 1,
+                    Some(false) => {}
+                    None => busy.push(path),
+                }
             }
             Ok(())
         })?;
+        let mut pause = std::time::Duration::from_millis(2);
+        for _ in 0..SWEEP_RETRIES {
+            if busy.is_empty() {
+                break;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            let mut still = Vec::new();
+            for path in busy {
+                match self.remove_tmp_if_free(&path)? {
+                    Some(true) => removed += 1,
+                    Some(false) => {}
+                    None => still.push(path),
+                }
+            }
+            busy = still;
+        }
         Ok(removed)
     }
 
@@ -381,6 +419,47 @@ impl Disk {
 }
 
 /// `dir/<shard>/<id>`.
+/// Opens a session file for reading, with its length; `None` when it is
+/// missing. An entry that cannot be read as a file (a directory, a FIFO, a
+/// socket, a device, one the store may not read) is that record's problem
+/// only: a decode error naming it, as for garbage bytes, so its visitor
+/// starts afresh and listings, purges and `doctor` go on. A FIFO never
+/// blocks the open (`O_NONBLOCK`, which regular files ignore).
+fn open_record(id: SessionId, path: &Path) -> Result<Option<(File, u64)>> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    options.custom_flags(libc::O_NONBLOCK);
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(Error::decode(
+                id,
+                "the session file cannot be read (permission denied)",
+                Some(Box::new(e)),
+            ));
+        }
+        Err(e) => return Err(io_error("opening a session file", Some(&id), e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| io_error("inspecting a session file", Some(&id), e))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::decode(
+            id,
+            format!("the entry where the session file belongs is {kind}"),
+            None,
+        ));
+    }
+    Ok(Some((file, meta.len())))
+}
+
 pub(crate) fn file_path(dir: &Path, id: &SessionId) -> PathBuf {
     let enc = id.encode();
     dir.join(&enc.as_str()[..SHARD_LEN]).join(enc.as_str())

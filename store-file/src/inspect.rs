@@ -136,9 +136,10 @@ pub fn inspect(dir: &Path) -> Result<Report> {
     Ok(report)
 }
 
-/// Removes an undecodable session file that [`inspect`] reported, under
-/// its shard's lock, after checking that it still does not decode (a
-/// record written meanwhile is kept). Returns whether it removed it.
+/// Removes an undecodable session file that [`inspect`] reported (or an
+/// empty directory standing in its place), under its shard's lock, after
+/// checking that it still does not decode (a record written meanwhile is
+/// kept). Returns whether it removed it.
 ///
 /// # Errors
 ///
@@ -157,7 +158,8 @@ pub fn remove_undecodable(dir: &Path, record: &Undecodable) -> Result<bool> {
 }
 
 /// Removes every temporary file whose writer is gone (its shard is not
-/// locked), as an opened store does in the background; returns how many.
+/// locked; a shard locked at first is tried again for a few seconds), as
+/// an opened store does in the background; returns how many.
 ///
 /// # Errors
 ///
@@ -183,6 +185,9 @@ fn inspect_shard(report: &mut Report, shard: &Path, shard_name: &str) -> Result<
         match name.to_str() {
             Some(LOCK_FILE) => check_mode(report, &entry.path(), format!("{shard_name}/{LOCK_FILE}"), &meta),
             Some(n) if n.starts_with(crate::disk::TMP_PREFIX) => {}
+            // Anything else under a session's name (a directory, a FIFO) is
+            // reported with the undecodable records, by fingerprint.
+            Some(n) if !meta.is_file() && crate::disk::session_file_id(shard_name, n).is_some() => {}
             Some(n) if meta.is_file() && crate::disk::session_file_id(shard_name, n).is_some() => {
                 let id: SessionId = n.parse().map_err(Error::from)?;
                 check_mode(

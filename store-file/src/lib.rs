@@ -743,14 +743,17 @@ fn revoke_one(disk: &Disk, place: &Place, owner: &str) -> Result<u64> {
     Ok(removed)
 }
 
-/// Calls `f` with the id of every live, decodable session.
+/// Calls `f` with the id of every live session, and of every entry that
+/// does not decode (its deadline is unknown, so it is listed, and loading
+/// it answers the decode error: `count`, `ids`, the admin command's `list`
+/// and `doctor` all see it). Only the header is read.
 fn visit_live(disk: &Disk, mut f: impl FnMut(SessionId)) -> Result<()> {
     disk.scan(|entry| {
         if let Entry::Session(id, path) = entry {
-            match disk.read(id, &path) {
-                Ok(Some(r)) if r.is_live_at(disk.now()) => f(id),
+            match disk.read_deadline(id, &path) {
+                Ok(Some(deadline)) if deadline > disk.now() => f(id),
                 Ok(_) => {}
-                Err(e) if e.is_decode() => {}
+                Err(e) if e.is_decode() => f(id),
                 Err(e) => return Err(e),
             }
         }

@@ -176,6 +176,37 @@ async fn opening_a_store_sweeps_temporary_files_of_dead_writers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_at_open_waits_out_a_busy_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let first = store(tmp.path(), &clock);
+    let r = record(&clock, Duration::from_secs(60), 1);
+    first.create(&r).await.unwrap();
+    drop(first);
+    let shard = FileStore::path_in(tmp.path(), &r.id).parent().unwrap().to_owned();
+    let leftover = shard.join(format!(".tmp-{}-99-0", r.id));
+    fs::write(&leftover, b"half a record").unwrap();
+    // Another process writes in that shard as the store opens.
+    let writer = fs::File::open(shard.join(".lock")).unwrap();
+    writer.lock().unwrap();
+    let reopened = store(tmp.path(), &clock);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(leftover.exists(), "kept while the shard's lock is held");
+    drop(writer);
+    for _ in 0..500 {
+        if !leftover.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !leftover.exists(),
+        "removed once the shard was free, not at the next purge"
+    );
+    assert!(reopened.load(&r.id).await.unwrap().is_some(), "and nothing else");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_files_are_never_loaded() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = clock();
@@ -258,17 +289,14 @@ async fn an_undecodable_file_is_an_error_for_that_record_only() {
         assert!(store.rotate(&good.id, &bad.id).await.unwrap_err().is_decode());
         assert_eq!(fs::read(&path).unwrap(), garbage, "nothing changed");
         assert_eq!(n_of(&store.load(&good.id).await.unwrap().unwrap()), 2);
-        assert_eq!(store.count().await.unwrap(), 1);
-        assert_eq!(
-            store
-                .ids()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|h| h.stored())
-                .collect::<Vec<_>>(),
-            vec![good.id]
-        );
+        // Listed and counted alike, so an operator sees it (`list` names it
+        // by fingerprint, loading it answers the decode error).
+        assert_eq!(store.count().await.unwrap(), 2);
+        let mut listed: Vec<SessionId> = store.ids().await.unwrap().iter().map(|h| h.stored()).collect();
+        listed.sort();
+        let mut both = vec![good.id, bad.id];
+        both.sort();
+        assert_eq!(listed, both);
         clock.advance(Duration::from_secs(20));
         // Purge reads only the header: a file whose header still decodes
         // (a truncated or extended record) holds a deadline that has passed,
@@ -287,6 +315,78 @@ async fn an_undecodable_file_is_an_error_for_that_record_only() {
     store.delete(&bad.id).await.unwrap();
     assert!(!path.exists());
     assert!(store.load(&bad.id).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_is_not_a_file_is_that_records_problem_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sessions");
+    let clock = clock();
+    let store = store(&dir, &clock);
+    let good = record(&clock, Duration::from_secs(10), 1);
+    let as_dir = record(&clock, Duration::from_secs(10), 2);
+    let as_fifo = record(&clock, Duration::from_secs(10), 3);
+    for r in [&good, &as_dir, &as_fifo] {
+        store.create(r).await.unwrap();
+    }
+    // A directory and a FIFO where two session files belong.
+    fs::remove_file(store.path_of(&as_dir.id)).unwrap();
+    fs::create_dir(store.path_of(&as_dir.id)).unwrap();
+    fs::remove_file(store.path_of(&as_fifo.id)).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(store.path_of(&as_fifo.id))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo made the FIFO");
+
+    for bad in [&as_dir, &as_fifo] {
+        // A decode error naming the fingerprint (a FIFO's open never blocks).
+        let err = tokio::time::timeout(Duration::from_secs(10), store.load(&bad.id))
+            .await
+            .expect("the load never blocks")
+            .unwrap_err();
+        assert!(err.is_decode(), "{err}");
+        assert!(err.to_string().contains(&bad.id.fingerprint().to_string()), "{err}");
+        assert!(!err.to_string().contains(&bad.id.to_string()), "never the id: {err}");
+        assert!(store.save(bad).await.unwrap_err().is_decode(), "never written over");
+    }
+    assert_eq!(n_of(&store.load(&good.id).await.unwrap().unwrap()), 1);
+    // Counted and listed alike; purge goes on.
+    assert_eq!(store.count().await.unwrap(), 3);
+    assert_eq!(store.ids().await.unwrap().len(), 3);
+    assert_eq!(store.purge_expired().await.unwrap(), 0);
+
+    // `doctor`'s inspection reports both by fingerprint, and nothing else.
+    let report = session_store_file::inspect::inspect(&dir).unwrap();
+    let mut found: Vec<String> = report.undecodable.iter().map(|u| u.fingerprint.to_string()).collect();
+    found.sort();
+    let mut expected = vec![
+        as_dir.id.fingerprint().to_string(),
+        as_fifo.id.fingerprint().to_string(),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{report:?}");
+    assert!(report.unexpected.is_empty(), "{report:?}");
+    assert_eq!(report.records, 3);
+
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(
+        store.purge_expired().await.unwrap(),
+        1,
+        "the good one expired, purged beside them"
+    );
+    assert_eq!(store.count().await.unwrap(), 2);
+
+    // `--fix`: both go (the empty directory too), then the store is healthy.
+    for bad in &report.undecodable {
+        assert!(session_store_file::inspect::remove_undecodable(&dir, bad).unwrap());
+    }
+    assert!(session_store_file::inspect::inspect(&dir).unwrap().is_healthy());
+    assert_eq!(store.count().await.unwrap(), 0);
+    // The ids are free again.
+    clock.set(START);
+    store.create(&as_dir).await.unwrap();
+    assert_eq!(n_of(&store.load(&as_dir.id).await.unwrap().unwrap()), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

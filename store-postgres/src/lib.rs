@@ -80,6 +80,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
+mod inspect;
 mod pool;
 mod purge;
 mod schema;

@@ -67,6 +67,12 @@ impl Names {
         format!("{}\"{}\"", self.prefix(), self.table)
     }
 
+    /// The quoted, qualified name of the table's index `what`
+    /// (`expires_at` or `owner`).
+    fn index(&self, what: &str) -> String {
+        format!("{}\"{}_{what}\"", self.prefix(), self.table)
+    }
+
     /// The quoted, qualified bookkeeping table.
     fn meta(&self) -> String {
         format!("{}{META_TABLE}", self.prefix())
@@ -89,10 +95,18 @@ pub(crate) struct Sql {
     pub(crate) purge: String,
     pub(crate) count: String,
     pub(crate) ids: String,
+    pub(crate) malformed: String,
+    pub(crate) remove_malformed: String,
     pub(crate) clear: String,
     pub(crate) owner_sessions: String,
     pub(crate) delete_owner_sessions: String,
 }
+
+/// What a session id looks like in the id column: 22 characters of the
+/// URL-safe base64 alphabet, the last holding the final two bits of 128
+/// (so one of `A`, `Q`, `g`, `w`). Exactly the strings
+/// [`SessionId`](session_store_core::SessionId) parses.
+pub(crate) const ID_PATTERN: &str = "^[A-Za-z0-9_-]{21}[AQgw]$";
 
 impl Sql {
     pub(crate) fn new(names: &Names) -> Self {
@@ -169,8 +183,12 @@ impl Sql {
                      SELECT ctid FROM {t} WHERE expires_at <= $1::bigint LIMIT $2::bigint)) \
                  AND expires_at <= $1::bigint"
             ),
-            count: format!("SELECT count(*) FROM {t} WHERE expires_at > $1::bigint"),
-            ids: format!("SELECT id FROM {t} WHERE expires_at > $1::bigint"),
+            // Both skip rows whose id is no session id (no visitor can load
+            // them), so they always agree; `doctor` reports those rows.
+            count: format!("SELECT count(*) FROM {t} WHERE expires_at > $1::bigint AND id ~ '{ID_PATTERN}'"),
+            ids: format!("SELECT id FROM {t} WHERE expires_at > $1::bigint AND id ~ '{ID_PATTERN}'"),
+            malformed: format!("SELECT id FROM {t} WHERE id !~ '{ID_PATTERN}'"),
+            remove_malformed: format!("DELETE FROM {t} WHERE id !~ '{ID_PATTERN}'"),
             clear: format!("DELETE FROM {t}"),
             owner_sessions: format!("SELECT id FROM {t} WHERE owner = $1::text AND expires_at > $2::bigint"),
             delete_owner_sessions: format!(
@@ -184,7 +202,8 @@ impl Sql {
     }
 }
 
-/// The migration from version `i` to `i + 1`, with `{t}` standing for the
+/// The migration from version `i` to `i + 1` (each step idempotent: `IF
+/// NOT EXISTS`, so running it again makes only what is missing), with `{t}` standing for the
 /// qualified table name, `{i}` for the deadline index name, `{o}` for the
 /// owner index name, `{unlogged}` for `UNLOGGED` or nothing and
 /// `{compression}` for ` COMPRESSION lz4` where the server has it (bodies
@@ -239,7 +258,27 @@ pub(crate) async fn migrate(
             &[&names.table],
         )
         .await?;
-    let current: i32 = found.map_or(0, |row| row.get(0));
+    let mut current: i32 = found.map_or(0, |row| row.get(0));
+    if current > 0 && current <= SCHEMA_VERSION {
+        // The record may outlive what it describes (a table or an index
+        // dropped by hand, a restore of part of a database): what is
+        // missing is made again, since every step is idempotent.
+        let complete: bool = tx
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
+                &[&names.table(), &names.index("expires_at"), &names.index("owner")],
+            )
+            .await?
+            .get(0);
+        if !complete {
+            tracing::warn!(
+                table = %names.table,
+                recorded = current,
+                "the schema record names a session table or index that is missing: making it again"
+            );
+            current = 0;
+        }
+    }
     if current > SCHEMA_VERSION {
         return Ok(Err(format!(
             "table {:?} has schema version {current}, newer than this library's {SCHEMA_VERSION}; \
@@ -264,6 +303,7 @@ pub(crate) async fn migrate(
             .await?
             .get(0);
         let table = names.table();
+        // Unqualified: an index lives in its table's schema.
         let index = format!("\"{}_expires_at\"", names.table);
         let owner_index = format!("\"{}_owner\"", names.table);
         for step in &MIGRATIONS[current as usize..] {

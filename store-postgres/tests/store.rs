@@ -261,7 +261,7 @@ async fn the_rotate_guard_never_loses_the_old_record() {
 }
 
 #[tokio::test]
-async fn a_table_dropped_under_the_store_is_a_permanent_error_naming_postgres() {
+async fn a_dropped_table_is_a_permanent_error_until_the_store_opens_again_and_makes_it() {
     let Some(url) = common::env_or_skip(common::URL_VAR) else {
         return;
     };
@@ -293,6 +293,32 @@ async fn a_table_dropped_under_the_store_is_a_permanent_error_naming_postgres() 
     );
     assert!(!err.is_transient(), "{err}");
     assert_eq!(err.backend_name(), Some("postgres"));
+    // The schema record still names the table: opening again notices that
+    // it is gone and makes it again (its rows are gone with it).
+    let reopened = PostgresStore::builder(&url)
+        .schema(&schema)
+        .clock(clock.shared())
+        .build()
+        .await
+        .expect("a store whose table was dropped opens again");
+    assert_eq!(reopened.load(&r.id).await.unwrap(), None);
+    reopened.create(&r).await.unwrap();
+    assert!(reopened.load(&r.id).await.unwrap().is_some());
+    // An index dropped by hand is made again too.
+    raw.batch_execute(&format!("DROP INDEX \"{schema}\".sessions_owner"))
+        .await
+        .unwrap();
+    PostgresStore::builder(&url).schema(&schema).build().await.unwrap();
+    let owner_index: bool = raw
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("\"{schema}\".sessions_owner")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(owner_index, "the owner index is back");
+    assert!(reopened.load(&r.id).await.unwrap().is_some(), "and the rows stay");
     raw.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .await
         .unwrap();

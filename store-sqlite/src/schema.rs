@@ -51,6 +51,13 @@ pub(crate) struct Sql {
     pub(crate) delete_owner_sessions: String,
 }
 
+/// Whether the `id` column holds a session id: 22 characters of the
+/// URL-safe base64 alphabet, the last holding the final two bits of 128
+/// (so one of `A`, `Q`, `g`, `w`). Exactly the strings
+/// [`SessionId`](session_store_core::SessionId) parses.
+pub(crate) const IS_SESSION_ID: &str = "typeof(id) = 'text' AND length(id) = 22 \
+     AND id NOT GLOB '*[^A-Za-z0-9_-]*' AND substr(id, 22) GLOB '[AQgw]'";
+
 impl Sql {
     pub(crate) fn new(table: &str) -> Self {
         let t = format!("\"{table}\"");
@@ -85,8 +92,10 @@ impl Sql {
             live_exists: format!("SELECT 1 FROM {t} WHERE id = ?1 AND expires_at > ?2"),
             rename: format!("UPDATE {t} SET id = ?2 WHERE id = ?1 AND expires_at > ?3"),
             purge: format!("DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"),
-            count: format!("SELECT COUNT(*) FROM {t} WHERE expires_at > ?1"),
-            ids: format!("SELECT id FROM {t} WHERE expires_at > ?1"),
+            // Both skip rows whose id is no session id (no visitor can load
+            // them), so they always agree; `doctor` reports those rows.
+            count: format!("SELECT COUNT(*) FROM {t} WHERE expires_at > ?1 AND {IS_SESSION_ID}"),
+            ids: format!("SELECT id FROM {t} WHERE expires_at > ?1 AND {IS_SESSION_ID}"),
             clear: format!("DELETE FROM {t}"),
             owner_sessions: format!("SELECT id FROM {t} WHERE owner = ?1 AND expires_at > ?2"),
             // RETURNING tells live from expired rows; the caller steps it to
@@ -173,6 +182,51 @@ pub(crate) fn migrate(conn: &mut Connection, table: &str) -> rusqlite::Result<st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use session_store_core::SessionId;
+
+    /// `IS_SESSION_ID` holds for exactly the values `SessionId` parses.
+    #[test]
+    fn the_id_filter_is_the_parser() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)").unwrap();
+        let mut values: Vec<String> = (0..500).map(|_| SessionId::random().to_string()).collect();
+        let id = SessionId::random().to_string();
+        for last in ["B", "R", "h", "x", "-", "_", "9", "é"] {
+            values.push(format!("{}{last}", &id[..21]));
+        }
+        values.extend(
+            [
+                "",
+                "short",
+                &"A".repeat(23),
+                &format!("{}.", &id[..21]),
+                &format!("{} ", &id[..21]),
+            ]
+            .map(String::from),
+        );
+        values.push(format!("{}*{}", &id[..10], &id[11..]));
+        values.push(format!("{}[{}", &id[..10], &id[11..]));
+        for v in &values {
+            c.execute("INSERT OR IGNORE INTO t VALUES (?1)", [v]).unwrap();
+        }
+        c.execute(
+            "INSERT INTO t VALUES (x'41414141414141414141414141414141414141414141')",
+            [],
+        )
+        .unwrap();
+        let mut stmt = c.prepare(&format!("SELECT id FROM t WHERE {IS_SESSION_ID}")).unwrap();
+        let mut passed: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let mut parsed: Vec<String> = values
+            .iter()
+            .filter(|v| v.parse::<SessionId>().is_ok())
+            .cloned()
+            .collect();
+        passed.sort();
+        parsed.sort();
+        parsed.dedup();
+        assert!(parsed.len() >= 500, "random ids parse");
+        assert_eq!(passed, parsed);
+    }
 
     #[test]
     fn table_names() {

@@ -489,7 +489,8 @@ pub async fn data_at_the_configured_limit_round_trips_and_one_byte_over_is_refus
 /// record holds garbage bytes and (where the harness can) one is broken in a
 /// backend-specific way ([`Harness::write_malformed`]). Then `count` and
 /// `ids` succeed and are exact for the healthy records (a corrupt record
-/// may or may not be counted and listed), `purge_expired` removes and counts
+/// may or may not be counted and listed, but `count` is always the length
+/// of `ids`: an operator's `count` and `list` agree), `purge_expired` removes and counts
 /// exactly the three expired ones, and the corrupt records still give
 /// `Error::Decode` afterwards.
 pub async fn count_ids_and_purge_stay_exact_beside_corrupt_records<H: Harness>(harness: &H) -> Verdict {
@@ -576,6 +577,14 @@ pub async fn count_ids_and_purge_stay_exact_beside_corrupt_records<H: Harness>(h
         set.len(),
         listed_healthy.intersection(&healthy).count(),
         listed_healthy.difference(&healthy).count()
+    );
+    ensure!(
+        env,
+        count == ids.len() as u64,
+        CORRUPT_LISTING,
+        "count beside {} corrupt entries is {count}, but ids lists {}: the two must agree",
+        allowance,
+        ids.len()
     );
     let purged = store.purge_expired().await.map_err(|e| {
         env.fail(

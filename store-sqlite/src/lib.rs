@@ -318,12 +318,24 @@ impl SqliteStoreBuilder {
         };
         create_owner_only(&self.path)?;
         let mut writer = retry.run("opening the database", || Ok(self.connect(false)?))?;
-        retry.run("creating the table", || {
-            match schema::migrate(&mut writer, &self.table)? {
-                Ok(()) => Ok(()),
-                Err(message) => Err(Failure::Store(Error::config(message))),
-            }
-        })?;
+        let migrate = |writer: &mut Connection| {
+            let mut full = false;
+            let result = retry.run("creating the table", || match schema::migrate(writer, &self.table) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(message)) => Err(Failure::Store(Error::config(message))),
+                Err(e) => {
+                    full = is_disk_full(&e);
+                    Err(Failure::Sql(e))
+                }
+            });
+            (result, full)
+        };
+        // A WAL left filling a small disk: truncated, then the table is
+        // checked again (as a write does; see `Inner::write`).
+        match migrate(&mut writer) {
+            (Err(_), true) if free_wal(&writer) => migrate(&mut writer).0?,
+            (result, _) => result?,
+        }
         let readers = (0..self.readers)
             .map(|_| retry.run("opening a reader connection", || Ok(self.connect(true)?)))
             .map(|c| c.map(Mutex::new))
@@ -519,6 +531,36 @@ fn quick_answer<T>(what: &str, result: Op<T>) -> Option<Result<T>> {
     }
 }
 
+/// Whether SQLite could not write for lack of space: `SQLITE_FULL`, or an
+/// I/O error (a write past a file-size limit fails with `EFBIG`).
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
+    )
+}
+
+/// Copies the whole WAL into the database and truncates it to nothing
+/// (`wal_checkpoint(TRUNCATE)`), giving its space back; whether it did.
+/// Pages the WAL holds are mostly pages the database already has, so this
+/// usually needs no new space.
+fn free_wal(conn: &Connection) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)) {
+        Ok(0) => {
+            tracing::info!("SQLite: a write ran out of space; the WAL was checkpointed and truncated");
+            true
+        }
+        Ok(_) => {
+            tracing::warn!("SQLite: a write ran out of space, and readers kept the WAL from being truncated");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "SQLite: a write ran out of space, and checkpointing the WAL failed too");
+            false
+        }
+    }
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -602,9 +644,25 @@ impl Inner {
     /// Runs `op` on the writer connection, with the clock's time read once
     /// the connection is held (so waiting for the lock never makes a
     /// liveness decision stale).
+    ///
+    /// A write that fails on a full disk (or a file-size limit) may be
+    /// failing because the WAL holds the space: on a disk smaller than the
+    /// WAL's automatic checkpoint (4 MiB) nothing would ever reset it, and
+    /// every later write would fail too. So the writer checkpoints and
+    /// truncates the WAL ([`free_wal`](Self::free_wal)), and if that worked
+    /// makes the write once more (the failed one changed nothing: its
+    /// transaction was rolled back).
     fn write<T>(&self, what: &str, mut op: impl FnMut(&mut Connection, i64) -> Op<T>) -> Result<T> {
         let mut conn = self.writer.lock();
-        let result = self.retry.run(what, || op(&mut conn, self.now()));
+        let mut full = false;
+        let mut result = self.retry.run(what, || {
+            let answer = op(&mut conn, self.now());
+            full = matches!(&answer, Err(Failure::Sql(e)) if is_disk_full(e));
+            answer
+        });
+        if full && free_wal(&conn) {
+            result = self.retry.run(what, || op(&mut conn, self.now()));
+        }
         if self.writes.fetch_add(1, Ordering::Relaxed) % WAL_CHECK_EVERY == WAL_CHECK_EVERY - 1 {
             self.bound_wal(&conn);
         }
@@ -637,6 +695,10 @@ impl Inner {
         let result = op(&mut conn, self.now());
         if let Err(e) = conn.busy_timeout(self.retry.timeout) {
             tracing::warn!(error = %e, "SQLite: restoring the busy timeout failed");
+        }
+        if matches!(&result, Err(Failure::Sql(e)) if is_disk_full(e)) {
+            // Made again by `write`, which frees the WAL first.
+            return None;
         }
         let answer = quick_answer(what, result)?;
         self.writes.fetch_add(1, Ordering::Relaxed);

@@ -405,45 +405,62 @@ async fn redis_checks(
                 .query_async(&mut conn)
                 .await
                 .map_err(failed)?;
-            for key in batch {
-                let inner = key
-                    .strip_prefix(prefix.as_bytes())
-                    .and_then(|k| k.strip_prefix(b"{"))
-                    .and_then(|k| k.strip_suffix(b"}"));
-                let Some(id) = inner
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .and_then(|k| k.parse::<SessionId>().ok())
-                else {
-                    continue; // not a key of this store's shape
-                };
-                let kind: String = redis::cmd("TYPE")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(failed)?;
+            // Two round trips per batch, not three per key: the type and
+            // TTL of every key of this store's shape, then the fields of
+            // the hashes among them.
+            let ours: Vec<(SessionId, Vec<u8>)> = batch
+                .into_iter()
+                .filter_map(|key| {
+                    let id = key
+                        .strip_prefix(prefix.as_bytes())
+                        .and_then(|k| k.strip_prefix(b"{"))
+                        .and_then(|k| k.strip_suffix(b"}"))
+                        .and_then(|k| std::str::from_utf8(k).ok())
+                        .and_then(|k| k.parse::<SessionId>().ok())?;
+                    Some((id, key))
+                })
+                .collect();
+            if ours.is_empty() {
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for (_, key) in &ours {
+                pipe.cmd("TYPE").arg(key).cmd("PTTL").arg(key);
+            }
+            let kinds: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(failed)?;
+            let mut hashes = Vec::new();
+            for ((id, key), pair) in ours.into_iter().zip(kinds.chunks(2)) {
+                let parse_failed =
+                    |e: redis::ParsingError| Failure::new(Exit::Failed, Some(url), format!("Redis: {e}"));
+                let kind: String = redis::from_redis_value(pair[0].clone()).map_err(parse_failed)?;
+                let ttl: i64 = redis::from_redis_value(pair[1].clone()).map_err(parse_failed)?;
                 if kind == "none" {
-                    continue;
+                    continue; // gone since the scan
                 }
                 keys += 1;
-                let problem = if kind != "hash" {
-                    Some(format!("the key holds a {kind}, not a hash"))
-                } else {
-                    let fields: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-                        .arg(&key)
-                        .arg("d")
-                        .arg("e")
-                        .arg("v")
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(failed)?;
-                    redis_record_problem(id, &fields)
-                };
-                let ttl: i64 = conn.pttl(&key).await.map_err(failed)?;
                 if ttl == -1 {
                     no_ttl += 1;
                 }
-                if let Some(why) = problem {
-                    bad.push((id.fingerprint(), why, key));
+                if kind == "hash" {
+                    hashes.push((id, key));
+                } else {
+                    bad.push((id.fingerprint(), format!("the key holds a {kind}, not a hash"), key));
+                }
+            }
+            if !hashes.is_empty() {
+                let mut pipe = redis::pipe();
+                for (_, key) in &hashes {
+                    pipe.cmd("HMGET").arg(key).arg("d").arg("e").arg("v");
+                }
+                let fields: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(&mut conn).await.map_err(failed)?;
+                for ((id, key), fields) in hashes.into_iter().zip(fields) {
+                    if let Some(why) = redis_record_problem(id, &fields) {
+                        bad.push((id.fingerprint(), why, key));
+                    }
                 }
             }
             cursor = next;

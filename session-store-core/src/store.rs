@@ -119,6 +119,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// particular order (see [`ListingHandle`]: the ids themselves on a
     /// store that keeps ids as they are, the stored hashes on one that
     /// hashes ids at rest).
+    ///
+    /// A record whose deadline cannot be read (it does not decode) may be
+    /// listed, and loading it then answers [`Error::Decode`]: that is how a
+    /// listing reports it. An entry that is no session at all (a row whose
+    /// id column holds no session id) is never listed. One undecodable
+    /// record never fails the whole listing.
     async fn ids(&self) -> Result<Vec<ListingHandle>>;
 
     /// The handle under which listings name the session `id` (see
@@ -169,8 +175,10 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// A store without an owner index answers [`Error::Unsupported`].
     async fn delete_owner_sessions(&self, owner: &str, keep: Option<&SessionId>) -> Result<u64>;
 
-    /// The number of live records in this store's namespace. The default
-    /// counts [`ids`](Self::ids).
+    /// The number of live records in this store's namespace: always the
+    /// length of [`ids`](Self::ids) (the same records, undecodable ones
+    /// included or not alike), which is what the default counts. A backend
+    /// that counts faster keeps to it.
     async fn count(&self) -> Result<u64> {
         Ok(self.ids().await?.len() as u64)
     }

@@ -575,9 +575,10 @@ async fn store_errors_reach_actix_session_with_a_generic_message() {
         .await
         .unwrap();
     let id: session_store_core::SessionId = key.as_ref().parse().unwrap();
-    let path = files.path_of(&id);
-    std::fs::remove_file(&path).unwrap();
-    std::fs::create_dir(&path).unwrap();
+    // A file where the session's shard directory was: an I/O failure.
+    let shard = files.path_of(&id).parent().unwrap().to_owned();
+    std::fs::remove_dir_all(&shard).unwrap();
+    std::fs::write(&shard, b"not a directory").unwrap();
 
     let shown = match adapter.load(&key).await {
         Err(actix_session::storage::LoadError::Other(e)) => format!("{e:?} / {e:#}"),

@@ -257,7 +257,7 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         2 => prop_oneof![Just(-1_i8), Just(1_i8), Just(2_i8)].prop_map(VersionPick::Off),
         2 => Just(VersionPick::LastKnown),
     ];
-    prop_oneof![
+    let common = prop_oneof![
         3 => (slot.clone(), owner(), data_strategy(), ttl.clone()).prop_map(|(slot, owner, (data, pad), ttl)| Op::Create { slot, owner, data, pad, ttl }),
         3 => slot.clone().prop_map(|slot| Op::Load { slot }),
         2 => (slot.clone(), owner(), data_strategy(), ttl.clone()).prop_map(|(slot, owner, (data, pad), ttl)| Op::Save { slot, owner, data, pad, ttl }),
@@ -272,11 +272,14 @@ pub fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Op::Ids),
         2 => (0..OWNERS.len()).prop_map(|owner| Op::OwnerSessions { owner }),
         2 => (0..OWNERS.len(), proptest::option::of(slot.clone())).prop_map(|(owner, keep)| Op::RevokeOwner { owner, keep }),
-        1 => prop_oneof![20 => Just(false), 1 => Just(true)].prop_filter_map("rare clear", |c| c.then_some(Op::Clear)),
         2 => prop_oneof![Just(0_u64), Just(1), 1_u64..1_500].prop_map(|ms| Op::Advance { ms }),
         3 => (slot, any::<bool>()).prop_map(|(slot, minus_one)| Op::ToDeadline { slot, minus_one }),
         1 => Just(Op::Reopen),
-    ]
+    ];
+    // A clear is rare (it empties the store the rest of the sequence tests)
+    // by weight, not by a filter: filtered values count as proptest's local
+    // rejects, which abort a run of many thousand cases.
+    prop_oneof![620 => common, 1 => Just(Op::Clear)]
 }
 
 /// The strategy for a whole sequence of up to `max_ops` operations.

@@ -1002,6 +1002,10 @@ mod map_flaws {
         /// Touch reads the live record, pauses, then writes it back with the
         /// new deadline.
         TouchReadsThenWrites,
+        /// Touch reads the live record, pauses, then writes it back with the
+        /// new deadline if the id is still live (so it never revives a
+        /// deleted record, but undoes a save made meanwhile).
+        TouchWritesBackWhatItRead,
         /// Purge lists the expired ids, pauses, then deletes those ids.
         PurgeListsThenDeletes,
         /// Save (serialised with other saves) writes data and version, pauses,
@@ -1046,6 +1050,11 @@ mod map_flaws {
         RevokeForgetsLoginsMeanwhile,
         /// import stores the record as a create does (version 1).
         ImportRestartsVersions,
+        /// create stores the version its record carries, where it is not 0.
+        CreateKeepsACarriedVersion,
+        /// The owner index compares owners without case (as a
+        /// case-insensitive collation or a lowercased key would).
+        OwnerFoldsCase,
     }
 
     impl MapFlaw {
@@ -1059,6 +1068,7 @@ mod map_flaws {
                     | Self::RevokeIgnoresKeep
                     | Self::RevokeMissesRotated
                     | Self::RevokeForgetsLoginsMeanwhile
+                    | Self::OwnerFoldsCase
             )
         }
     }
@@ -1094,6 +1104,14 @@ mod map_flaws {
     }
 
     impl MapStore {
+        /// Whether `record` names `owner` (`OwnerFoldsCase`: without case).
+        fn owns(&self, record: &Record, owner: &str) -> bool {
+            match record.owner.as_deref() {
+                Some(stored) if self.flaw == MapFlaw::OwnerFoldsCase => stored.eq_ignore_ascii_case(owner),
+                stored => stored == Some(owner),
+            }
+        }
+
         fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, SessionId), Entry>> {
             self.map.lock().unwrap()
         }
@@ -1203,8 +1221,13 @@ mod map_flaws {
             if self.live_record(&map, &record.id).is_some() {
                 return Err(Self::collision(&record.id));
             }
-            self.put(&mut map, record, 1);
-            Ok(1)
+            let version = if self.flaw == MapFlaw::CreateKeepsACarriedVersion && record.version > 0 {
+                record.version
+            } else {
+                1
+            };
+            self.put(&mut map, record, version);
+            Ok(version)
         }
 
         async fn load(&self, id: &SessionId) -> Result<Option<Record>> {
@@ -1268,6 +1291,20 @@ mod map_flaws {
         async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
             if self.flaw == MapFlaw::TouchRefusesPastDeadlines && expires_at <= self.now() {
                 return Ok(false);
+            }
+            if self.flaw == MapFlaw::TouchWritesBackWhatItRead {
+                let Some(record) = self.live_record(&self.lock(), id) else {
+                    return Ok(false);
+                };
+                tokio::time::sleep(PAUSE).await;
+                let mut map = self.lock();
+                if self.live_record(&map, id).is_none() {
+                    return Ok(false);
+                }
+                let mut r = record.clone();
+                r.expires_at = expires_at;
+                self.put(&mut map, &r, record.version);
+                return Ok(true);
             }
             if self.flaw == MapFlaw::TouchReadsThenWrites {
                 let Some(record) = self.live_record(&self.lock(), id) else {
@@ -1466,9 +1503,7 @@ mod map_flaws {
             Ok(self
                 .lock()
                 .iter()
-                .filter(|((ns, _), e)| {
-                    *ns == self.ns && e.record.owner.as_deref() == Some(owner) && !e.moved && !e.unindexed
-                })
+                .filter(|((ns, _), e)| *ns == self.ns && self.owns(&e.record, owner) && !e.moved && !e.unindexed)
                 .filter(|(_, e)| self.flaw == MapFlaw::OwnerListsExpired || self.live(e, now))
                 .map(|((_, id), _)| ListingHandle::from_stored(*id))
                 .collect())
@@ -1484,7 +1519,7 @@ mod map_flaws {
                 map.iter()
                     .filter(|((ns, id), e)| {
                         *ns == self.ns
-                            && e.record.owner.as_deref() == Some(owner)
+                            && self.owns(&e.record, owner)
                             && Some(id) != keep
                             && !e.unindexed
                             && !(self.flaw == MapFlaw::RevokeMissesRotated && e.rotated)
@@ -1636,6 +1671,21 @@ mod map_flaws {
         revoking_an_owner_removes_exactly_that_owners_sessions
     );
     map_caught_by!(
+        touch_that_writes_back_what_it_read,
+        MapFlaw::TouchWritesBackWhatItRead,
+        touch_racing_a_save_never_undoes_it
+    );
+    map_caught_by!(
+        create_that_keeps_a_carried_version,
+        MapFlaw::CreateKeepsACarriedVersion,
+        create_stores_version_one_whatever_the_record_carries
+    );
+    map_caught_by!(
+        owner_index_that_folds_case,
+        MapFlaw::OwnerFoldsCase,
+        owners_are_exact_strings_in_their_own_namespace
+    );
+    map_caught_by!(
         import_that_restarts_versions,
         MapFlaw::ImportRestartsVersions,
         import_keeps_the_version_and_never_replaces_a_newer_record
@@ -1688,11 +1738,23 @@ mod map_flaws {
         MapFlaw::RotateDeletesThenCopies,
         a_reader_during_a_rotate_sees_exactly_one_of_the_two_ids_live
     );
-    map_caught_by!(
-        touch_that_reads_then_writes,
-        MapFlaw::TouchReadsThenWrites,
-        touch_racing_delete_never_brings_the_record_back
-    );
+    /// A touch that reads, pauses and writes back breaks both touch races:
+    /// it revives a deleted record and undoes a save.
+    #[test]
+    fn touch_that_reads_then_writes() {
+        let failed: Vec<&str> = every_verdict(&MapHarness::new(MapFlaw::TouchReadsThenWrites))
+            .into_iter()
+            .filter(|(_, v)| v.is_err())
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "touch_racing_delete_never_brings_the_record_back",
+                "touch_racing_a_save_never_undoes_it"
+            ]
+        );
+    }
     map_caught_by!(
         purge_that_lists_then_deletes,
         MapFlaw::PurgeListsThenDeletes,

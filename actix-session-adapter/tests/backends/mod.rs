@@ -212,12 +212,15 @@ impl Backend {
         match &self.kind {
             Kind::Memory(_) => panic!("the memory store cannot fail"),
             Kind::File(path) => {
-                // A directory where the session file should be: reading it
-                // fails with an I/O error.
+                // A file where the session's shard directory should be:
+                // reading the session fails with an I/O error (a directory
+                // in place of the session file would be that record's
+                // damage only, a fresh session).
                 let path = FileStore::open(path).expect("a file store").path_of(id);
-                std::fs::remove_file(&path).expect("remove the session file");
-                std::fs::create_dir(&path).expect("a directory in its place");
-                "Is a directory"
+                let shard = path.parent().expect("the shard");
+                std::fs::remove_dir_all(shard).expect("remove the shard");
+                std::fs::write(shard, b"not a directory").expect("a file in its place");
+                "Not a directory"
             }
             Kind::Sqlite(path) => {
                 let store = SqliteStore::open(path).expect("a SQLite store");

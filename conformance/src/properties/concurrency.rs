@@ -434,6 +434,87 @@ pub async fn touch_racing_delete_never_brings_the_record_back<H: Harness>(harnes
     Ok(Pass::Passed)
 }
 
+const TOUCH_SAVE: &str = "touch is one atomic step on the stored record: a touch racing a save never undoes the save (its data and version stay), and the deadline is the save's or the touch's";
+
+/// A save of new data racing three touches of the same live record, sixteen
+/// rounds (the save a little later in some): afterwards the record holds
+/// the save's data and version (one more than before; a touch bumps no
+/// version), every touch answered `true` (the record was live throughout),
+/// and the deadline is the save's or a touch's.
+pub async fn touch_racing_a_save_never_undoes_it<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "touch_racing_a_save_never_undoes_it").await?;
+    let store = Arc::new(env.open().await?);
+    let mut current = env.record(data_of(&[("round", -1)]), 60_000);
+    current.version = store.create(&current).await.map_err(env.op("create"))?;
+    for round in 0..16_i64 {
+        let touched = env.now() + Duration::from_millis(90_000 + round as u64);
+        let mut next = current.clone();
+        next.data = data_of(&[("round", round)]);
+        next.expires_at = env.now() + Duration::from_millis(70_000 + round as u64);
+        let mut jobs: Vec<Job<Option<u64>>> = Vec::new();
+        for _ in 0..3 {
+            let (s, id) = (store.clone(), current.id);
+            jobs.push(Box::pin(async move {
+                match s.touch(&id, touched).await {
+                    Ok(true) => Ok(None),
+                    Ok(false) => Err(Error::Unsupported("a touch of a live record that answered false")),
+                    Err(e) => Err(e),
+                }
+            }));
+        }
+        let (s, record) = (store.clone(), next.clone());
+        jobs.push(Box::pin(async move {
+            for _ in 0..round % 3 {
+                tokio::task::yield_now().await;
+            }
+            s.save(&record).await.map(Some)
+        }));
+        let mut saved = None;
+        for result in start_together(&env, TOUCH_SAVE, "a touch or save", jobs).await? {
+            match result {
+                Ok(Some(v)) => saved = Some(v),
+                Ok(None) => {}
+                Err(Error::Unsupported(what)) => {
+                    return Err(env.fail(TOUCH_SAVE, format!("round {round}: {what}")));
+                }
+                Err(e) => return Err(env.op("a racing touch or save")(e)),
+            }
+        }
+        let version = current.version + 1;
+        ensure!(
+            env,
+            saved == Some(version),
+            TOUCH_SAVE,
+            "round {round}: the save over version {} answered {saved:?}",
+            current.version
+        );
+        let got = store
+            .load(&current.id)
+            .await
+            .map_err(env.op("load"))?
+            .ok_or_else(|| env.fail(TOUCH_SAVE, format!("round {round}: the record is gone after the race")))?;
+        ensure!(
+            env,
+            got.data == next.data && got.version == version,
+            TOUCH_SAVE,
+            "round {round}: after a touch raced a save the record holds {} at version {}, expected the save's data at version {version}",
+            describe(Some(&got)),
+            got.version
+        );
+        ensure!(
+            env,
+            got.expires_at == next.expires_at || got.expires_at == touched,
+            TOUCH_SAVE,
+            "round {round}: the deadline is {:?}, neither the save's {:?} nor the touch's {:?}",
+            got.expires_at,
+            next.expires_at,
+            touched
+        );
+        current = got;
+    }
+    Ok(Pass::Passed)
+}
+
 /// Sixteen expired records; a purge races a save of fresh data to each of
 /// their ids, four rounds: every fresh record is stored (version 1) after
 /// the race, and the purge counted at most the sixteen expired ones.

@@ -372,3 +372,147 @@ pub async fn a_revoke_racing_logins_ends_every_earlier_session_and_keeps_every_s
     );
     Ok(Pass::Passed)
 }
+
+const OWNER_STRINGS: &str = "owners are exact strings: owner_sessions and delete_owner_sessions match an owner byte for byte (no case folding, no normalization, no prefix or pattern match, the empty owner is an owner like any other), whatever its length, and only in their own namespace";
+
+/// Owners that look alike but are not the same string: case, accents
+/// (composed and decomposed), a prefix and a separator, characters that
+/// are patterns in SQL, Redis globs and shells, whitespace, the empty
+/// owner and owners of hundreds of bytes. Each has sessions in two
+/// namespaces (a different number in each); every owner lists exactly its
+/// own in each namespace, and revoking one owner in one namespace ends
+/// exactly its sessions there, nothing of a look-alike and nothing in the
+/// other namespace. One owner holds a few hundred sessions,
+/// listed and revoked in full.
+pub async fn owners_are_exact_strings_in_their_own_namespace<H: Harness>(harness: &H) -> Verdict {
+    if !harness.capabilities().owner_index {
+        return skipped("the harness does not declare the `owner_index` capability");
+    }
+    let env = Env::new(harness, "owners_are_exact_strings_in_their_own_namespace").await?;
+    let a = env.open().await?;
+    let other_ns = env.another_namespace().await?;
+    let b = env.open_on(&other_ns).await?;
+    let long = "ü".repeat(150);
+    let owners: Vec<String> = [
+        "alice",
+        "Alice",
+        "ALICE",
+        "alice ",
+        " alice",
+        "alice:",
+        "alice:1",
+        "alic",
+        "alicé",
+        "alice\u{301}",
+        "alice*",
+        "ali?e",
+        "al[i]ce",
+        "al%ce",
+        "al_ce",
+        "al\\ce",
+        "al'ce",
+        "al\"ce",
+        "al{i}ce",
+        "al\nce",
+        "",
+        "*",
+        "%",
+        long.as_str(),
+        &long[..long.len() - 2],
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    // Owner i has i % 3 + 1 sessions in a and i % 2 + 1 in b.
+    let mut in_a: Vec<Vec<SessionId>> = Vec::new();
+    let mut in_b: Vec<Vec<SessionId>> = Vec::new();
+    for (i, owner) in owners.iter().enumerate() {
+        let mut ids = Vec::new();
+        for n in 0..(i % 3 + 1) {
+            let r = owned(&env, Some(owner), n as i64, 60_000);
+            a.create(&r).await.map_err(env.op("create"))?;
+            ids.push(r.id);
+        }
+        in_a.push(ids);
+        let mut ids = Vec::new();
+        for n in 0..(i % 2 + 1) {
+            let r = owned(&env, Some(owner), n as i64, 60_000);
+            b.create(&r).await.map_err(env.op("create"))?;
+            ids.push(r.id);
+        }
+        in_b.push(ids);
+    }
+    let check_all = |when: &'static str, in_a: Vec<Vec<SessionId>>, in_b: Vec<Vec<SessionId>>| {
+        let (a, b, env, owners) = (&a, &b, &env, &owners);
+        async move {
+            for (i, owner) in owners.iter().enumerate() {
+                for (store, expected, ns) in [(a, &in_a[i], "a"), (b, &in_b[i], "b")] {
+                    let got = listed(env, store, owner).await?;
+                    ensure!(
+                        env,
+                        got == sorted(store, expected.clone()),
+                        OWNER_STRINGS,
+                        "{when}: owner {owner:?} in namespace {ns} lists {} sessions, expected its {}",
+                        got.len(),
+                        expected.len()
+                    );
+                }
+            }
+            Ok::<(), Failure>(())
+        }
+    };
+    check_all("after the creates", in_a.clone(), in_b.clone()).await?;
+    // Revoke look-alikes of "alice" one by one in namespace a.
+    for i in [0_usize, 1, 5, 9, 10, 20, 23] {
+        let removed = a
+            .delete_owner_sessions(&owners[i], None)
+            .await
+            .map_err(env.op("delete_owner_sessions"))?;
+        let expected = in_a[i].len() as u64;
+        ensure!(
+            env,
+            removed == expected,
+            OWNER_STRINGS,
+            "revoking owner {:?} in namespace a said {removed}, expected {expected}",
+            owners[i]
+        );
+        in_a[i].clear();
+        check_all("after a revoke", in_a.clone(), in_b.clone()).await?;
+    }
+    // One owner with many sessions: listed, then revoked in full.
+    let many = 300;
+    let mut crowd = Vec::new();
+    for n in 0..many {
+        let r = owned(&env, Some("crowd"), n, 60_000);
+        a.create(&r).await.map_err(env.op("create"))?;
+        crowd.push(r.id);
+    }
+    let got = listed(&env, &a, "crowd").await?;
+    ensure!(
+        env,
+        got == sorted(&a, crowd.clone()),
+        OWNER_STRINGS,
+        "an owner with {many} sessions lists {}",
+        got.len()
+    );
+    let removed = a
+        .delete_owner_sessions("crowd", None)
+        .await
+        .map_err(env.op("delete_owner_sessions"))?;
+    ensure!(
+        env,
+        removed == many as u64,
+        OWNER_STRINGS,
+        "revoking an owner with {many} sessions said {removed}"
+    );
+    for id in &crowd {
+        ensure!(
+            env,
+            a.load(id).await.map_err(env.op("load"))?.is_none(),
+            OWNER_STRINGS,
+            "a session of the revoked owner with {many} sessions still loads"
+        );
+    }
+    check_all("at the end", in_a, in_b).await?;
+    Ok(Pass::Passed)
+}

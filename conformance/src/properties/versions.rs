@@ -298,6 +298,45 @@ pub async fn save_if_version_on_an_expired_record_is_a_conflict<H: Harness>(harn
     Ok(Pass::Passed)
 }
 
+const CREATE_VERSION: &str = "create stores version 1 and answers it, whatever version the record it is given carries";
+
+/// Create ignores the version its record carries (a record loaded from
+/// somewhere else, a handle's stale copy): records carrying 0, 1, 7 and
+/// `u64::MAX` are each stored at version 1, and a save over each then
+/// stores 2.
+pub async fn create_stores_version_one_whatever_the_record_carries<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "create_stores_version_one_whatever_the_record_carries").await?;
+    let store = env.open().await?;
+    for carried in [0, 1, 7, u64::MAX] {
+        let mut r = env.record(data_of(&[("carried", carried as i64)]), 60_000);
+        r.version = carried;
+        let answered = store.create(&r).await.map_err(env.op("create"))?;
+        ensure!(
+            env,
+            answered == 1,
+            CREATE_VERSION,
+            "create of a record carrying version {carried} answered {answered}"
+        );
+        expect_loaded(
+            &env,
+            &store,
+            &r.id,
+            Some(&stored(&r, 1)),
+            CREATE_VERSION,
+            &format!("a created record that carried version {carried}"),
+        )
+        .await?;
+        let saved = store.save(&r).await.map_err(env.op("save"))?;
+        ensure!(
+            env,
+            saved == 2,
+            CREATE_VERSION,
+            "a save over a record created from one carrying version {carried} answered {saved}"
+        );
+    }
+    Ok(Pass::Passed)
+}
+
 const IMPORT: &str = "import stores a live record with exactly its version, data, created time, deadline and owner, writes nothing for an expired record or over a live one of the same or a newer version, and replaces an older or expired one";
 
 /// `import` (a migration's write): a live record lands with exactly its

@@ -64,6 +64,7 @@ pub mod disk_full;
 mod env;
 pub mod fixtures;
 mod harness;
+pub mod linearizability;
 pub mod model;
 mod outcome;
 pub mod properties;
@@ -107,6 +108,11 @@ macro_rules! conformance_tests {
         #[test]
         fn model_matches_the_reference() {
             $crate::__private::run_model(file!(), async { $harness });
+        }
+
+        #[test]
+        fn histories_of_concurrent_calls_are_linearizable() {
+            $crate::__private::run_checker(async { $harness });
         }
     };
 }

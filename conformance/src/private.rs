@@ -184,6 +184,34 @@ pub fn run_model<H: Harness>(source_file: &'static str, harness: impl Future<Out
     conclude(NAME, outcome, crate::strict());
 }
 
+#[doc(hidden)]
+pub fn run_checker<H: Harness>(harness: impl Future<Output = H>) {
+    const NAME: &str = "histories_of_concurrent_calls_are_linearizable";
+    let harness = runtime().block_on(async { Tracked::new(harness.await) });
+    let outcome = match runtime().block_on(harness.available()) {
+        Err(why) => Outcome::Unavailable(why),
+        Ok(()) => {
+            let settings = crate::linearizability::CheckerSettings::default();
+            let verdict = catch_unwind(AssertUnwindSafe(|| {
+                crate::linearizability::check(&harness, &settings).map(|report| {
+                    eprintln!(
+                        "{NAME}: {} rounds, {} calls in {:.2} s, {:.2} calls in flight on average",
+                        report.rounds,
+                        report.calls,
+                        report.elapsed.as_secs_f64(),
+                        report.in_flight
+                    );
+                    crate::Pass::Passed
+                })
+            }))
+            .map(Some);
+            let teardown = runtime().block_on(harness.teardown_all());
+            Outcome::Ran { verdict, teardown }
+        }
+    };
+    conclude(NAME, outcome, crate::strict());
+}
+
 /// Reports one test's outcome: returns, prints one `skipped:` line, or
 /// panics.
 fn conclude(name: &str, outcome: Outcome, strict: bool) {

@@ -1006,6 +1006,8 @@ mod map_flaws {
         /// new deadline if the id is still live (so it never revives a
         /// deleted record, but undoes a save made meanwhile).
         TouchWritesBackWhatItRead,
+        /// save_if_version compares the version, pauses, then writes.
+        SaveIfVersionChecksThenWrites,
         /// Purge lists the expired ids, pauses, then deletes those ids.
         PurgeListsThenDeletes,
         /// Save (serialised with other saves) writes data and version, pauses,
@@ -1271,13 +1273,28 @@ mod map_flaws {
         async fn save_if_version(&self, record: &Record) -> Result<u64> {
             self.check(record)?;
             let now = self.now();
+            let matches = |map: &HashMap<(u64, SessionId), Entry>| {
+                map.get(&(self.ns, record.id)).is_some_and(|e| {
+                    let seen = self.live(e, now)
+                        || (self.flaw == MapFlaw::RotateLeavesAMovedMark && e.moved && e.record.is_live_at(now));
+                    seen && e.record.version == record.version
+                })
+            };
+            if self.flaw == MapFlaw::SaveIfVersionChecksThenWrites {
+                let matched = matches(&self.lock());
+                tokio::time::sleep(PAUSE).await;
+                if !matched {
+                    return Err(Error::Conflict {
+                        id: record.id,
+                        expected: record.version,
+                    });
+                }
+                let version = record.version + 1;
+                self.put(&mut self.lock(), record, version);
+                return Ok(version);
+            }
             let mut map = self.lock();
-            let matches = map.get(&(self.ns, record.id)).is_some_and(|e| {
-                let seen = self.live(e, now)
-                    || (self.flaw == MapFlaw::RotateLeavesAMovedMark && e.moved && e.record.is_live_at(now));
-                seen && e.record.version == record.version
-            });
-            if !matches {
+            if !matches(&map) {
                 return Err(Error::Conflict {
                     id: record.id,
                     expected: record.version,
@@ -1675,6 +1692,34 @@ mod map_flaws {
         MapFlaw::TouchWritesBackWhatItRead,
         touch_racing_a_save_never_undoes_it
     );
+    /// The linearizability checker catches a save, a conditional save, a
+    /// touch and a rotate that are not one atomic step, with no property
+    /// written for the race.
+    #[test]
+    fn the_checker_catches_every_write_that_is_not_one_step() {
+        use session_store_conformance::linearizability::{CheckerSettings, histories_are_linearizable};
+        for flaw in [
+            MapFlaw::SaveWritesDeadlineLater,
+            MapFlaw::SaveIfVersionChecksThenWrites,
+            MapFlaw::TouchWritesBackWhatItRead,
+            MapFlaw::RotateCopiesThenDeletes,
+        ] {
+            let failure = histories_are_linearizable(&MapHarness::new(flaw), &CheckerSettings::default().rounds(400))
+                .expect_err(&format!("the checker catches {flaw:?}"));
+            assert_eq!(
+                failure.property, "histories_of_concurrent_calls_are_linearizable",
+                "{failure}"
+            );
+            eprintln!("{flaw:?} caught:\n{failure}");
+        }
+        let control = histories_are_linearizable(&MapHarness::new(MapFlaw::None), &CheckerSettings::default());
+        assert_eq!(
+            control,
+            Ok(session_store_conformance::Pass::Passed),
+            "the map store without a flaw"
+        );
+    }
+
     map_caught_by!(
         create_that_keeps_a_carried_version,
         MapFlaw::CreateKeepsACarriedVersion,

@@ -222,7 +222,11 @@ async fn corrupt_rows_fail_alone_and_never_panic() {
             .collect::<Vec<_>>(),
         vec![good.id]
     );
-    assert_eq!(store.count().await.unwrap(), 1, "count and ids agree: the garbage row is no session");
+    assert_eq!(
+        store.count().await.unwrap(),
+        1,
+        "count and ids agree: the garbage row is no session"
+    );
 }
 
 #[test]

@@ -107,8 +107,13 @@ fn file(url: &StoreUrl, dir: &Path, fix: bool, report: &mut Report) -> Result<()
     if fix {
         let mut removed = 0;
         for bad in &found.undecodable {
-            if inspect::remove_undecodable(dir, bad).map_err(|e| Failure::store(url, &e))? {
-                removed += 1;
+            match inspect::remove_undecodable(dir, bad) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                // One that cannot go (a directory with entries): still
+                // reported below, the others are removed.
+                Err(e) if e.is_decode() => {}
+                Err(e) => return Err(Failure::store(url, &e)),
             }
         }
         if removed > 0 {
@@ -458,6 +463,10 @@ async fn redis_checks(
                 }
                 let fields: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(&mut conn).await.map_err(failed)?;
                 for ((id, key), fields) in hashes.into_iter().zip(fields) {
+                    if fields.iter().all(Option::is_none) {
+                        keys -= 1; // expired or deleted since the first round trip
+                        continue;
+                    }
                     if let Some(why) = redis_record_problem(id, &fields) {
                         bad.push((id.fingerprint(), why, key));
                     }

@@ -288,6 +288,13 @@ pub fn histories_are_linearizable<H: Harness>(harness: &H, settings: &CheckerSet
 ///
 /// As [`histories_are_linearizable`].
 pub fn check<H: Harness>(harness: &H, settings: &CheckerSettings) -> Result<CheckerReport, Failure> {
+    if settings.workers * settings.calls_per_worker > 64 || settings.workers == 0 {
+        return Err(Failure::new(
+            PROPERTY,
+            RULE,
+            "the checker's settings: between 1 and 64 calls per round (workers x calls_per_worker)",
+        ));
+    }
     let rt = crate::__private::runtime();
     let started = Instant::now();
     let mut report = CheckerReport::default();

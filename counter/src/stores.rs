@@ -134,14 +134,34 @@ fn redacted(text: &str) -> String {
             .collect::<Vec<_>>()
             .join(" ");
     };
-    match rest.rsplit_once('@') {
+    // The password of the user info, and of a query parameter (`pass`,
+    // `password`: redis and libpq read both).
+    let (base, query) = match rest.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (rest, None),
+    };
+    let mut shown = match base.rsplit_once('@') {
         Some((user_info, host)) => {
             let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
             let hidden = if user_info.contains(':') { ":***" } else { "" };
             format!("{scheme}://{user}{hidden}@{host}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{base}"),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") => {
+                    format!("{k}=***")
+                }
+                _ => kv.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&params.join("&"));
     }
+    shown
 }
 
 /// Creates the SQLite store's directory, owner-only (0700) as the file
@@ -172,6 +192,15 @@ mod tests {
         assert_eq!(redacted("host=h password=s3cret user=u"), "host=h password=*** user=u");
         assert_eq!(redacted("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
         assert_eq!(redacted("rediss://u:s3cret@h/"), "rediss://u:***@h/");
+        assert_eq!(redacted("redis://u:pa@ss@h/"), "redis://u:***@h/");
+        assert_eq!(
+            redacted("redis+unix:///run/redis.sock?db=1&pass=s3cret"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(
+            redacted("postgres://u@h/db?password=s3cret&x=a@b"),
+            "postgres://u@h/db?password=***&x=a@b"
+        );
         assert_eq!(
             redacted("connecting to redis://:s3cret@h:6379 failed"),
             "connecting to redis://:***@h:6379 failed"

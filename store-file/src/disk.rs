@@ -259,7 +259,7 @@ impl Disk {
 
     /// Removes the session file without syncing the directory. An empty
     /// directory where the file belongs (which reads as undecodable) goes
-    /// too; a directory with entries in it is an error naming the session.
+    /// too; one with entries in it is a decode error naming the session.
     pub(crate) fn remove_unsynced(&self, place: &Place) -> Result<bool> {
         match fs::remove_file(&place.file) {
             Ok(()) => Ok(true),
@@ -268,10 +268,12 @@ impl Disk {
                 match fs::remove_dir(&place.file) {
                     Ok(()) => Ok(true),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-                    Err(e) => Err(io_error(
-                        "removing a directory that stands where a session file belongs",
-                        Some(&place.id),
-                        e,
+                    // Something else keeps files there: that record's
+                    // problem (a decode error), left for an operator.
+                    Err(e) => Err(Error::decode(
+                        place.id,
+                        "a directory with entries stands where the session file belongs",
+                        Some(Box::new(e)),
                     )),
                 }
             }
@@ -418,7 +420,6 @@ impl Disk {
     }
 }
 
-/// `dir/<shard>/<id>`.
 /// Opens a session file for reading, with its length; `None` when it is
 /// missing. An entry that cannot be read as a file (a directory, a FIFO, a
 /// socket, a device, one the store may not read) is that record's problem
@@ -433,12 +434,17 @@ fn open_record(id: SessionId, path: &Path) -> Result<Option<(File, u64)>> {
     let file = match options.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+        // A socket (ENXIO), a symlink loop (ELOOP) and the like: whatever
+        // the entry is, it is not a session file.
+        Err(e) if fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) => {
             return Err(Error::decode(
                 id,
-                "the session file cannot be read (permission denied)",
+                "the entry where the session file belongs is not a regular file",
                 Some(Box::new(e)),
             ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(Error::decode(id, UNREADABLE, Some(Box::new(e))));
         }
         Err(e) => return Err(io_error("opening a session file", Some(&id), e)),
     };
@@ -460,6 +466,12 @@ fn open_record(id: SessionId, path: &Path) -> Result<Option<(File, u64)>> {
     Ok(Some((file, meta.len())))
 }
 
+/// The reason of the decode error for a session file the store may not
+/// read: `doctor --fix` never removes such a file (it may hold a valid
+/// session of another user's store).
+pub(crate) const UNREADABLE: &str = "the session file cannot be read (permission denied)";
+
+/// `dir/<shard>/<id>`.
 pub(crate) fn file_path(dir: &Path, id: &SessionId) -> PathBuf {
     let enc = id.encode();
     dir.join(&enc.as_str()[..SHARD_LEN]).join(enc.as_str())

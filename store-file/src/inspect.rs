@@ -151,6 +151,9 @@ pub fn remove_undecodable(dir: &Path, record: &Undecodable) -> Result<bool> {
         return Ok(false);
     };
     match disk.read(record.id, &place.file) {
+        // A file this process may not read may be a valid session of
+        // another user's store: never removed.
+        Err(Error::Decode { reason, .. }) if reason == crate::disk::UNREADABLE => Ok(false),
         Err(e) if e.is_decode() => disk.remove(&place),
         Err(e) => Err(e),
         Ok(_) => Ok(false),

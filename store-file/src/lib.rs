@@ -661,10 +661,17 @@ impl SessionStore for FileStore {
                             disk.sync_dir_if_durable(&dirty.take().unwrap_or_default())?;
                         }
                         // The lock is held until the end of the `if`.
-                        if let Some(_lock) = disk.lock(&place.shard, false)?
-                            && disk.remove_unsynced(&place)?
-                        {
-                            dirty = Some(place.shard);
+                        if let Some(_lock) = disk.lock(&place.shard, false)? {
+                            match disk.remove_unsynced(&place) {
+                                Ok(true) => dirty = Some(place.shard),
+                                Ok(false) => {}
+                                // A directory with entries where a session file
+                                // belongs: left for an operator.
+                                Err(e) if e.is_decode() => {
+                                    tracing::warn!(error = %e, "clear left an entry that is not a session file");
+                                }
+                                Err(e) => return Err(e),
+                            }
                         }
                     }
                 }

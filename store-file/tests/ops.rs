@@ -326,9 +326,12 @@ async fn an_entry_that_is_not_a_file_is_that_records_problem_only() {
     let good = record(&clock, Duration::from_secs(10), 1);
     let as_dir = record(&clock, Duration::from_secs(10), 2);
     let as_fifo = record(&clock, Duration::from_secs(10), 3);
-    for r in [&good, &as_dir, &as_fifo] {
+    let as_socket = record(&clock, Duration::from_secs(10), 4);
+    for r in [&good, &as_dir, &as_fifo, &as_socket] {
         store.create(r).await.unwrap();
     }
+    fs::remove_file(store.path_of(&as_socket.id)).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(store.path_of(&as_socket.id)).expect("a socket");
     // A directory and a FIFO where two session files belong.
     fs::remove_file(store.path_of(&as_dir.id)).unwrap();
     fs::create_dir(store.path_of(&as_dir.id)).unwrap();
@@ -339,7 +342,7 @@ async fn an_entry_that_is_not_a_file_is_that_records_problem_only() {
         .expect("mkfifo runs");
     assert!(made.success(), "mkfifo made the FIFO");
 
-    for bad in [&as_dir, &as_fifo] {
+    for bad in [&as_dir, &as_fifo, &as_socket] {
         // A decode error naming the fingerprint (a FIFO's open never blocks).
         let err = tokio::time::timeout(Duration::from_secs(10), store.load(&bad.id))
             .await
@@ -352,22 +355,22 @@ async fn an_entry_that_is_not_a_file_is_that_records_problem_only() {
     }
     assert_eq!(n_of(&store.load(&good.id).await.unwrap().unwrap()), 1);
     // Counted and listed alike; purge goes on.
-    assert_eq!(store.count().await.unwrap(), 3);
-    assert_eq!(store.ids().await.unwrap().len(), 3);
+    assert_eq!(store.count().await.unwrap(), 4);
+    assert_eq!(store.ids().await.unwrap().len(), 4);
     assert_eq!(store.purge_expired().await.unwrap(), 0);
 
-    // `doctor`'s inspection reports both by fingerprint, and nothing else.
+    // `doctor`'s inspection reports all three by fingerprint, and nothing else.
     let report = session_store_file::inspect::inspect(&dir).unwrap();
     let mut found: Vec<String> = report.undecodable.iter().map(|u| u.fingerprint.to_string()).collect();
     found.sort();
-    let mut expected = vec![
-        as_dir.id.fingerprint().to_string(),
-        as_fifo.id.fingerprint().to_string(),
-    ];
+    let mut expected: Vec<String> = [&as_dir, &as_fifo, &as_socket]
+        .iter()
+        .map(|r| r.id.fingerprint().to_string())
+        .collect();
     expected.sort();
     assert_eq!(found, expected, "{report:?}");
     assert!(report.unexpected.is_empty(), "{report:?}");
-    assert_eq!(report.records, 3);
+    assert_eq!(report.records, 4);
 
     clock.advance(Duration::from_secs(20));
     assert_eq!(
@@ -375,9 +378,24 @@ async fn an_entry_that_is_not_a_file_is_that_records_problem_only() {
         1,
         "the good one expired, purged beside them"
     );
-    assert_eq!(store.count().await.unwrap(), 2);
+    assert_eq!(store.count().await.unwrap(), 3);
 
-    // `--fix`: both go (the empty directory too), then the store is healthy.
+    // A directory with an entry in it cannot go: `clear` and `--fix` leave
+    // it (reported) and carry on.
+    fs::write(store.path_of(&as_dir.id).join("x"), b"x").unwrap();
+    store.clear().await.expect("clear carries on past it");
+    assert_eq!(
+        store.count().await.unwrap(),
+        1,
+        "only the directory with an entry is left"
+    );
+    fs::remove_file(store.path_of(&as_dir.id).join("x")).unwrap();
+    for r in [&as_fifo, &as_socket] {
+        assert!(!store.path_of(&r.id).exists(), "clear removed {:?}", r.id);
+    }
+    // `--fix`: the empty directory goes too, then the store is healthy.
+    let report = session_store_file::inspect::inspect(&dir).unwrap();
+    assert_eq!(report.undecodable.len(), 1, "{report:?}");
     for bad in &report.undecodable {
         assert!(session_store_file::inspect::remove_undecodable(&dir, bad).unwrap());
     }

@@ -320,12 +320,15 @@ impl SqliteStoreBuilder {
         let mut writer = retry.run("opening the database", || Ok(self.connect(false)?))?;
         let migrate = |writer: &mut Connection| {
             let mut full = false;
-            let result = retry.run("creating the table", || match schema::migrate(writer, &self.table) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(message)) => Err(Failure::Store(Error::config(message))),
-                Err(e) => {
-                    full = is_disk_full(&e);
-                    Err(Failure::Sql(e))
+            let result = retry.run("creating the table", || {
+                full = false;
+                match schema::migrate(writer, &self.table) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(message)) => Err(Failure::Store(Error::config(message))),
+                    Err(e) => {
+                        full = is_disk_full(&e);
+                        Err(Failure::Sql(e))
+                    }
                 }
             });
             (result, full)
@@ -531,13 +534,15 @@ fn quick_answer<T>(what: &str, result: Op<T>) -> Option<Result<T>> {
     }
 }
 
-/// Whether SQLite could not write for lack of space: `SQLITE_FULL`, or an
-/// I/O error (a write past a file-size limit fails with `EFBIG`).
+/// Whether SQLite could not write for lack of space: `SQLITE_FULL`, or
+/// `SQLITE_IOERR_WRITE` (a write past a file-size limit fails with
+/// `EFBIG`). Never a failed sync: a write is made again only where the
+/// first one surely changed nothing.
 fn is_disk_full(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
-    )
+    match e.sqlite_error() {
+        Some(e) => e.code == ErrorCode::DiskFull || e.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE,
+        None => false,
+    }
 }
 
 /// Copies the whole WAL into the database and truncates it to nothing

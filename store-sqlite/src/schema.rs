@@ -55,7 +55,7 @@ pub(crate) struct Sql {
 /// URL-safe base64 alphabet, the last holding the final two bits of 128
 /// (so one of `A`, `Q`, `g`, `w`). Exactly the strings
 /// [`SessionId`](session_store_core::SessionId) parses.
-pub(crate) const IS_SESSION_ID: &str = "typeof(id) = 'text' AND length(id) = 22 \
+pub(crate) const IS_SESSION_ID: &str = "typeof(id) = 'text' AND length(CAST(id AS BLOB)) = 22 \
      AND id NOT GLOB '*[^A-Za-z0-9_-]*' AND substr(id, 22) GLOB '[AQgw]'";
 
 impl Sql {
@@ -206,6 +206,8 @@ mod tests {
         );
         values.push(format!("{}*{}", &id[..10], &id[11..]));
         values.push(format!("{}[{}", &id[..10], &id[11..]));
+        // SQLite's text functions stop at a NUL.
+        values.push(format!("{}\0junk", &id));
         for v in &values {
             c.execute("INSERT OR IGNORE INTO t VALUES (?1)", [v]).unwrap();
         }

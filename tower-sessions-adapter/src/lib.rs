@@ -102,8 +102,6 @@ use std::sync::Arc;
 use session_store_core::raw::adapter::{REPLACE_ATTEMPTS, log_failure};
 use session_store_core::{Error, Record, SessionData, SessionId, Sessions, Timestamp};
 use time::OffsetDateTime;
-use tower_sessions_core::session::{Id, Record as TowerRecord};
-use tower_sessions_core::session_store::{self, Error as TowerError};
 
 pub use session_store_core::raw::adapter::STORE_FAILED;
 
@@ -157,154 +155,177 @@ impl<S: session_store_core::SessionStore + ?Sized + fmt::Debug> fmt::Debug for A
     }
 }
 
-/// The store's id for a tower-sessions id: the same 128 bits.
-#[must_use]
-pub fn to_session_id(id: Id) -> SessionId {
-    SessionId::from_u128(id.0 as u128)
-}
+/// The conversions and the trait impls, once per tower-sessions-core
+/// version (`$core`: the crate's name in this package).
+macro_rules! tower_sessions_impls {
+    ($core:ident) => {
+        use $core::session::{Id, Record as TowerRecord};
+        use $core::session_store::Error as TowerError;
 
-/// The tower-sessions id for a store id: the same 128 bits.
-#[must_use]
-pub fn to_tower_id(id: SessionId) -> Id {
-    Id(id.as_u128() as i128)
-}
-
-/// A tower-sessions expiry date as a store deadline, truncated towards the
-/// past to the millisecond (so a deadline never moves later).
-#[must_use]
-pub fn to_timestamp(date: OffsetDateTime) -> Timestamp {
-    let millis = date.unix_timestamp_nanos().div_euclid(1_000_000);
-    // `time` spans about ±10,000 years, well inside i64 milliseconds.
-    Timestamp::from_millis(i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX }))
-}
-
-/// A store deadline as a tower-sessions expiry date, clamped to the range
-/// `time` represents (years -9999..=9999).
-#[must_use]
-pub fn to_offset_date_time(deadline: Timestamp) -> OffsetDateTime {
-    let nanos = i128::from(deadline.as_millis()) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or_else(|_| {
-        if nanos < 0 {
-            time::PrimitiveDateTime::MIN.assume_utc()
-        } else {
-            time::PrimitiveDateTime::MAX.assume_utc()
+        /// The store's id for a tower-sessions id: the same 128 bits.
+        #[must_use]
+        pub fn to_session_id(id: Id) -> SessionId {
+            SessionId::from_u128(id.0 as u128)
         }
-    })
-}
 
-/// A store error as a tower-sessions store error, with a generic message:
-/// an oversized record becomes `Encode` (its message says the size and the
-/// limit, nothing internal), every other failure `Backend` with
-/// [`STORE_FAILED`]. The detail is not kept; log it first
-/// ([`log_failure`]).
-#[must_use]
-pub fn to_tower_error(error: &Error) -> TowerError {
-    match error {
-        Error::TooLarge { .. } => TowerError::Encode(error.to_string()),
-        _ => TowerError::Backend(STORE_FAILED.to_owned()),
-    }
-}
-
-/// Logs a store failure of `operation` on session `id` and turns it into a
-/// generic tower-sessions error.
-fn failed(operation: &'static str, id: &SessionId, error: &Error) -> TowerError {
-    log_failure(operation, Some(id), error);
-    to_tower_error(error)
-}
-
-/// A tower-sessions record's values as session data (JSON text each).
-fn to_data(record: &TowerRecord) -> SessionData {
-    let mut data = SessionData::new();
-    for (key, value) in &record.data {
-        data.insert_json(key.as_str(), value);
-    }
-    data
-}
-
-/// A stored record as a tower-sessions record; a value that is not JSON is
-/// a decode error (a damaged record).
-fn to_tower_record(record: &Record) -> Result<TowerRecord, Error> {
-    Ok(TowerRecord {
-        id: to_tower_id(record.id),
-        data: record.json_values()?,
-        expiry_date: to_offset_date_time(record.expires_at),
-    })
-}
-
-#[session_store_core::async_trait]
-impl<S> tower_sessions_core::SessionStore for Adapter<S>
-where
-    S: session_store_core::SessionStore + ?Sized + 'static,
-{
-    /// Inserts a new session without ever overwriting a live one: on an id
-    /// collision a fresh id is drawn and `record.id` updated.
-    async fn create(&self, record: &mut TowerRecord) -> session_store::Result<()> {
-        let id = to_session_id(record.id);
-        let deadline = to_timestamp(record.expiry_date);
-        match self.sessions.create_record(id, to_data(record), deadline).await {
-            Ok(stored) => {
-                record.id = to_tower_id(stored.id);
-                Ok(())
-            }
-            Err(e) => Err(failed("create", &id, &e)),
+        /// The tower-sessions id for a store id: the same 128 bits.
+        #[must_use]
+        pub fn to_tower_id(id: SessionId) -> Id {
+            Id(id.as_u128() as i128)
         }
-    }
 
-    /// Replaces the session's state (last writer wins, atomically). A
-    /// session that was deleted, expired or damaged meanwhile is not
-    /// written back: the write is dropped, and the next request with its
-    /// cookie starts a new session.
-    async fn save(&self, record: &TowerRecord) -> session_store::Result<()> {
-        let id = to_session_id(record.id);
-        let deadline = to_timestamp(record.expiry_date);
-        match self.sessions.replace_record(&id, to_data(record), deadline).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(failed("save", &id, &e)),
+        /// A tower-sessions expiry date as a store deadline, truncated towards the
+        /// past to the millisecond (so a deadline never moves later).
+        #[must_use]
+        pub fn to_timestamp(date: OffsetDateTime) -> Timestamp {
+            let millis = date.unix_timestamp_nanos().div_euclid(1_000_000);
+            // `time` spans about ±10,000 years, well inside i64 milliseconds.
+            Timestamp::from_millis(i64::try_from(millis).unwrap_or(if millis < 0 { i64::MIN } else { i64::MAX }))
         }
-    }
 
-    /// The session if it is live by the store's clock. A stored record that
-    /// cannot be decoded is "no session" (logged as a warning with the
-    /// session's fingerprint), so tower-sessions starts a fresh one.
-    async fn load(&self, id: &Id) -> session_store::Result<Option<TowerRecord>> {
-        let id = to_session_id(*id);
-        match self.sessions.load_record_with(&id, |r| to_tower_record(&r)).await {
-            Ok(record) => Ok(record),
-            Err(e) => Err(failed("load", &id, &e)),
+        /// A store deadline as a tower-sessions expiry date, clamped to the range
+        /// `time` represents (years -9999..=9999).
+        #[must_use]
+        pub fn to_offset_date_time(deadline: Timestamp) -> OffsetDateTime {
+            let nanos = i128::from(deadline.as_millis()) * 1_000_000;
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or_else(|_| {
+                if nanos < 0 {
+                    time::PrimitiveDateTime::MIN.assume_utc()
+                } else {
+                    time::PrimitiveDateTime::MAX.assume_utc()
+                }
+            })
         }
-    }
 
-    /// Removes the session; an absent one is not an error.
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let id = to_session_id(*id);
-        self.sessions
-            .delete_record(&id)
-            .await
-            .map_err(|e| failed("delete", &id, &e))
-    }
-}
-
-/// Expired sessions are removed by the store's
-/// [`purge_expired`](session_store_core::SessionStore::purge_expired), so
-/// tower-sessions' deletion task works too. (`session_store_core::Purger`
-/// does the same without tower-sessions' `deletion-task` feature.)
-#[session_store_core::async_trait]
-impl<S> tower_sessions_core::ExpiredDeletion for Adapter<S>
-where
-    S: session_store_core::SessionStore + ?Sized + 'static,
-{
-    async fn delete_expired(&self) -> session_store::Result<()> {
-        match self.store().purge_expired().await {
-            Ok(removed) => {
-                tracing::info!(removed, "purged expired sessions");
-                Ok(())
-            }
-            Err(e) => {
-                log_failure("purge_expired", None, &e);
-                Err(to_tower_error(&e))
+        /// A store error as a tower-sessions store error, with a generic message:
+        /// an oversized record becomes `Encode` (its message says the size and the
+        /// limit, nothing internal), every other failure `Backend` with
+        /// [`STORE_FAILED`]. The detail is not kept; log it first
+        /// ([`log_failure`]).
+        #[must_use]
+        pub fn to_tower_error(error: &Error) -> TowerError {
+            match error {
+                Error::TooLarge { .. } => TowerError::Encode(error.to_string()),
+                _ => TowerError::Backend(STORE_FAILED.to_owned()),
             }
         }
-    }
+
+        /// Logs a store failure of `operation` on session `id` and turns it into a
+        /// generic tower-sessions error.
+        fn failed(operation: &'static str, id: &SessionId, error: &Error) -> TowerError {
+            log_failure(operation, Some(id), error);
+            to_tower_error(error)
+        }
+
+        /// A tower-sessions record's values as session data (JSON text each).
+        fn to_data(record: &TowerRecord) -> SessionData {
+            let mut data = SessionData::new();
+            for (key, value) in &record.data {
+                data.insert_json(key.as_str(), value);
+            }
+            data
+        }
+
+        /// A stored record as a tower-sessions record; a value that is not JSON is
+        /// a decode error (a damaged record).
+        fn to_tower_record(record: &Record) -> Result<TowerRecord, Error> {
+            Ok(TowerRecord {
+                id: to_tower_id(record.id),
+                data: record.json_values()?,
+                expiry_date: to_offset_date_time(record.expires_at),
+            })
+        }
+
+        #[session_store_core::async_trait]
+        impl<S> $core::SessionStore for crate::Adapter<S>
+        where
+            S: session_store_core::SessionStore + ?Sized + 'static,
+        {
+            /// Inserts a new session without ever overwriting a live one: on an id
+            /// collision a fresh id is drawn and `record.id` updated.
+            async fn create(&self, record: &mut TowerRecord) -> $core::session_store::Result<()> {
+                let id = to_session_id(record.id);
+                let deadline = to_timestamp(record.expiry_date);
+                match self.sessions.create_record(id, to_data(record), deadline).await {
+                    Ok(stored) => {
+                        record.id = to_tower_id(stored.id);
+                        Ok(())
+                    }
+                    Err(e) => Err(failed("create", &id, &e)),
+                }
+            }
+
+            /// Replaces the session's state (last writer wins, atomically). A
+            /// session that was deleted, expired or damaged meanwhile is not
+            /// written back: the write is dropped, and the next request with its
+            /// cookie starts a new session.
+            async fn save(&self, record: &TowerRecord) -> $core::session_store::Result<()> {
+                let id = to_session_id(record.id);
+                let deadline = to_timestamp(record.expiry_date);
+                match self.sessions.replace_record(&id, to_data(record), deadline).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(failed("save", &id, &e)),
+                }
+            }
+
+            /// The session if it is live by the store's clock. A stored record that
+            /// cannot be decoded is "no session" (logged as a warning with the
+            /// session's fingerprint), so tower-sessions starts a fresh one.
+            async fn load(&self, id: &Id) -> $core::session_store::Result<Option<TowerRecord>> {
+                let id = to_session_id(*id);
+                match self.sessions.load_record_with(&id, |r| to_tower_record(&r)).await {
+                    Ok(record) => Ok(record),
+                    Err(e) => Err(failed("load", &id, &e)),
+                }
+            }
+
+            /// Removes the session; an absent one is not an error.
+            async fn delete(&self, id: &Id) -> $core::session_store::Result<()> {
+                let id = to_session_id(*id);
+                self.sessions
+                    .delete_record(&id)
+                    .await
+                    .map_err(|e| failed("delete", &id, &e))
+            }
+        }
+
+        /// Expired sessions are removed by the store's
+        /// [`purge_expired`](session_store_core::SessionStore::purge_expired), so
+        /// tower-sessions' deletion task works too. (`session_store_core::Purger`
+        /// does the same without tower-sessions' `deletion-task` feature.)
+        #[session_store_core::async_trait]
+        impl<S> $core::ExpiredDeletion for crate::Adapter<S>
+        where
+            S: session_store_core::SessionStore + ?Sized + 'static,
+        {
+            async fn delete_expired(&self) -> $core::session_store::Result<()> {
+                match self.store().purge_expired().await {
+                    Ok(removed) => {
+                        tracing::info!(removed, "purged expired sessions");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        log_failure("purge_expired", None, &e);
+                        Err(to_tower_error(&e))
+                    }
+                }
+            }
+        }
+    };
+}
+
+tower_sessions_impls!(tower_sessions_core);
+
+/// The same adapter for tower-sessions-core 0.14 (feature
+/// `tower-sessions-core-014`), the version axum-login 0.18 and
+/// tower-sessions' sqlx and Redis stores use: [`Adapter`] implements both
+/// versions' `SessionStore`, so an axum-login app takes it as it is. The
+/// conversions here are those of the crate root, for 0.14's types.
+#[cfg(feature = "tower-sessions-core-014")]
+pub mod core_014 {
+    use super::*;
+
+    tower_sessions_impls!(tower_sessions_core_014);
 }
 
 #[cfg(test)]

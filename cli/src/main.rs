@@ -11,6 +11,7 @@
 //! session-store migrate --from file:./sessions --to redis://127.0.0.1:6379/
 //! session-store migrate --from file:./sessions --to file:./protected --to-hash-ids --to-keys-env KEYS
 //! session-store doctor file:./sessions --fix
+//! session-store import-tower-sessions --from sqlite:./tower.db --to sqlite:./sessions.db
 //! ```
 //!
 //! URLs, options and exit codes are described in the crate's README and in
@@ -26,6 +27,7 @@
 mod commands;
 mod doctor;
 mod fail;
+mod import;
 mod migrate;
 mod open;
 mod output;
@@ -164,6 +166,11 @@ enum Command {
     /// To protect a plain store at rest, migrate it into a new one:
     /// migrate --from PLAIN --to NEW --to-hash-ids --to-keys-env VAR.
     Migrate(migrate::MigrateArgs),
+    /// Import every live session of a tower-sessions store (its sqlx SQLite
+    /// or PostgreSQL store, or its Redis store) under the same ids, so
+    /// visitors stay logged in across the switch; a second run imports
+    /// nothing twice.
+    ImportTowerSessions(import::ImportArgs),
     /// Check a store: layout, schema, permissions, temporary files, undecodable records.
     Doctor {
         #[command(flatten)]
@@ -195,6 +202,7 @@ async fn run(cli: Cli, out: &Printer) -> Result<Exit, Failure> {
             commands::clear(&parse_url(&store.store)?, &store.protection(), yes, out).await
         }
         Command::Migrate(args) => migrate::run(&parse_url(&args.from)?, &parse_url(&args.to)?, &args, out).await,
+        Command::ImportTowerSessions(args) => import::run(&args, out).await,
         Command::Doctor { store, fix } => doctor::run(&parse_url(&store.store)?, fix, out).await,
     }
 }

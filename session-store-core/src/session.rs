@@ -318,7 +318,8 @@ impl Session {
         Ok(self.record.data.get(key)?)
     }
 
-    /// Sets `key` to `value` (held as JSON).
+    /// Sets `key` to `value` (held as JSON). Setting a key to the JSON it
+    /// already holds changes nothing (no write, as in tower-sessions).
     ///
     /// # Errors
     ///
@@ -327,15 +328,21 @@ impl Session {
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl Into<String>, value: &T) -> Result<()> {
         let key = key.into();
         let json = serde_json::to_string(value)?;
+        if self.record.data.get_raw(&key) == Some(json.as_str()) {
+            return Ok(());
+        }
         self.record.data.insert_raw(key.clone(), json.clone());
         self.changes.insert(key, Some(json));
         Ok(())
     }
 
-    /// Removes `key`; returns whether it was there.
+    /// Removes `key`; returns whether it was there. Removing a key that is
+    /// not there changes nothing.
     pub fn remove(&mut self, key: &str) -> bool {
         let was = self.record.data.remove(key).is_some();
-        self.changes.insert(key.to_owned(), None);
+        if was {
+            self.changes.insert(key.to_owned(), None);
+        }
         was
     }
 

@@ -24,7 +24,8 @@
 //! The separate crates stay for store authors and minimal builds.
 //!
 //! The guides: [choosing a backend](guide::choosing_a_backend),
-//! [security](guide::security), and the [contract](core::contract) every
+//! [security](guide::security), [from tower-sessions](guide::from_tower_sessions),
+//! and the [contract](core::contract) every
 //! store keeps.
 //!
 //! The README's example, an axum app (it runs as it is with the default
@@ -104,5 +105,11 @@ pub mod guide {
 
     pub mod security {
         #![doc = include_str!("../guides/security.md")]
+    }
+
+    /// Moving an app from tower-sessions (and axum-login): the two roads,
+    /// the import of stored sessions, every call mapped, the differences.
+    pub mod from_tower_sessions {
+        #![doc = include_str!("../guides/from-tower-sessions.md")]
     }
 }

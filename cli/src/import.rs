@@ -16,17 +16,18 @@
 //!   id.
 //!
 //! Each session goes in with [`SessionStore::import`] at version 1, which
-//! writes nothing over a session already there: a second run imports
-//! nothing twice, and a run after the app (still on tower-sessions) wrote
-//! more imports only the sessions that are new. tower-sessions keeps no
-//! creation time: an imported session's is the time of the import. An
-//! entry that does not decode is reported by fingerprint and skipped.
+//! writes nothing over a session already there: a run again after an
+//! interrupted one completes it. It never replaces or deletes a session
+//! already imported, so the old app must be stopped first (what it changed
+//! or ended afterwards would not follow). tower-sessions keeps no creation
+//! time (an imported session's is the time of the import) and no owner.
+//! An entry that does not decode is reported by fingerprint and skipped.
 
 use std::collections::HashMap;
 
 use clap::Args;
 use serde_json::json;
-use session_store_core::{Fingerprint, Record, SessionData, SessionStore, Timestamp};
+use session_store_core::{Fingerprint, Record, SessionData, SessionId, SessionStore, Timestamp};
 use session_store_tower_sessions::core_014::{to_session_id, to_timestamp};
 use tower_sessions_core_014::session::Record as TowerRecord;
 
@@ -77,47 +78,45 @@ fn identifier(what: &str, name: &str) -> Result<String, String> {
 
 impl Source {
     fn parse(text: &str) -> Result<Self, String> {
+        let shown = crate::url::redact(text);
         let (base, query) = text.split_once('?').unwrap_or((text, ""));
-        let mut options: HashMap<&str, &str> = HashMap::new();
-        for kv in query.split('&').filter(|kv| !kv.is_empty()) {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            options.insert(k, v);
-        }
-        let take = |options: &mut HashMap<&str, &str>, key: &str, default: &str| {
-            options.remove(key).unwrap_or(default).to_owned()
-        };
-        let source = if let Some(path) = base.strip_prefix("sqlite:") {
-            if path.is_empty() {
-                return Err("sqlite: the database path is missing".into());
-            }
+        let mut options: HashMap<String, String> = crate::url::parse_query(query)
+            .map_err(|e| format!("{shown}: {e}"))?
+            .into_iter()
+            .collect();
+        let mut take = |key: &str, default: &str| options.remove(key).unwrap_or_else(|| default.to_owned());
+        let source = if let Some(rest) = base.strip_prefix("sqlite:") {
+            // sqlx's own form too: sqlite://sessions.db, sqlite:///abs.db.
+            let path = crate::url::local_path(rest).ok_or_else(|| format!("{shown}: the database path is missing"))?;
+            // sqlx's `mode` (rwc...) means nothing to a reader.
+            take("mode", "");
             Self::Sqlite {
-                path: path.to_owned(),
-                table: identifier("table", &take(&mut options, "table", "tower_sessions"))?,
+                path: path.display().to_string(),
+                table: identifier("table", &take("table", "tower_sessions"))?,
             }
         } else if base.starts_with("postgres://") || base.starts_with("postgresql://") {
-            let schema = identifier("schema", &take(&mut options, "schema", "tower_sessions"))?;
-            let table = identifier("table", &take(&mut options, "table", "session"))?;
-            // What is left goes to the connection (sslmode, options...).
+            let schema = identifier("schema", &take("schema", "tower_sessions"))?;
+            let table = identifier("table", &take("table", "session"))?;
+            // What is left goes to the connection (sslmode, password...).
             let rest: Vec<String> = options.drain().map(|(k, v)| format!("{k}={v}")).collect();
             let url = if rest.is_empty() {
                 base.to_owned()
             } else {
                 format!("{base}?{}", rest.join("&"))
             };
-            Self::Postgres { url, schema, table }
+            return Ok(Self::Postgres { url, schema, table });
         } else if base.starts_with("redis://") {
             Self::Redis {
                 url: base.to_owned(),
-                prefix: take(&mut options, "prefix", ""),
+                prefix: take("prefix", ""),
             }
         } else {
             return Err(format!(
-                "{}: not a tower-sessions store (sqlite:PATH, postgres://..., redis://...)",
-                crate::url::redact(text)
+                "{shown}: not a tower-sessions store (sqlite:PATH, postgres://..., redis://...)"
             ));
         };
         if let Some(key) = options.keys().next() {
-            return Err(format!("{}: unknown option {key:?}", crate::url::redact(text)));
+            return Err(format!("{shown}: unknown option {key:?}"));
         }
         Ok(source)
     }
@@ -164,6 +163,15 @@ impl Source {
                 let fail = |e: redis::RedisError| format!("Redis: {e}");
                 let client = redis::Client::open(url.as_str()).map_err(fail)?;
                 let mut conn = client.get_multiplexed_async_connection().await.map_err(fail)?;
+                // One node of a cluster holds a share of the keys only.
+                let info: String = redis::cmd("INFO")
+                    .arg("cluster")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                if info.contains("cluster_enabled:1") {
+                    return Err("a Redis Cluster: importing from a cluster is not supported yet".to_owned());
+                }
                 let pattern = format!("{}*", glob_escape(prefix));
                 let mut entries = Vec::new();
                 let mut cursor: u64 = 0;
@@ -183,7 +191,7 @@ impl Source {
                         .filter(|k| {
                             k.strip_prefix(prefix.as_bytes())
                                 .and_then(|k| std::str::from_utf8(k).ok())
-                                .is_some_and(|k| k.parse::<session_store_core::SessionId>().is_ok())
+                                .is_some_and(|k| k.parse::<SessionId>().is_ok())
                         })
                         .collect();
                     if !keys.is_empty() {
@@ -266,8 +274,12 @@ pub async fn run(args: &ImportArgs, out: &Printer) -> Result<Exit, Failure> {
     for (key, bytes) in &entries {
         let record = match rmp_serde::from_slice::<TowerRecord>(bytes) {
             Ok(record) => convert(&record, now),
-            Err(e) => {
-                undecodable.push((Fingerprint::of_bytes(key.as_bytes()), e.to_string()));
+            Err(_) => {
+                // Named as the app's log names the session (the id's
+                // fingerprint), never by the entry's content.
+                let id = key.rsplit(':').next().and_then(|k| k.parse::<SessionId>().ok());
+                let fingerprint = id.map_or_else(|| Fingerprint::of_bytes(key.as_bytes()), |id| id.fingerprint());
+                undecodable.push((fingerprint, "not a tower-sessions record (MessagePack)".to_owned()));
                 continue;
             }
         };
@@ -329,6 +341,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Source::parse("sqlite:s.db?table=x;drop").is_err());
+        match Source::parse("sqlite://sessions.db?mode=rwc").unwrap() {
+            Source::Sqlite { path, .. } => assert_eq!(path, "sessions.db"),
+            other => panic!("{other:?}"),
+        }
+        match Source::parse("redis://h?prefix=ts%3A").unwrap() {
+            Source::Redis { prefix, .. } => assert_eq!(prefix, "ts:"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Source::parse("redis://h?prefix=a&prefix=b").is_err(), "an option twice");
         assert!(Source::parse("file:./dir").is_err());
         assert!(Source::parse("redis://h?cluster=true").is_err());
         let err = Source::parse("mongodb://u:secret@h").unwrap_err();

@@ -195,14 +195,14 @@ impl StoreUrl {
     }
 }
 
-fn local_path(rest: &str) -> Option<PathBuf> {
+pub(crate) fn local_path(rest: &str) -> Option<PathBuf> {
     // file:///abs -> /abs; file:./rel -> ./rel
     let path = rest.strip_prefix("//").unwrap_or(rest);
     let path = percent_decode_str(path).decode_utf8_lossy().into_owned();
     (!path.is_empty()).then(|| PathBuf::from(path))
 }
 
-fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -226,18 +226,40 @@ fn take(options: &mut Vec<(String, String)>, key: &str) -> Option<String> {
     Some(options.remove(at).1)
 }
 
-/// `text` with the password of every `scheme://user:password@` replaced.
+/// `text` with the password of every `scheme://user:password@` replaced,
+/// and the value of every `password=` or `pass=` query option (libpq and
+/// redis read both).
 pub fn redact(text: &str) -> String {
     text.split(',')
-        .map(|part| match (part.find("://"), part.rfind('@')) {
-            (Some(s), Some(at)) if at > s => {
-                let auth = &part[s + 3..at];
-                match auth.split_once(':') {
-                    Some((user, _)) => format!("{}{user}:***{}", &part[..s + 3], &part[at..]),
-                    None => format!("{}***{}", &part[..s + 3], &part[at..]),
+        .map(|part| {
+            let (base, query) = match part.split_once('?') {
+                Some((base, query)) => (base, Some(query)),
+                None => (part, None),
+            };
+            let mut shown = match (base.find("://"), base.rfind('@')) {
+                (Some(s), Some(at)) if at > s => {
+                    let auth = &base[s + 3..at];
+                    match auth.split_once(':') {
+                        Some((user, _)) => format!("{}{user}:***{}", &base[..s + 3], &base[at..]),
+                        None => format!("{}***{}", &base[..s + 3], &base[at..]),
+                    }
                 }
+                _ => base.to_owned(),
+            };
+            if let Some(query) = query {
+                let options: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") => {
+                            format!("{k}=***")
+                        }
+                        _ => kv.to_owned(),
+                    })
+                    .collect();
+                shown.push('?');
+                shown.push_str(&options.join("&"));
             }
-            _ => part.to_owned(),
+            shown
         })
         .collect::<Vec<_>>()
         .join(",")
@@ -261,6 +283,10 @@ mod tests {
         assert!(matches!(u.kind, Kind::Sqlite { ref table, .. } if table == "web"));
         let u = StoreUrl::parse("redis://:secret@127.0.0.1:7000/2?prefix=app%3A&protocol=resp3").unwrap();
         assert_eq!(u.shown, "redis://:***@127.0.0.1:7000/2?prefix=app%3A&protocol=resp3");
+        assert_eq!(
+            redact("postgres://u@h/db?password=s3cret&sslmode=disable"),
+            "postgres://***@h/db?password=***&sslmode=disable"
+        );
         match u.kind {
             Kind::Redis {
                 urls, cluster, prefix, ..

@@ -318,8 +318,7 @@ impl Session {
         Ok(self.record.data.get(key)?)
     }
 
-    /// Sets `key` to `value` (held as JSON). Setting a key to the JSON it
-    /// already holds changes nothing (no write, as in tower-sessions).
+    /// Sets `key` to `value` (held as JSON).
     ///
     /// # Errors
     ///
@@ -328,21 +327,15 @@ impl Session {
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: impl Into<String>, value: &T) -> Result<()> {
         let key = key.into();
         let json = serde_json::to_string(value)?;
-        if self.record.data.get_raw(&key) == Some(json.as_str()) {
-            return Ok(());
-        }
         self.record.data.insert_raw(key.clone(), json.clone());
         self.changes.insert(key, Some(json));
         Ok(())
     }
 
-    /// Removes `key`; returns whether it was there. Removing a key that is
-    /// not there changes nothing.
+    /// Removes `key`; returns whether it was there.
     pub fn remove(&mut self, key: &str) -> bool {
         let was = self.record.data.remove(key).is_some();
-        if was {
-            self.changes.insert(key.to_owned(), None);
-        }
+        self.changes.insert(key.to_owned(), None);
         was
     }
 

@@ -1026,6 +1026,9 @@ mod map_flaws {
         TtlFromRealTime,
         /// Keys longer than 255 bytes are cut to 255 (a VARCHAR(255)).
         LongKeysCut,
+        /// Values are parsed as JSON on the way in (serde_json's recursion
+        /// limit of 128): a value nested deeper is refused.
+        DeepValuesRefused,
         /// The backend refuses an encoded record over 8 MiB, so data of
         /// exactly the 8 MiB limit fails with a backend error.
         BlobCapAtTheLimit,
@@ -1189,6 +1192,12 @@ mod map_flaws {
 
         fn check(&self, record: &Record) -> Result<()> {
             codec::check_size(&record.data, self.limit)?;
+            if self.flaw == MapFlaw::DeepValuesRefused {
+                for (_, json) in record.data.iter() {
+                    serde_json::from_str::<serde_json::Value>(json)
+                        .map_err(|e| Error::backend("test", "parsing a value", e))?;
+                }
+            }
             if self.flaw == MapFlaw::BlobCapAtTheLimit && codec::encode_body(record)?.len() > DEFAULT_MAX_RECORD_BYTES {
                 return Err(Error::backend_msg("test", "the backend refuses values over 8 MiB"));
             }
@@ -1724,6 +1733,11 @@ mod map_flaws {
         create_that_keeps_a_carried_version,
         MapFlaw::CreateKeepsACarriedVersion,
         create_stores_version_one_whatever_the_record_carries
+    );
+    map_caught_by!(
+        values_nested_deep_refused,
+        MapFlaw::DeepValuesRefused,
+        data_of_any_shape_round_trips
     );
     map_caught_by!(
         owner_index_that_folds_case,

@@ -402,6 +402,66 @@ pub async fn keys_of_hundreds_of_bytes_and_tens_of_kibibytes_round_trip<H: Harne
     Ok(Pass::Passed)
 }
 
+const SHAPES: &str = "data of any shape round-trips exactly: keys with control characters, newlines and NUL, the empty key, the empty string, thousands of keys, values nested hundreds deep";
+
+/// Data a line-based or per-key format would get wrong: keys holding a
+/// newline, a tab, a NUL, other control characters, quotes and the empty
+/// key; the empty string and JSON `null` as values; a value nested 300
+/// arrays deep; and 5,000 keys in one session. Each round-trips exactly
+/// through create and through save.
+pub async fn data_of_any_shape_round_trips<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "data_of_any_shape_round_trips").await?;
+    let store = env.open().await?;
+    let mut data = SessionData::new();
+    for (i, key) in [
+        "line\nbreak",
+        "tab\there",
+        "nul\0inside",
+        "\u{1}\u{7f}\u{1b}[0m",
+        "quote\"'`",
+        "",
+        " ",
+        "\r\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        data.insert_raw((*key).to_owned(), format!("{i}"));
+    }
+    data.insert_raw("empty string".to_owned(), "\"\"".to_owned());
+    data.insert_raw("null".to_owned(), "null".to_owned());
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    data.insert_raw("deep".to_owned(), deep);
+    let record = env.record(data, 60_000);
+    store.create(&record).await.map_err(env.op("create"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &record.id,
+        Some(&stored(&record, 1)),
+        SHAPES,
+        "after create",
+    )
+    .await?;
+
+    let mut many = record.clone();
+    many.data = SessionData::new();
+    for i in 0..5_000 {
+        many.data.insert_raw(format!("k{i}"), format!("{i}"));
+    }
+    let v = store.save(&many).await.map_err(env.op("save of 5,000 keys"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &many.id,
+        Some(&stored(&many, v)),
+        SHAPES,
+        "after saving 5,000 keys",
+    )
+    .await?;
+    Ok(Pass::Passed)
+}
+
 /// With the default limit (8 MiB of [`SessionData::byte_size`]): data of
 /// exactly the limit round-trips through create, one byte less through
 /// save, and one byte over is refused by create and save with `TooLarge`

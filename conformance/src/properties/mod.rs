@@ -116,6 +116,7 @@ macro_rules! __property_list {
             writes_at_exactly_the_deadline_treat_the_record_as_expired,
             records_stay_live_while_real_time_passes_and_the_clock_stands_still,
             keys_of_hundreds_of_bytes_and_tens_of_kibibytes_round_trip,
+            data_of_any_shape_round_trips,
             data_at_the_configured_limit_round_trips_and_one_byte_over_is_refused,
             ids_and_count_over_thousands_of_records_agree_and_miss_none,
             purge_removes_and_counts_hundreds_of_expired_records,

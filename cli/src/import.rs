@@ -125,20 +125,11 @@ impl Source {
     async fn read(&self) -> Result<Vec<(String, Vec<u8>)>, String> {
         match self {
             Self::Sqlite { path, table } => {
-                let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .map_err(|e| format!("opening {path}: {e}"))?;
-                let mut stmt = conn
-                    .prepare(&format!("SELECT id, data FROM \"{table}\""))
-                    .map_err(|e| format!("reading table {table}: {e}"))?;
-                let rows = stmt
-                    .query_map([], |row| {
-                        let id: String = row.get::<_, Option<String>>(0)?.unwrap_or_default();
-                        let data: Vec<u8> = row.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default();
-                        Ok((id, data))
-                    })
-                    .map_err(|e| format!("reading table {table}: {e}"))?;
-                rows.collect::<Result<_, _>>()
-                    .map_err(|e| format!("reading table {table}: {e}"))
+                // rusqlite blocks: off the runtime's worker threads.
+                let (path, table) = (path.clone(), table.clone());
+                tokio::task::spawn_blocking(move || read_sqlite(&path, &table))
+                    .await
+                    .map_err(|e| format!("reading the SQLite database: {e}"))?
             }
             Self::Postgres { url, schema, table } => {
                 use session_store_postgres::tokio_postgres;
@@ -228,6 +219,24 @@ impl Source {
             }
         }
     }
+}
+
+/// Every row of tower-sessions-sqlx-store's SQLite table: its id and data.
+fn read_sqlite(path: &str, table: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("opening {path}: {e}"))?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT id, data FROM \"{table}\""))
+        .map_err(|e| format!("reading table {table}: {e}"))?;
+    let rows = stmt
+        .query_map([], |row| {
+            let id: String = row.get::<_, Option<String>>(0)?.unwrap_or_default();
+            let data: Vec<u8> = row.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default();
+            Ok((id, data))
+        })
+        .map_err(|e| format!("reading table {table}: {e}"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(|e| format!("reading table {table}: {e}"))
 }
 
 /// `s` with Redis glob characters escaped.

@@ -210,10 +210,14 @@ pub struct Session {
     cleared: bool,
     /// The owner this request set (`Some(None)`: removed), if it did.
     owner_change: Option<Option<String>>,
-    /// For a layer that keeps sessions outside a store (cookie mode): the
-    /// session must be written out again even if nothing changed (a fresh
-    /// id after a rotation, or sealed under an older key).
+    /// The session must be written out again even if nothing changed: in
+    /// cookie mode a fresh id after a rotation, or a cookie sealed under an
+    /// older key; in either mode a deadline under a new
+    /// [`set_expiry`](Self::set_expiry), which no throttle holds back.
     reseal: bool,
+    /// This session's own expiry policy, in place of the handle's
+    /// ([`set_expiry`](Self::set_expiry)).
+    expiry: Option<Expiry>,
 }
 
 impl Session {
@@ -225,6 +229,7 @@ impl Session {
             cleared: false,
             owner_change: None,
             reseal: false,
+            expiry: None,
         }
     }
 
@@ -283,6 +288,42 @@ impl Session {
     pub fn set_owner(&mut self, owner: Option<String>) {
         self.record.owner.clone_from(&owner);
         self.owner_change = Some(owner);
+    }
+
+    /// Gives this session its own expiry policy (`None`: the handle's
+    /// again) for the rest of this request: its next commit writes the
+    /// deadline that policy gives, even when nothing else changed and
+    /// however little the deadline moves (no [touch
+    /// throttle](Sessions::touch_throttle)), and a layer sends a cookie to
+    /// match. The policy is not stored with the session: a later request
+    /// starts from the handle's policy again, and its commits move the
+    /// deadline by that one, so an app that gives some sessions a policy
+    /// of their own ("remember me") sets it on each of their requests,
+    /// from something it keeps in the session's data.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_store_core::{Expiry, Sessions};
+    /// use session_store_memory::MemoryStore;
+    ///
+    /// let sessions = Sessions::new(MemoryStore::new());
+    /// let mut session = sessions.start();
+    /// let remember_me = Expiry::OnInactivity(Duration::from_secs(30 * 24 * 3600));
+    /// session.set_expiry(Some(remember_me));
+    /// assert_eq!(sessions.policy_of(&session), remember_me);
+    /// session.set_expiry(None);
+    /// assert_eq!(sessions.policy_of(&session), *sessions.policy());
+    /// ```
+    pub fn set_expiry(&mut self, expiry: Option<Expiry>) {
+        self.expiry = expiry;
+        self.reseal = true;
+    }
+
+    /// The policy [`set_expiry`](Self::set_expiry) gave this session, if
+    /// any ([`Sessions::policy_of`] answers the one that applies).
+    #[must_use]
+    pub fn expiry(&self) -> Option<Expiry> {
+        self.expiry
     }
 
     /// The session's id, once it is stored (a new session gets its id at
@@ -386,6 +427,7 @@ impl Session {
         self.changes.clear();
         self.cleared = false;
         self.owner_change = None;
+        self.reseal = false;
         self.state = State::Stored;
     }
 }
@@ -471,10 +513,11 @@ impl<S: SessionStore> Sessions<S> {
         self
     }
 
-    /// How far an unchanged session's deadline must move before a commit
-    /// touches it.
-    fn touch_window(&self) -> Duration {
-        touch_window(&self.expiry, self.touch_throttle)
+    /// The expiry policy that applies to `session`: its own
+    /// ([`Session::set_expiry`]), or the handle's.
+    #[must_use]
+    pub fn policy_of(&self, session: &Session) -> Expiry {
+        session.expiry.unwrap_or(self.expiry)
     }
 
     /// The store.
@@ -552,6 +595,7 @@ impl<S: SessionStore> Sessions<S> {
 
     async fn commit_once(&self, session: &mut Session) -> Result<Committed> {
         let now = self.clock.now();
+        let policy = self.policy_of(session);
         match session.state {
             State::Gone => Ok(Committed::Nothing),
             State::New => {
@@ -559,19 +603,22 @@ impl<S: SessionStore> Sessions<S> {
                     return Ok(Committed::Nothing);
                 }
                 session.record.created_at = now;
-                session.record.refresh(now, &self.expiry);
+                session.record.refresh(now, &policy);
                 session.record.version = self.store.create_with_fresh_id(&mut session.record).await?;
                 session.committed();
                 Ok(Committed::Created)
             }
             State::Stored if !session.is_changed() => {
-                let deadline = self.expiry.deadline(session.record.created_at, now);
+                let deadline = policy.deadline(session.record.created_at, now);
                 if deadline == session.record.expires_at {
+                    session.reseal = false;
                     return Ok(Committed::Nothing);
                 }
-                // Throttled: the deadline would move by less than the window.
-                let window = self.touch_window();
-                if !window.is_zero()
+                // Throttled: the deadline would move by less than the window
+                // (unless the session was given a policy of its own).
+                let window = touch_window(&policy, self.touch_throttle);
+                if !session.reseal
+                    && !window.is_zero()
                     && deadline > session.record.expires_at
                     && deadline.saturating_duration_since(session.record.expires_at) < window
                 {
@@ -580,6 +627,7 @@ impl<S: SessionStore> Sessions<S> {
                 match self.store.touch(&session.record.id, deadline).await {
                     Ok(true) => {
                         session.record.expires_at = deadline;
+                        session.reseal = false;
                         Ok(Committed::Touched)
                     }
                     Ok(false) => {
@@ -596,6 +644,7 @@ impl<S: SessionStore> Sessions<S> {
 
     async fn save(&self, session: &mut Session) -> Result<Committed> {
         let id = session.record.id;
+        let policy = self.policy_of(session);
         let outcome = self
             .write_loop(&id, Some(session.record.clone()), |mut record, reloaded| {
                 if reloaded {
@@ -606,7 +655,7 @@ impl<S: SessionStore> Sessions<S> {
                         record.owner.clone_from(owner);
                     }
                 }
-                record.refresh(self.clock.now(), &self.expiry);
+                record.refresh(self.clock.now(), &policy);
                 Ok(Step::Write(record, ()))
             })
             .await?;
@@ -691,6 +740,7 @@ impl<S: SessionStore> Sessions<S> {
             }
             State::Stored => {
                 let id = session.record.id;
+                let policy = self.policy_of(session);
                 let outcome = self
                     .write_loop(&id, Some(session.record.clone()), |fresh, reloaded| {
                         // What `f` starts from: the session as loaded, or
@@ -709,7 +759,7 @@ impl<S: SessionStore> Sessions<S> {
                             return Ok(Step::Done((value, trial)));
                         }
                         let mut record = trial.record.clone();
-                        record.refresh(self.clock.now(), &self.expiry);
+                        record.refresh(self.clock.now(), &policy);
                         Ok(Step::Write(record, (value, trial)))
                     })
                     .await?;
@@ -887,10 +937,13 @@ impl<S: SessionStore> Sessions<S> {
         if session.state != State::Stored {
             return Ok(false);
         }
-        let deadline = self.expiry.deadline(session.record.created_at, self.clock.now());
+        let deadline = self
+            .policy_of(session)
+            .deadline(session.record.created_at, self.clock.now());
         match self.store.touch(&session.record.id, deadline).await {
             Ok(true) => {
                 session.record.expires_at = deadline;
+                session.reseal = false;
                 Ok(true)
             }
             Ok(false) => {

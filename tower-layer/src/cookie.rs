@@ -85,6 +85,16 @@ pub(crate) fn is_token(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// Whether `value` could be a sealed session (non-empty base64url, at most
+/// 8 KiB); whether it opens is the core's business.
+pub(crate) fn could_be_sealed(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 8192
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Whether `value` can be an attribute value (`Path`, `Domain`): visible
 /// ASCII without `;`.
 pub(crate) fn is_attribute_value(value: &str) -> bool {
@@ -92,25 +102,9 @@ pub(crate) fn is_attribute_value(value: &str) -> bool {
 }
 
 impl CookieConfig {
-    /// The value of the first cookie called `name` in the request's `Cookie`
-    /// headers whose value is a session id's text, if any. Other values
-    /// (malformed, a foreign cookie of the same name) are ignored: to the
-    /// layer they are "no session".
-    pub(crate) fn find(&self, headers: &HeaderMap) -> Option<SessionId> {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|header| header.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .filter(|(name, _)| *name == self.name)
-            .find_map(|(_, value)| value.trim().trim_matches('"').parse::<SessionId>().ok())
-    }
-
-    /// Cookie mode: the value of the first cookie called `name` that could
-    /// be a sealed session (non-empty base64url, at most 8 KiB); whether it
-    /// opens is the core's business.
-    pub(crate) fn find_sealed(&self, headers: &HeaderMap) -> Option<String> {
+    /// The values of every cookie called `name` in the request's `Cookie`
+    /// headers, in order, unquoted.
+    fn values<'a>(&'a self, headers: &'a HeaderMap) -> impl Iterator<Item = &'a str> {
         headers
             .get_all(COOKIE)
             .iter()
@@ -119,14 +113,28 @@ impl CookieConfig {
             .filter_map(|pair| pair.trim().split_once('='))
             .filter(|(name, _)| *name == self.name)
             .map(|(_, value)| value.trim().trim_matches('"'))
-            .find(|value| {
-                !value.is_empty()
-                    && value.len() <= 8192
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            })
+    }
+
+    /// The value of the first cookie called `name` in the request's `Cookie`
+    /// headers whose value is a session id's text, if any. Other values
+    /// (malformed, a foreign cookie of the same name) are ignored: to the
+    /// layer they are "no session".
+    pub(crate) fn find(&self, headers: &HeaderMap) -> Option<SessionId> {
+        self.values(headers).find_map(|value| value.parse::<SessionId>().ok())
+    }
+
+    /// Cookie mode: the value of the first cookie called `name` that could
+    /// be a sealed session ([`could_be_sealed`]).
+    pub(crate) fn find_sealed(&self, headers: &HeaderMap) -> Option<String> {
+        self.values(headers)
+            .find(|value| could_be_sealed(value))
             .map(str::to_owned)
+    }
+
+    /// Whether the request's `Cookie` headers hold a cookie of this name
+    /// at all (whatever its value).
+    pub(crate) fn is_named_in(&self, headers: &HeaderMap) -> bool {
+        self.values(headers).next().is_some()
     }
 
     /// `Set-Cookie` for the session `value` (an id's text, or a sealed

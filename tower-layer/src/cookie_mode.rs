@@ -307,19 +307,21 @@ impl CookieSessions {
             return Ok(CookieCommit::Clear);
         }
         let mut record = session.record().clone();
+        // The session's own policy (`Session::set_expiry`), or this one.
+        let policy = session.expiry().unwrap_or(self.expiry);
         if !stored {
             if record.data.is_empty() && record.owner.is_none() {
                 return Ok(CookieCommit::Nothing);
             }
             record.created_at = now;
-            record.refresh(now, &self.expiry);
+            record.refresh(now, &policy);
             record.version = 1;
         } else if session.is_changed() {
-            record.refresh(now, &self.expiry);
+            record.refresh(now, &policy);
             record.version = record.version.saturating_add(1);
         } else {
-            let deadline = self.expiry.deadline(record.created_at, now);
-            let window = touch_window(&self.expiry, self.touch_throttle);
+            let deadline = policy.deadline(record.created_at, now);
+            let window = touch_window(&policy, self.touch_throttle);
             let throttled = deadline == record.expires_at
                 || (!window.is_zero()
                     && deadline > record.expires_at

@@ -7,13 +7,14 @@ use std::task::{Context, Poll};
 
 #[cfg(feature = "cookie")]
 use crate::cookie_mode::CookieSessions;
-use http::{Request, Response, StatusCode};
+use http::header::{HeaderName, HeaderValue, SET_COOKIE};
+use http::{HeaderMap, Request, Response, StatusCode};
 use session_store_core::{Error, Expiry, SessionStore, Sessions};
 
 #[cfg(not(feature = "cookie"))]
 use crate::cookie_off::CookieSessions;
 
-use crate::cookie::{CookieConfig, SameSite, is_attribute_value, is_token};
+use crate::cookie::{CookieConfig, SameSite, could_be_sealed, is_attribute_value, is_token};
 use crate::session::{Presented, Session};
 
 /// The body of an error answer by default: nothing about the session or the
@@ -54,9 +55,82 @@ pub(crate) struct Config {
     pub(crate) cookie: CookieConfig,
     pub(crate) error_status: fn(&Error) -> StatusCode,
     pub(crate) error_body: &'static str,
+    /// The request and response header that carries the session instead
+    /// of a cookie ([`SessionLayer::header`]).
+    pub(crate) header: Option<HeaderName>,
+    /// Load and touch the session on every request that brings one
+    /// ([`SessionLayer::always_save`]).
+    pub(crate) always_save: bool,
 }
 
 impl Config {
+    fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            cookie: CookieConfig::default(),
+            error_status: default_error_status,
+            error_body: DEFAULT_ERROR_BODY,
+            header: None,
+            always_save: false,
+        }
+    }
+
+    /// The session the request brought (a cookie, or the header), and
+    /// whether it brought a session cookie that cannot be one (junk the
+    /// answer clears).
+    fn presented(&self, headers: &HeaderMap) -> (Option<Presented>, bool) {
+        let from_header = |name: &HeaderName| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .map(str::trim)
+                .find(|value| !value.is_empty())
+        };
+        match (&self.mode, &self.header) {
+            (Mode::Store(_), Some(name)) => (from_header(name).and_then(|v| v.parse().ok()).map(Presented::Id), false),
+            (Mode::Cookie(_), Some(name)) => (
+                from_header(name)
+                    .filter(|v| could_be_sealed(v))
+                    .map(|v| Presented::Sealed(v.to_owned())),
+                false,
+            ),
+            (Mode::Store(_), None) => {
+                let found = self.cookie.find(headers).map(Presented::Id);
+                let junk = found.is_none() && self.cookie.is_named_in(headers);
+                (found, junk)
+            }
+            (Mode::Cookie(_), None) => (self.cookie.find_sealed(headers).map(Presented::Sealed), false),
+        }
+    }
+
+    /// The response header that hands the client its session `value` (an
+    /// id's text, or a sealed session), good for `max_age` (`None`: until
+    /// the browser closes).
+    pub(crate) fn set_session(
+        &self,
+        value: impl std::fmt::Display,
+        max_age: Option<std::time::Duration>,
+    ) -> (HeaderName, HeaderValue) {
+        match &self.header {
+            // An id's text or base64url: always a valid header value.
+            Some(name) => (
+                name.clone(),
+                HeaderValue::try_from(value.to_string()).unwrap_or_else(|_| HeaderValue::from_static("")),
+            ),
+            None => (SET_COOKIE, self.cookie.set(value, max_age)),
+        }
+    }
+
+    /// The response header that tells the client to drop its session: the
+    /// cookie cleared, or the header sent empty.
+    pub(crate) fn clear_session(&self) -> (HeaderName, HeaderValue) {
+        match &self.header {
+            Some(name) => (name.clone(), HeaderValue::from_static("")),
+            None => (SET_COOKIE, self.cookie.clear()),
+        }
+    }
+
     /// A fresh session of either mode.
     pub(crate) fn start(&self) -> session_store_core::Session {
         match &self.mode {
@@ -135,12 +209,7 @@ impl SessionLayer {
     #[must_use]
     pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
         Self {
-            config: Arc::new(Config {
-                mode: Mode::Store(Sessions::new(store)),
-                cookie: CookieConfig::default(),
-                error_status: default_error_status,
-                error_body: DEFAULT_ERROR_BODY,
-            }),
+            config: Arc::new(Config::new(Mode::Store(Sessions::new(store)))),
         }
     }
 
@@ -173,12 +242,7 @@ impl SessionLayer {
     #[must_use]
     pub fn cookie(sessions: CookieSessions) -> Self {
         Self {
-            config: Arc::new(Config {
-                mode: Mode::Cookie(sessions),
-                cookie: CookieConfig::default(),
-                error_status: default_error_status,
-                error_body: DEFAULT_ERROR_BODY,
-            }),
+            config: Arc::new(Config::new(Mode::Cookie(sessions))),
         }
     }
 
@@ -232,6 +296,48 @@ impl SessionLayer {
             Mode::Store(sessions) => *sessions = sessions.clone().touch_throttle(fraction),
             Mode::Cookie(sessions) => *sessions = sessions.clone().touch_throttle(fraction),
         })
+    }
+
+    /// Whether every request that brings a session moves its deadline
+    /// (default `false`), as tower-sessions' `with_always_save`: the layer
+    /// loads the session even when the handler did not use it, and its
+    /// commit touches it with no throttle (this sets
+    /// [`touch_throttle`](Self::touch_throttle)`(0.0)`; the data is
+    /// rewritten only when it changed). Each such request costs a load and
+    /// a touch; the default throttled touch keeps a sliding session alive
+    /// as well for a tenth of the writes.
+    #[must_use]
+    pub fn always_save(self, always: bool) -> Self {
+        let this = self.with(|c| c.always_save = always);
+        if always { this.touch_throttle(0.0) } else { this }
+    }
+
+    /// Sessions for clients without cookies (APIs, mobile apps, MCP
+    /// servers): the session comes from the request header `name` and goes
+    /// back in the response header `name` whenever the client must store a
+    /// new value (a new session, a rotation, a login), as the cookie
+    /// would; a response that ended the session sends the header empty
+    /// (drop it). No cookie is read or written then. The contract is the
+    /// cookie's: a value that is not a session id, or names no live
+    /// session, is "no session", and a client never picks its own id.
+    /// The deadline is the store's, as with cookies; a client learns of an
+    /// expired session by being given a new one.
+    ///
+    /// ```
+    /// use session_store_memory::MemoryStore;
+    /// use session_store_tower::SessionLayer;
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::new()).header("x-session");
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `name` is not a valid header name (a configuration error,
+    /// found when the app is built).
+    #[must_use]
+    pub fn header(self, name: &str) -> Self {
+        let name = HeaderName::try_from(name).unwrap_or_else(|_| panic!("{name:?} is not a valid header name"));
+        self.with(|c| c.header = Some(name))
     }
 
     /// At most `cap` sessions per user ([`Sessions::max_sessions_per_owner`]):
@@ -367,11 +473,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let cookie = match self.config.mode {
-            Mode::Store(_) => self.config.cookie.find(request.headers()).map(Presented::Id),
-            Mode::Cookie(_) => self.config.cookie.find_sealed(request.headers()).map(Presented::Sealed),
-        };
-        let session = Session::new(Arc::clone(&self.config), cookie);
+        let (presented, junk) = self.config.presented(request.headers());
+        let session = Session::new(Arc::clone(&self.config), presented, junk);
         request.extensions_mut().insert(session.clone());
         // The clone that was made ready is the one that is called.
         let clone = self.inner.clone();

@@ -118,7 +118,17 @@
 //! id at its first write: an id chosen by the client is never used. When
 //! several cookies of the name arrive, the first whose value is a session
 //! id's text is used. The cookie is cleared (`Max-Age=0`) by the answer of
-//! the request that ended the session.
+//! the request that ended the session, and by any answer to a request whose
+//! cookie of the name cannot be a session id at all. A well-formed id that
+//! names no session is left alone (unless a new session replaces it): the
+//! answer of a request that raced a login must not clear the login's
+//! fresh cookie.
+//!
+//! [`SessionLayer::header`] carries the session in a request and response
+//! header instead, for clients without cookies (APIs, mobile apps), under
+//! the same rules. [`SessionLayer::always_save`] moves every presented
+//! session's deadline, used or not, and [`Session::set_expiry`] gives one
+//! session a policy of its own for its request.
 //!
 //! # Owners: "your devices"
 //!

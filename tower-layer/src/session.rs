@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 #[cfg(feature = "cookie")]
 use crate::cookie_mode::CookieCommit;
-use http::header::SET_COOKIE;
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,8 +37,12 @@ pub struct Session {
 
 struct Shared {
     config: Arc<Config>,
-    /// The browser's cookie, if it could be a session.
+    /// The browser's cookie (or the session header), if it could be a
+    /// session.
     cookie: Option<Presented>,
+    /// The request brought a session cookie whose value cannot be a
+    /// session: the answer clears it, unless it sets a session.
+    junk: bool,
     state: Mutex<State>,
 }
 
@@ -185,11 +188,12 @@ impl std::error::Error for SessionError {
 pub type Result<T, E = SessionError> = std::result::Result<T, E>;
 
 impl Session {
-    pub(crate) fn new(config: Arc<Config>, cookie: Option<Presented>) -> Self {
+    pub(crate) fn new(config: Arc<Config>, cookie: Option<Presented>, junk: bool) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config,
                 cookie,
+                junk,
                 state: Mutex::new(State {
                     slot: Slot::Unloaded,
                     loaded: None,
@@ -295,6 +299,88 @@ impl Session {
         self.with(async |_, s, _| {
             s.clear();
             Ok(())
+        })
+        .await
+    }
+
+    /// Whether the session holds no data (as this request sees it).
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn is_empty(&self) -> Result<bool> {
+        self.with(async |_, s, _| Ok(s.data().is_empty())).await
+    }
+
+    /// Whether this request changed the session and the change is not
+    /// committed yet (the layer commits it with the answer; `update`,
+    /// `rotate` and `log_in` commit their own at once).
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn is_modified(&self) -> Result<bool> {
+        self.with(async |_, s, _| Ok(s.is_changed())).await
+    }
+
+    /// Gives this session its own expiry policy for this request (`None`:
+    /// the layer's again), as tower-sessions' `set_expiry`: the answer
+    /// writes the deadline it gives and sends a cookie to match, even when
+    /// nothing else changed. It is not stored: later requests apply the
+    /// layer's [`expiry`](crate::SessionLayer::expiry) again, so a "remember
+    /// me" session is given its policy on each of its requests, say from a
+    /// flag kept in its data
+    /// ([`SessionState::set_expiry`](session_store_core::Session::set_expiry)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_store_tower::{Expiry, Session, SessionError};
+    ///
+    /// async fn any_handler(session: Session) -> Result<(), SessionError> {
+    ///     if session.get::<bool>("remember_me").await? == Some(true) {
+    ///         let month = Duration::from_secs(30 * 24 * 3600);
+    ///         session.set_expiry(Some(Expiry::OnInactivity(month))).await?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn set_expiry(&self, expiry: Option<Expiry>) -> Result<()> {
+        self.with(async |_, s, _| {
+            s.set_expiry(expiry);
+            Ok(())
+        })
+        .await
+    }
+
+    /// The expiry policy that applies to this session: its own
+    /// ([`set_expiry`](Self::set_expiry)), or the layer's.
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn expiry(&self) -> Result<Expiry> {
+        self.with(async |config, s, _| Ok(policy_of(config, s))).await
+    }
+
+    /// When the session ends unless a later request moves it (the store
+    /// decides with its own clock): the stored deadline, or, for a session
+    /// this request changed, started or gave a policy, the one its commit
+    /// writes if it commits now (as tower-sessions' `expiry_date`).
+    ///
+    /// # Errors
+    ///
+    /// The store failed to load the session.
+    pub async fn expires_at(&self) -> Result<Timestamp> {
+        self.with(async |config, s, _| {
+            if s.id().is_none() || s.is_changed() || session_store_core::raw::session::rewrite_required(s) {
+                Ok(policy_of(config, s).deadline(s.record().created_at, config.clock().now()))
+            } else {
+                Ok(s.expires_at())
+            }
         })
         .await
     }
@@ -528,8 +614,20 @@ impl Session {
     /// the cookie on `response`; a store error becomes the generic error
     /// answer.
     pub(crate) async fn finish<B: From<&'static str>>(&self, mut response: Response<B>) -> Response<B> {
+        if self.config().always_save && self.shared.cookie.is_some() {
+            // Load a session the handler did not use, to move its deadline.
+            let unused = matches!(self.shared.state.lock().await.slot, Slot::Unloaded);
+            if unused && let Err(error) = self.with(async |_, _, _| Ok(())).await {
+                error.log("loading the session failed");
+                return error_response(&error);
+            }
+        }
         let mut state = self.shared.state.lock().await;
         let Slot::Loaded(mut session) = std::mem::replace(&mut state.slot, Slot::Finished) else {
+            if self.shared.junk {
+                let (name, value) = self.config().clear_session();
+                response.headers_mut().append(name, value);
+            }
             return response;
         };
         let config = self.config();
@@ -557,7 +655,7 @@ impl Session {
         };
         let max_age = || {
             let now = config.clock().now();
-            match config.policy() {
+            match policy_of(config, &session) {
                 Expiry::OnSessionEnd { .. } => None,
                 _ => Some(session.expires_at().saturating_duration_since(now)),
             }
@@ -565,24 +663,32 @@ impl Session {
         let presented = self.shared.cookie.is_some();
         let cookie = match sealed {
             // Cookie mode: the core said what the cookie must become.
-            Some(CookieCommit::Set(value)) => Some(config.cookie.set(value, max_age())),
-            Some(CookieCommit::Clear) if presented => Some(config.cookie.clear()),
-            Some(_) => (state.ended && presented).then(|| config.cookie.clear()),
+            Some(CookieCommit::Set(value)) => Some(config.set_session(value, max_age())),
+            Some(CookieCommit::Clear) if presented => Some(config.clear_session()),
+            Some(_) => (state.ended && presented).then(|| config.clear_session()),
             None => match session.id() {
-                Some(id) if state.loaded != Some((id, session.expires_at())) => Some(config.cookie.set(id, max_age())),
+                Some(id) if state.loaded != Some((id, session.expires_at())) => Some(config.set_session(id, max_age())),
                 // Ended here: the browser's cookie goes. A session found gone
                 // by the commit (ended or rotated by a concurrent request) keeps
                 // the browser's cookie as it is: that request's answer set it,
                 // and this late answer must not undo a concurrent login.
-                None if state.ended && presented => Some(config.cookie.clear()),
+                None if state.ended && presented => Some(config.clear_session()),
+                // A cookie of the name that cannot be a session id: no
+                // concurrent login can have set it, so it goes.
+                None if self.shared.junk => Some(config.clear_session()),
                 _ => None,
             },
         };
-        if let Some(cookie) = cookie {
-            response.headers_mut().append(SET_COOKIE, cookie);
+        if let Some((name, value)) = cookie {
+            response.headers_mut().append(name, value);
         }
         response
     }
+}
+
+/// The expiry policy that applies to `session`: its own, or the layer's.
+fn policy_of(config: &Config, session: &SessionState) -> Expiry {
+    session.expiry().unwrap_or(*config.policy())
 }
 
 fn fingerprint(session: &SessionState) -> Option<Fingerprint> {

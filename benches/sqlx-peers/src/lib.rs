@@ -99,7 +99,6 @@ impl TowerSqlite {
 
 tower_subject!(TowerSqlite, tower_sessions_core_014, supports: |_, op| op == Op::Purge);
 
-
 /// tower-sessions' sqlx `PostgresStore` (tower-sessions-sqlx-store 0.15
 /// with its `postgres` feature, sqlx 0.8) on a pool of as many connections
 /// as ours, in a schema of its own.

@@ -54,6 +54,10 @@ struct State {
     /// Whether this request ended the session (its cookie is cleared
     /// unless a new session took its place).
     ended: bool,
+    /// Whether this request gave the session a policy of its own: its
+    /// cookie is sent again (a browser-session cookie may become a lasting
+    /// one, or back, with the same deadline).
+    expiry_set: bool,
 }
 
 /// The session cookie a request brought.
@@ -198,6 +202,7 @@ impl Session {
                     slot: Slot::Unloaded,
                     loaded: None,
                     ended: false,
+                    expiry_set: false,
                 }),
             }),
         }
@@ -349,8 +354,9 @@ impl Session {
     ///
     /// The store failed to load the session.
     pub async fn set_expiry(&self, expiry: Option<Expiry>) -> Result<()> {
-        self.with(async |_, s, _| {
+        self.with(async |_, s, state| {
             s.set_expiry(expiry);
+            state.expiry_set = true;
             Ok(())
         })
         .await
@@ -667,7 +673,9 @@ impl Session {
             Some(CookieCommit::Clear) if presented => Some(config.clear_session()),
             Some(_) => (state.ended && presented).then(|| config.clear_session()),
             None => match session.id() {
-                Some(id) if state.loaded != Some((id, session.expires_at())) => Some(config.set_session(id, max_age())),
+                Some(id) if state.expiry_set || state.loaded != Some((id, session.expires_at())) => {
+                    Some(config.set_session(id, max_age()))
+                }
                 // Ended here: the browser's cookie goes. A session found gone
                 // by the commit (ended or rotated by a concurrent request) keeps
                 // the browser's cookie as it is: that request's answer set it,

@@ -66,6 +66,7 @@ fn routes() -> Router {
             get(|session: Session| async move {
                 let tomorrow = std::time::SystemTime::now() + Duration::from_secs(24 * 3600);
                 let at = session_store_core::Timestamp::from_system_time(tomorrow);
+                eprintln!("DEBUG2 empty={:?} at={at:?} before={:?}", session.is_empty().await, session.expires_at().await);
                 session.set_expiry(Some(Expiry::AtDateTime(at))).await.unwrap();
             }),
         )
@@ -327,7 +328,9 @@ async fn change_expiry_type(kind: Kind) {
     };
     let cookie = SetCookie::of(&app.get("/insert", None).await).unwrap();
     assert_eq!(cookie.max_age(), None);
-    let renewed = SetCookie::of(&app.get("/set_expiry", Some(&cookie.pair())).await).unwrap();
+    let res = app.get("/set_expiry", Some(&cookie.pair())).await;
+    eprintln!("DEBUG {:?}", res);
+    let renewed = SetCookie::of(&res).unwrap();
     about(renewed.max_age(), DAY);
 
     let Some(app2) = App::new(kind, "change_expiry_type 2", Some(HOUR), Some("localhost")).await else {

@@ -49,12 +49,23 @@ pub fn default_keys() -> KeyRing {
 #[derive(Debug)]
 pub struct AtRestHarness<H> {
     inner: H,
+    /// Whether bodies are sealed too (else ids are hashed only).
+    encrypt: bool,
 }
 
 impl<H: Harness> AtRestHarness<H> {
-    /// `inner`'s stores, protected.
+    /// `inner`'s stores, protected: ids hashed, bodies encrypted.
     pub const fn new(inner: H) -> Self {
-        Self { inner }
+        Self { inner, encrypt: true }
+    }
+
+    /// `inner`'s stores with ids hashed and bodies in the clear
+    /// ([`AtRest::hash_ids`] without [`AtRest::encrypt`]): listings answer
+    /// hashes, so every listing property runs against handles that are not
+    /// the cookie's id. Capabilities are `inner`'s; the at-rest properties,
+    /// which check sealed bodies, do not run.
+    pub const fn hash_only(inner: H) -> Self {
+        Self { inner, encrypt: false }
     }
 }
 
@@ -64,10 +75,12 @@ impl<H: Harness> Harness for AtRestHarness<H> {
     type Namespace = H::Namespace;
 
     fn capabilities(&self) -> Capabilities {
-        self.inner
-            .capabilities()
-            .at_rest(true)
-            .rotate_briefly_shows_both_ids(true)
+        let inner = self.inner.capabilities();
+        if self.encrypt {
+            inner.at_rest(true).rotate_briefly_shows_both_ids(true)
+        } else {
+            inner
+        }
     }
 
     async fn available(&self) -> std::result::Result<(), String> {
@@ -80,16 +93,16 @@ impl<H: Harness> Harness for AtRestHarness<H> {
 
     async fn open(&self, namespace: &H::Namespace, config: &StoreConfig) -> Result<Self::Store> {
         let mut inner_config = config.clone();
-        inner_config.max_record_bytes = inner_limit(config.max_record_bytes);
+        if self.encrypt {
+            inner_config.max_record_bytes = inner_limit(config.max_record_bytes);
+        }
         inner_config.at_rest_keys = None;
         let keys = config.at_rest_keys.clone().unwrap_or_else(default_keys);
         let store = self.inner.open(namespace, &inner_config).await?;
+        let at_rest = AtRest::new().hash_ids(true).max_record_bytes(config.max_record_bytes);
         Ok(Protected::new(
             store,
-            AtRest::new()
-                .hash_ids(true)
-                .encrypt(keys)
-                .max_record_bytes(config.max_record_bytes),
+            if self.encrypt { at_rest.encrypt(keys) } else { at_rest },
         ))
     }
 

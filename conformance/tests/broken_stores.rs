@@ -1060,6 +1060,9 @@ mod map_flaws {
         /// The owner index compares owners without case (as a
         /// case-insensitive collation or a lowercased key would).
         OwnerFoldsCase,
+        /// load_listed reads the stored record without checking its
+        /// deadline (as a listing page that reads rows by key would).
+        ListedLoadIgnoresExpiry,
     }
 
     impl MapFlaw {
@@ -1580,6 +1583,13 @@ mod map_flaws {
             &self,
             handle: &ListingHandle,
         ) -> session_store_core::Result<Option<session_store_core::Record>> {
+            if self.flaw == MapFlaw::ListedLoadIgnoresExpiry {
+                let map = self.lock();
+                return Ok(map
+                    .get(&(self.ns, handle.stored()))
+                    .filter(|e| !e.moved)
+                    .map(|e| e.record.clone()));
+            }
             self.load(&handle.stored()).await
         }
         async fn delete_listed(&self, handle: &ListingHandle) -> session_store_core::Result<()> {
@@ -1738,6 +1748,11 @@ mod map_flaws {
         values_nested_deep_refused,
         MapFlaw::DeepValuesRefused,
         data_of_any_shape_round_trips
+    );
+    map_caught_by!(
+        listed_load_that_ignores_expiry,
+        MapFlaw::ListedLoadIgnoresExpiry,
+        listing_handles_load_and_end_exactly_the_live_records
     );
     map_caught_by!(
         owner_index_that_folds_case,

@@ -42,3 +42,13 @@ mod at_rest {
         shards: 16
     }));
 }
+
+/// Every property again, with ids hashed at rest and bodies in the clear:
+/// listings answer hashes, which must load and end their records.
+mod hashed_ids {
+    use super::*;
+
+    session_store_conformance::conformance_tests!(session_store_conformance::AtRestHarness::hash_only(MemoryHarness {
+        shards: 16
+    }));
+}

@@ -466,3 +466,111 @@ pub async fn purge_count_ids_and_clear_touch_only_their_own_namespace<H: Harness
     b.clear().await.map_err(env.op("clear"))?;
     Ok(Pass::Passed)
 }
+
+const LISTED: &str = "a listing handle loads its live record through load_listed and ends it through delete_listed; for an expired, deleted or never-stored record load_listed answers None and delete_listed is no error";
+
+/// Every handle `ids` answers (the handles `owner_sessions` answers are
+/// the same, `owner_sessions_follow_every_write_rotate_delete_and_expiry`
+/// checks) loads its record through `load_listed`, the very record `load` of its
+/// id answers, and `delete_listed` ends it; the handle of a record that
+/// expired (not purged yet), was deleted, or was never stored loads
+/// nothing, and `delete_listed` of it is no error. Stores that hash ids at
+/// rest without sealing bodies run it too, as every store does.
+pub async fn listing_handles_load_and_end_exactly_the_live_records<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "listing_handles_load_and_end_exactly_the_live_records").await?;
+    let store = env.open().await?;
+    let owner = "owner-of-listed";
+    let mut live = Vec::new();
+    for i in 0..3_i64 {
+        let mut record = env.record(data_of(&[("i", i)]), 60_000);
+        record.owner = Some(owner.to_owned());
+        store.create(&record).await.map_err(env.op("create"))?;
+        live.push(stored(&record, 1));
+    }
+    let mut short = env.record(data_of(&[("short", 1)]), 1_000);
+    short.owner = Some(owner.to_owned());
+    store.create(&short).await.map_err(env.op("create"))?;
+    let short_handle = store.listing_handle(&short.id);
+    let never = store.listing_handle(&SessionId::random());
+    env.advance(1_000);
+
+    let mut expected: Vec<ListingHandle> = live.iter().map(|r| store.listing_handle(&r.id)).collect();
+    expected.sort();
+    let mut listed = store.ids().await.map_err(env.op("ids"))?;
+    listed.sort();
+    ensure!(
+        env,
+        listed == expected,
+        LISTED,
+        "ids answered {} handles, not the {} of the live records' ids",
+        listed.len(),
+        expected.len()
+    );
+    for record in &live {
+        let handle = store.listing_handle(&record.id);
+        let shown = store.load_listed(&handle).await.map_err(env.op("load_listed"))?;
+        ensure!(
+            env,
+            shown
+                .as_ref()
+                .map(|r| (&r.data, &r.owner, r.expires_at, r.created_at, r.version))
+                == Some((
+                    &record.data,
+                    &record.owner,
+                    record.expires_at,
+                    record.created_at,
+                    record.version
+                )),
+            LISTED,
+            "load_listed of a live record's handle answered {}",
+            describe(shown.as_ref())
+        );
+    }
+    for (what, handle) in [("an expired record", short_handle), ("a never-stored id", never)] {
+        let shown = store.load_listed(&handle).await.map_err(env.op("load_listed"))?;
+        ensure!(
+            env,
+            shown.is_none(),
+            LISTED,
+            "load_listed of {what}'s handle answered {}",
+            describe(shown.as_ref())
+        );
+        store.delete_listed(&handle).await.map_err(env.op("delete_listed"))?;
+    }
+    let gone = &live[0];
+    let handle = store.listing_handle(&gone.id);
+    store.delete_listed(&handle).await.map_err(env.op("delete_listed"))?;
+    expect_loaded(
+        &env,
+        &store,
+        &gone.id,
+        None,
+        LISTED,
+        "after delete_listed of its handle",
+    )
+    .await?;
+    let shown = store.load_listed(&handle).await.map_err(env.op("load_listed"))?;
+    ensure!(
+        env,
+        shown.is_none(),
+        LISTED,
+        "load_listed of a handle delete_listed ended answered {}",
+        describe(shown.as_ref())
+    );
+    store
+        .delete_listed(&handle)
+        .await
+        .map_err(env.op("delete_listed of an ended handle"))?;
+    for record in &live[1..] {
+        expect_loaded(
+            &env,
+            &store,
+            &record.id,
+            Some(record),
+            LISTED,
+            "beside one ended by its handle",
+        )
+        .await?;
+    }
+    Ok(Pass::Passed)
+}

@@ -119,6 +119,7 @@ macro_rules! __property_list {
             data_of_any_shape_round_trips,
             data_at_the_configured_limit_round_trips_and_one_byte_over_is_refused,
             ids_and_count_over_thousands_of_records_agree_and_miss_none,
+            listing_handles_load_and_end_exactly_the_live_records,
             purge_removes_and_counts_hundreds_of_expired_records,
             purge_count_ids_and_clear_touch_only_their_own_namespace,
             a_write_through_one_store_object_is_seen_by_the_next_load_through_another,

@@ -210,10 +210,12 @@ pub struct Session {
     cleared: bool,
     /// The owner this request set (`Some(None)`: removed), if it did.
     owner_change: Option<Option<String>>,
-    /// The session must be written out again even if nothing changed: in
-    /// cookie mode a fresh id after a rotation, or a cookie sealed under an
-    /// older key; in either mode a deadline under a new
-    /// [`set_expiry`](Self::set_expiry), which no throttle holds back.
+    /// The session must be written out again even if nothing changed
+    /// ([`raw::session::require_rewrite`](crate::raw::session::require_rewrite)):
+    /// in cookie mode a fresh id after a rotation, or a cookie sealed under
+    /// an older key; over a store, the next commit touches it whatever
+    /// the throttle (a layer that must send its cookie again, confirmed
+    /// live).
     reseal: bool,
     /// This session's own expiry policy, in place of the handle's
     /// ([`set_expiry`](Self::set_expiry)).
@@ -291,15 +293,14 @@ impl Session {
     }
 
     /// Gives this session its own expiry policy (`None`: the handle's
-    /// again) for the rest of this request: its next commit writes the
-    /// deadline that policy gives, even when nothing else changed and
-    /// however little the deadline moves (no [touch
-    /// throttle](Sessions::touch_throttle)), and a layer sends a cookie to
-    /// match. The policy is not stored with the session: a later request
-    /// starts from the handle's policy again, and its commits move the
-    /// deadline by that one, so an app that gives some sessions a policy
-    /// of their own ("remember me") sets it on each of their requests,
-    /// from something it keeps in the session's data.
+    /// again) for the rest of this request: its commits compute the
+    /// deadline with it, as they would with the handle's (an unchanged
+    /// session is touched only past the [touch
+    /// throttle](Sessions::touch_throttle)). The policy is not stored with
+    /// the session: a later request starts from the handle's policy again,
+    /// so an app that gives some sessions a policy of their own ("remember
+    /// me") sets it on each of their requests, from something it keeps in
+    /// the session's data.
     ///
     /// ```
     /// use std::time::Duration;
@@ -316,7 +317,6 @@ impl Session {
     /// ```
     pub fn set_expiry(&mut self, expiry: Option<Expiry>) {
         self.expiry = expiry;
-        self.reseal = true;
     }
 
     /// The policy [`set_expiry`](Self::set_expiry) gave this session, if
@@ -610,8 +610,7 @@ impl<S: SessionStore> Sessions<S> {
             }
             State::Stored if !session.is_changed() => {
                 let deadline = policy.deadline(session.record.created_at, now);
-                if deadline == session.record.expires_at {
-                    session.reseal = false;
+                if deadline == session.record.expires_at && !session.reseal {
                     return Ok(Committed::Nothing);
                 }
                 // Throttled: the deadline would move by less than the window

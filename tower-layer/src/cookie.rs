@@ -131,12 +131,6 @@ impl CookieConfig {
             .map(str::to_owned)
     }
 
-    /// Whether the request's `Cookie` headers hold a cookie of this name
-    /// at all (whatever its value).
-    pub(crate) fn is_named_in(&self, headers: &HeaderMap) -> bool {
-        self.values(headers).next().is_some()
-    }
-
     /// `Set-Cookie` for the session `value` (an id's text, or a sealed
     /// session), with `Max-Age` when given (none: a browser-session cookie).
     pub(crate) fn set(&self, value: impl std::fmt::Display, max_age: Option<Duration>) -> HeaderValue {

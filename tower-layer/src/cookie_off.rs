@@ -12,6 +12,8 @@ pub(crate) enum CookieSessions {}
 /// What a cookie-mode commit answers (never built without the feature).
 #[allow(dead_code)]
 pub(crate) enum CookieCommit {
+    /// Nothing to send.
+    Nothing,
     /// Send this value.
     Set(String),
     /// Remove the cookie.

@@ -75,32 +75,23 @@ impl Config {
         }
     }
 
-    /// The session the request brought (a cookie, or the header), and
-    /// whether it brought a session cookie that cannot be one (junk the
-    /// answer clears).
-    fn presented(&self, headers: &HeaderMap) -> (Option<Presented>, bool) {
+    /// The session the request brought: a cookie, or the header.
+    fn presented(&self, headers: &HeaderMap) -> Option<Presented> {
         let from_header = |name: &HeaderName| {
             headers
                 .get_all(name)
                 .iter()
                 .filter_map(|value| value.to_str().ok())
                 .map(str::trim)
-                .find(|value| !value.is_empty())
+                .filter(|value| !value.is_empty())
         };
         match (&self.mode, &self.header) {
-            (Mode::Store(_), Some(name)) => (from_header(name).and_then(|v| v.parse().ok()).map(Presented::Id), false),
-            (Mode::Cookie(_), Some(name)) => (
-                from_header(name)
-                    .filter(|v| could_be_sealed(v))
-                    .map(|v| Presented::Sealed(v.to_owned())),
-                false,
-            ),
-            (Mode::Store(_), None) => {
-                let found = self.cookie.find(headers).map(Presented::Id);
-                let junk = found.is_none() && self.cookie.is_named_in(headers);
-                (found, junk)
-            }
-            (Mode::Cookie(_), None) => (self.cookie.find_sealed(headers).map(Presented::Sealed), false),
+            (Mode::Store(_), Some(name)) => from_header(name).find_map(|v| v.parse().ok()).map(Presented::Id),
+            (Mode::Cookie(_), Some(name)) => from_header(name)
+                .find(|v| could_be_sealed(v))
+                .map(|v| Presented::Sealed(v.to_owned())),
+            (Mode::Store(_), None) => self.cookie.find(headers).map(Presented::Id),
+            (Mode::Cookie(_), None) => self.cookie.find_sealed(headers).map(Presented::Sealed),
         }
     }
 
@@ -114,10 +105,13 @@ impl Config {
     ) -> (HeaderName, HeaderValue) {
         match &self.header {
             // An id's text or base64url: always a valid header value.
-            Some(name) => (
-                name.clone(),
-                HeaderValue::try_from(value.to_string()).unwrap_or_else(|_| HeaderValue::from_static("")),
-            ),
+            Some(name) => {
+                let mut value =
+                    HeaderValue::try_from(value.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""));
+                // A credential: kept out of `Debug` output and HPACK tables.
+                value.set_sensitive(true);
+                (name.clone(), value)
+            }
             None => (SET_COOKIE, self.cookie.set(value, max_age)),
         }
     }
@@ -473,8 +467,8 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let (presented, junk) = self.config.presented(request.headers());
-        let session = Session::new(Arc::clone(&self.config), presented, junk);
+        let presented = self.config.presented(request.headers());
+        let session = Session::new(Arc::clone(&self.config), presented);
         request.extensions_mut().insert(session.clone());
         // The clone that was made ready is the one that is called.
         let clone = self.inner.clone();

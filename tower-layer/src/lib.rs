@@ -49,7 +49,7 @@
 //! - **Lazy, at most one load.** [`SessionLayer`] puts a [`Session`] into
 //!   every request; the session is loaded from the store on its first use
 //!   and at most once per request. A request that never uses it costs no
-//!   store call and gets no cookie.
+//!   store call and gets no cookie (unless [`SessionLayer::always_save`]).
 //! - **Nothing written for nothing changed.** When the response is ready
 //!   the layer commits through the core handle,
 //!   [`Sessions::commit`](session_store_core::Sessions::commit): a new
@@ -118,17 +118,19 @@
 //! id at its first write: an id chosen by the client is never used. When
 //! several cookies of the name arrive, the first whose value is a session
 //! id's text is used. The cookie is cleared (`Max-Age=0`) by the answer of
-//! the request that ended the session, and by any answer to a request whose
-//! cookie of the name cannot be a session id at all. A well-formed id that
-//! names no session is left alone (unless a new session replaces it): the
-//! answer of a request that raced a login must not clear the login's
-//! fresh cookie.
+//! the request that ended the session, and only then: a cookie that names
+//! no session, or cannot be a session id at all, is left alone (a new
+//! session replaces it), because a cookie is cleared by name, and a late
+//! answer that clears it would wipe the fresh cookie of a login that raced
+//! it.
 //!
 //! [`SessionLayer::header`] carries the session in a request and response
 //! header instead, for clients without cookies (APIs, mobile apps), under
-//! the same rules. [`SessionLayer::always_save`] moves every presented
-//! session's deadline, used or not, and [`Session::set_expiry`] gives one
-//! session a policy of its own for its request.
+//! the same rules (and `Cache-Control: no-store` on an answer that hands
+//! one out, unless the handler set its own). [`SessionLayer::always_save`]
+//! loads and touches every presented session, used or not, and
+//! [`Session::set_expiry`] gives one session a policy of its own for its
+//! request.
 //!
 //! # Owners: "your devices"
 //!

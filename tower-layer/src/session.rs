@@ -8,7 +8,7 @@ use crate::cookie_mode::CookieCommit;
 use http::{Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use session_store_core::{Error, Expiry, Fingerprint, ListedSession, ListingHandle, SessionId, Timestamp};
+use session_store_core::{Committed, Error, Expiry, Fingerprint, ListedSession, ListingHandle, SessionId, Timestamp};
 
 #[cfg(not(feature = "cookie"))]
 use crate::cookie_off::CookieCommit;
@@ -40,9 +40,6 @@ struct Shared {
     /// The browser's cookie (or the session header), if it could be a
     /// session.
     cookie: Option<Presented>,
-    /// The request brought a session cookie whose value cannot be a
-    /// session: the answer clears it, unless it sets a session.
-    junk: bool,
     state: Mutex<State>,
 }
 
@@ -192,12 +189,11 @@ impl std::error::Error for SessionError {
 pub type Result<T, E = SessionError> = std::result::Result<T, E>;
 
 impl Session {
-    pub(crate) fn new(config: Arc<Config>, cookie: Option<Presented>, junk: bool) -> Self {
+    pub(crate) fn new(config: Arc<Config>, cookie: Option<Presented>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config,
                 cookie,
-                junk,
                 state: Mutex::new(State {
                     slot: Slot::Unloaded,
                     loaded: None,
@@ -329,9 +325,12 @@ impl Session {
     }
 
     /// Gives this session its own expiry policy for this request (`None`:
-    /// the layer's again), as tower-sessions' `set_expiry`: the answer
-    /// writes the deadline it gives and sends a cookie to match, even when
-    /// nothing else changed. It is not stored: later requests apply the
+    /// the layer's again), as tower-sessions' `set_expiry`: the commit
+    /// computes the deadline with it, and the answer sends the cookie
+    /// whenever the deadline moves (an unchanged session past the touch
+    /// throttle, as always) or the cookie changes kind (to or from
+    /// [`Expiry::OnSessionEnd`], a cookie the browser drops when it
+    /// closes). It is not stored: later requests apply the
     /// layer's [`expiry`](crate::SessionLayer::expiry) again, so a "remember
     /// me" session is given its policy on each of its requests, say from a
     /// flag kept in its data
@@ -354,9 +353,18 @@ impl Session {
     ///
     /// The store failed to load the session.
     pub async fn set_expiry(&self, expiry: Option<Expiry>) -> Result<()> {
-        self.with(async |_, s, state| {
+        self.with(async |config, s, state| {
+            let before = policy_of(config, s);
             s.set_expiry(expiry);
-            state.expiry_set = true;
+            let after = policy_of(config, s);
+            let session_end = |e: Expiry| matches!(e, Expiry::OnSessionEnd { .. });
+            if session_end(before) != session_end(after) {
+                // The cookie changes kind (one that lasts, or one the
+                // browser drops when it closes): the commit touches the
+                // session whatever the throttle, and the answer sends it.
+                session_store_core::raw::session::require_rewrite(s);
+                state.expiry_set = true;
+            }
             Ok(())
         })
         .await
@@ -620,7 +628,7 @@ impl Session {
     /// the cookie on `response`; a store error becomes the generic error
     /// answer.
     pub(crate) async fn finish<B: From<&'static str>>(&self, mut response: Response<B>) -> Response<B> {
-        if self.config().always_save && self.shared.cookie.is_some() {
+        if self.config().always_save && self.shared.cookie.is_some() && !response.status().is_server_error() {
             // Load a session the handler did not use, to move its deadline.
             let unused = matches!(self.shared.state.lock().await.slot, Slot::Unloaded);
             if unused && let Err(error) = self.with(async |_, _, _| Ok(())).await {
@@ -630,10 +638,6 @@ impl Session {
         }
         let mut state = self.shared.state.lock().await;
         let Slot::Loaded(mut session) = std::mem::replace(&mut state.slot, Slot::Finished) else {
-            if self.shared.junk {
-                let (name, value) = self.config().clear_session();
-                response.headers_mut().append(name, value);
-            }
             return response;
         };
         let config = self.config();
@@ -641,15 +645,18 @@ impl Session {
         // pending changes are dropped (what it committed itself, with
         // `update`, `rotate` or `end`, stays, and so does its cookie).
         let commit = if response.status().is_server_error() {
-            Ok(None)
+            Ok(match &config.mode {
+                Mode::Store(_) => (Committed::Nothing, None),
+                Mode::Cookie(_) => (Committed::Nothing, Some(CookieCommit::Nothing)),
+            })
         } else {
             match &config.mode {
-                Mode::Store(sessions) => sessions.commit(&mut session).await.map(|_| None),
-                Mode::Cookie(sessions) => sessions.commit(&mut session).map(Some),
+                Mode::Store(sessions) => sessions.commit(&mut session).await.map(|c| (c, None)),
+                Mode::Cookie(sessions) => sessions.commit(&mut session).map(|c| (Committed::Nothing, Some(c))),
             }
         };
-        let sealed = match commit {
-            Ok(sealed) => sealed,
+        let (committed, sealed) = match commit {
+            Ok(done) => done,
             Err(e) => {
                 let error = self.error(
                     e,
@@ -673,7 +680,13 @@ impl Session {
             Some(CookieCommit::Clear) if presented => Some(config.clear_session()),
             Some(_) => (state.ended && presented).then(|| config.clear_session()),
             None => match session.id() {
-                Some(id) if state.expiry_set || state.loaded != Some((id, session.expires_at())) => {
+                // A cookie that changes kind is sent once the commit
+                // confirmed the session live (a touch or a write).
+                Some(id)
+                    if state.loaded != Some((id, session.expires_at()))
+                        || (state.expiry_set
+                            && matches!(committed, Committed::Touched | Committed::Saved | Committed::Created)) =>
+                {
                     Some(config.set_session(id, max_age()))
                 }
                 // Ended here: the browser's cookie goes. A session found gone
@@ -681,13 +694,18 @@ impl Session {
                 // the browser's cookie as it is: that request's answer set it,
                 // and this late answer must not undo a concurrent login.
                 None if state.ended && presented => Some(config.clear_session()),
-                // A cookie of the name that cannot be a session id: no
-                // concurrent login can have set it, so it goes.
-                None if self.shared.junk => Some(config.clear_session()),
                 _ => None,
             },
         };
         if let Some((name, value)) = cookie {
+            if config.header.is_some() {
+                // An id in a header of its own: shared caches, which know to
+                // keep `Set-Cookie` answers private, do not know this one.
+                response
+                    .headers_mut()
+                    .entry(http::header::CACHE_CONTROL)
+                    .or_insert(http::HeaderValue::from_static("no-store"));
+            }
             response.headers_mut().append(name, value);
         }
         response

@@ -24,8 +24,11 @@ pub struct Capabilities {
     /// record in one atomic step (a Redis Cluster rotating between two hash
     /// slots): while a rotate runs, a reader may load the record under both
     /// the old and the new id, but never under neither; once rotate has
-    /// returned, only the new id loads. Without this flag the suite demands
-    /// the full rule: a reader sees exactly one of the two ids live.
+    /// returned, only the new id loads; and the old id may keep an expired
+    /// remainder that a later purge removes and counts (a rotate that
+    /// copies, then ends the old id with a version-checked write). Without
+    /// this flag the suite demands the full rule: a reader sees exactly one
+    /// of the two ids live, and a purge counts only records that expired.
     pub rotate_briefly_shows_both_ids: bool,
     /// The store keeps an owner index: [`SessionStore::owner_sessions`] and
     /// [`SessionStore::delete_owner_sessions`] work (a store without one

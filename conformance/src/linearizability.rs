@@ -40,6 +40,9 @@ const RULE: &str = "every call is one atomic step: the answers of concurrent cal
 /// How many ids a round's calls share.
 const IDS: usize = 3;
 
+/// How long one round may take before the checker calls it stuck.
+const ROUND_PATIENCE: Duration = Duration::from_secs(30);
+
 /// How the checker runs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -71,6 +74,21 @@ impl CheckerSettings {
     #[must_use]
     pub fn rounds(mut self, rounds: usize) -> Self {
         self.rounds = rounds;
+        self
+    }
+
+    /// Sets [`workers`](Self::workers) (across processes: the number of
+    /// child processes).
+    #[must_use]
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Sets [`calls_per_worker`](Self::calls_per_worker).
+    #[must_use]
+    pub fn calls_per_worker(mut self, calls: usize) -> Self {
+        self.calls_per_worker = calls;
         self
     }
 }
@@ -301,7 +319,21 @@ pub fn check<H: Harness>(harness: &H, settings: &CheckerSettings) -> Result<Chec
     let (mut busy, mut wall) = (0_u128, 0_u128);
     for round in 0..settings.rounds {
         let seed = settings.seed.wrapping_add(round as u64);
-        let (events, span) = rt.block_on(run_round(harness, settings, seed))?;
+        let (events, span) = rt.block_on(async {
+            tokio::time::timeout(ROUND_PATIENCE, run_round(harness, settings, seed))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::new(
+                        PROPERTY,
+                        RULE,
+                        format!(
+                            "round {round} (seed {seed:#x}): the calls had not all answered after {} s \
+                                 (a call waits forever: a deadlock?)",
+                            ROUND_PATIENCE.as_secs()
+                        ),
+                    ))
+                })
+        })?;
         report.rounds += 1;
         report.calls += events.len();
         busy += events.iter().map(|e| u128::from(e.end - e.start)).sum::<u128>();
@@ -362,16 +394,42 @@ async fn run_round<H: Harness>(
     };
     let ids: Arc<[SessionId; IDS]> = Arc::new(std::array::from_fn(|_| SessionId::random()));
     let base = env.now();
-    let record = move |id: SessionId, tag: i64| {
-        let mut data = SessionData::new();
-        data.insert("tag", &tag).expect("an integer encodes");
-        Record::with_deadline(id, data, base, base + Duration::from_millis(deadline_of(tag) as u64))
-    };
-    stores[0].create(&record(ids[0], 0)).await.map_err(env.op("create"))?;
+    stores[0]
+        .create(&record_of(ids[0], 0, base))
+        .await
+        .map_err(env.op("create"))?;
 
-    // Each worker's calls, drawn before the round (tags are distinct).
+    let plans = plan(seed, settings, !caps.rotate_briefly_shows_both_ids);
+
+    let round_start = Instant::now();
+    let barrier = Arc::new(tokio::sync::Barrier::new(settings.workers));
+    let mut tasks = Vec::new();
+    for (worker, (calls, pauses)) in plans.into_iter().enumerate() {
+        let store = Arc::clone(&stores[worker % stores.len()]);
+        let (ids, barrier) = (Arc::clone(&ids), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let clock = || round_start.elapsed().as_nanos() as u64;
+            run_worker(&*store, worker, &ids, calls, pauses, base, clock).await
+        }));
+    }
+    let mut events = Vec::new();
+    for task in tasks {
+        let done = task
+            .await
+            .map_err(|e| env.fail(RULE, format!("a worker panicked: {e}")))?
+            .map_err(|e| env.fail(crate::env::HEALTHY, e))?;
+        events.extend(done);
+    }
+    let span = round_start.elapsed().as_nanos() as u64;
+    drop(stores);
+    Ok((events, span))
+}
+
+/// Each worker's calls and the pauses before them, drawn from `seed`
+/// (tags are distinct across the round).
+fn plan(seed: u64, settings: &CheckerSettings, rotates: bool) -> Vec<(Vec<Call>, Vec<usize>)> {
     let mut rng = Rng(seed);
-    let rotates = !caps.rotate_briefly_shows_both_ids;
     let mut plans = Vec::new();
     for worker in 0..settings.workers {
         let mut calls = Vec::new();
@@ -396,54 +454,54 @@ async fn run_round<H: Harness>(
         let pauses: Vec<usize> = (0..settings.calls_per_worker).map(|_| rng.below(3)).collect();
         plans.push((calls, pauses));
     }
+    plans
+}
 
-    let round_start = Instant::now();
-    let barrier = Arc::new(tokio::sync::Barrier::new(settings.workers));
-    let mut tasks = Vec::new();
-    for (worker, (calls, pauses)) in plans.into_iter().enumerate() {
-        let store = Arc::clone(&stores[worker % stores.len()]);
-        let (ids, barrier) = (Arc::clone(&ids), Arc::clone(&barrier));
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            let mut seen: BTreeMap<usize, u64> = BTreeMap::new();
-            let mut events = Vec::new();
-            for (mut call, pause) in calls.into_iter().zip(pauses) {
-                // Spread the calls, so a fast store's overlap too.
-                for _ in 0..pause {
-                    tokio::task::yield_now().await;
-                }
-                if let Call::SaveIfVersion { id, version, .. } = &mut call {
-                    *version = seen.get(id).copied().unwrap_or(1);
-                }
-                let start = round_start.elapsed().as_nanos() as u64;
-                let answer = make(&*store, &ids, call, base, &record).await;
-                let end = round_start.elapsed().as_nanos() as u64;
-                let answer = answer.map_err(|e| format!("worker {worker}: {call} failed: {}", chain(&e)))?;
-                if let (Call::Load { id }, Answer::Loaded(Some((_, v, _)))) = (call, &answer) {
-                    seen.insert(id, *v);
-                }
-                events.push(Event {
-                    worker,
-                    call,
-                    answer,
-                    start,
-                    end,
-                });
-            }
-            Ok::<_, String>(events)
-        }));
-    }
+/// The record a write of `tag` to `id` stores: its data says the tag, its
+/// deadline [`deadline_of`] the tag, after `base`.
+fn record_of(id: SessionId, tag: i64, base: Timestamp) -> Record {
+    let mut data = SessionData::new();
+    data.insert("tag", &tag).expect("an integer encodes");
+    Record::with_deadline(id, data, base, base + Duration::from_millis(deadline_of(tag) as u64))
+}
+
+/// One worker's calls, timed by `clock` (nanoseconds).
+async fn run_worker<S: SessionStore + ?Sized>(
+    store: &S,
+    worker: usize,
+    ids: &[SessionId; IDS],
+    calls: Vec<Call>,
+    pauses: Vec<usize>,
+    base: Timestamp,
+    clock: impl Fn() -> u64,
+) -> Result<Vec<Event>, String> {
+    let record = |id: SessionId, tag: i64| record_of(id, tag, base);
+    let mut seen: BTreeMap<usize, u64> = BTreeMap::new();
     let mut events = Vec::new();
-    for task in tasks {
-        let done = task
-            .await
-            .map_err(|e| env.fail(RULE, format!("a worker panicked: {e}")))?
-            .map_err(|e| env.fail(crate::env::HEALTHY, e))?;
-        events.extend(done);
+    for (mut call, pause) in calls.into_iter().zip(pauses) {
+        // Spread the calls, so a fast store's overlap too.
+        for _ in 0..pause {
+            tokio::task::yield_now().await;
+        }
+        if let Call::SaveIfVersion { id, version, .. } = &mut call {
+            *version = seen.get(id).copied().unwrap_or(1);
+        }
+        let start = clock();
+        let answer = make(store, ids, call, base, &record).await;
+        let end = clock();
+        let answer = answer.map_err(|e| format!("worker {worker}: {call} failed: {}", chain(&e)))?;
+        if let (Call::Load { id }, Answer::Loaded(Some((_, v, _)))) = (call, &answer) {
+            seen.insert(id, *v);
+        }
+        events.push(Event {
+            worker,
+            call,
+            answer,
+            start,
+            end,
+        });
     }
-    let span = round_start.elapsed().as_nanos() as u64;
-    drop(stores);
-    Ok((events, span))
+    Ok(events)
 }
 
 /// Makes `call` on `store`, reduced to what the rules decide.
@@ -485,6 +543,385 @@ async fn make<S: SessionStore + ?Sized>(
             Err(Error::IdCollision { .. }) => Ok(Answer::Collision),
             Err(e) => Err(e),
         },
+    }
+}
+
+/// The calls and answers of a history as words, for histories made in
+/// other processes.
+impl Call {
+    fn words(self) -> String {
+        match self {
+            Self::Create { id, tag } => format!("create {id} {tag}"),
+            Self::Load { id } => format!("load {id}"),
+            Self::Save { id, tag } => format!("save {id} {tag}"),
+            Self::SaveIfVersion { id, tag, version } => format!("save_if_version {id} {tag} {version}"),
+            Self::Touch { id, to } => format!("touch {id} {to}"),
+            Self::Delete { id } => format!("delete {id}"),
+            Self::Rotate { from, to } => format!("rotate {from} {to}"),
+        }
+    }
+
+    fn parse(words: &[&str]) -> Option<Self> {
+        let n = |i: usize| words.get(i).and_then(|w| w.parse::<i64>().ok());
+        let id = |i: usize| n(i).and_then(|v| usize::try_from(v).ok()).filter(|&v| v < IDS);
+        Some(match *words.first()? {
+            "create" => Self::Create { id: id(1)?, tag: n(2)? },
+            "load" => Self::Load { id: id(1)? },
+            "save" => Self::Save { id: id(1)?, tag: n(2)? },
+            "save_if_version" => Self::SaveIfVersion {
+                id: id(1)?,
+                tag: n(2)?,
+                version: u64::try_from(n(3)?).ok()?,
+            },
+            "touch" => Self::Touch { id: id(1)?, to: n(2)? },
+            "delete" => Self::Delete { id: id(1)? },
+            "rotate" => Self::Rotate {
+                from: id(1)?,
+                to: id(2)?,
+            },
+            _ => return None,
+        })
+    }
+}
+
+impl Answer {
+    fn words(&self) -> String {
+        match self {
+            Self::Version(v) => format!("version {v}"),
+            Self::Loaded(None) => "none".to_owned(),
+            Self::Loaded(Some((tag, v, d))) => format!("loaded {tag} {v} {d}"),
+            Self::Bool(b) => format!("bool {b}"),
+            Self::Done => "done".to_owned(),
+            Self::Conflict => "conflict".to_owned(),
+            Self::Collision => "collision".to_owned(),
+        }
+    }
+
+    fn parse(words: &[&str]) -> Option<Self> {
+        let n = |i: usize| words.get(i).and_then(|w| w.parse::<i64>().ok());
+        let u = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+        Some(match *words.first()? {
+            "version" => Self::Version(u(1)?),
+            "none" => Self::Loaded(None),
+            "loaded" => Self::Loaded(Some((n(1)?, u(2)?, n(3)?))),
+            "bool" => Self::Bool(words.get(1)?.parse().ok()?),
+            "done" => Self::Done,
+            "conflict" => Self::Conflict,
+            "collision" => Self::Collision,
+            _ => return None,
+        })
+    }
+}
+
+/// Histories from several processes: the same rounds and the same check,
+/// with each worker a process of its own on the same backend (a file
+/// directory, an SQLite file, a PostgreSQL table, a Redis prefix), so
+/// that what one process's locks or caches hide from another shows.
+///
+/// A backend's test runs itself again as the children (as its other
+/// multi-process tests do); each child opens its own store on the shared
+/// namespace, with its clock standing at the parent's `base`, and calls
+/// [`serve_child`](processes::serve_child); the parent calls [`check_across_processes`](processes::check_across_processes) with the
+/// children, spawned with piped stdin and stdout. Times are the system
+/// clock's, which every process on the machine shares. The children's
+/// lines on stdout are prefixed, so the test harness's own lines pass by.
+pub mod processes {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Child;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    use session_store_core::{SessionId, SessionStore, Timestamp};
+
+    use super::{Answer, Call, CheckerReport, CheckerSettings, Event, IDS, PROPERTY, RULE, State, deadline_of};
+    use crate::Failure;
+
+    /// The prefix of every line of the protocol on a child's stdout.
+    const PREFIX: &str = "linearizability:";
+
+    /// Where a child finds its worker number ([`child_role`]).
+    pub const WORKER_VAR: &str = "SESSION_STORE_LINEARIZABILITY_WORKER";
+    /// Where a child finds the parent's `base` (milliseconds).
+    pub const BASE_VAR: &str = "SESSION_STORE_LINEARIZABILITY_BASE";
+
+    /// In a child spawned by [`across_processes`]: its worker number and the
+    /// instant its clock must stand at. `None` in the parent.
+    #[must_use]
+    pub fn child_role() -> Option<(usize, Timestamp)> {
+        let worker = std::env::var(WORKER_VAR).ok()?.parse().ok()?;
+        let base = std::env::var(BASE_VAR).ok()?.parse().ok()?;
+        Some((worker, Timestamp::from_millis(base)))
+    }
+
+    /// The parent's side in one call: spawns `settings.workers` copies of
+    /// this test binary that run only the test `test` (with `env` added to
+    /// their environment, where the test finds its namespace), each of which
+    /// opens its store and calls [`serve_child`] (it knows it is a child
+    /// from [`child_role`]); then [`check_across_processes`] with them, and
+    /// waits for them (or kills them on a failure).
+    ///
+    /// # Errors
+    ///
+    /// As [`check_across_processes`]; a child that could not be spawned.
+    pub fn across_processes<S: SessionStore>(
+        test: &str,
+        env: &[(&str, &str)],
+        store: &S,
+        base: Timestamp,
+        settings: &CheckerSettings,
+        rotates: bool,
+    ) -> Result<CheckerReport, Failure> {
+        let exe =
+            std::env::current_exe().map_err(|e| Failure::new(PROPERTY, RULE, format!("this test binary: {e}")))?;
+        let mut children = Vec::new();
+        for worker in 0..settings.workers {
+            let spawned = std::process::Command::new(&exe)
+                .args(["--exact", test, "--nocapture", "--test-threads=1"])
+                .env(WORKER_VAR, worker.to_string())
+                .env(BASE_VAR, base.as_millis().to_string())
+                .envs(env.iter().copied())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn();
+            match spawned {
+                Ok(child) => children.push(child),
+                Err(e) => {
+                    for mut child in children {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    return Err(Failure::new(PROPERTY, RULE, format!("spawning a child: {e}")));
+                }
+            }
+        }
+        let checked = check_across_processes(store, base, &mut children, settings, rotates);
+        for mut child in children {
+            if checked.is_err() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        checked
+    }
+
+    fn wall_nanos() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    }
+
+    /// Serves the parent's rounds as worker `worker` on `store` (this
+    /// process's own, on the parent's namespace, its clock standing at the
+    /// parent's `base`): reads one line per round from stdin, waits for the
+    /// round's start instant, makes this worker's calls of the round,
+    /// writes each timed call to stdout, and
+    /// returns at the end of stdin. `settings` must be the parent's.
+    /// Blocking: call it from the child's plain `#[test]`.
+    ///
+    /// # Errors
+    ///
+    /// Reading stdin or writing stdout failed. A call that fails is
+    /// reported to the parent, which fails the check with it.
+    pub fn serve_child<S: SessionStore>(
+        store: &S,
+        worker: usize,
+        base: Timestamp,
+        settings: &CheckerSettings,
+    ) -> std::io::Result<()> {
+        let rt = crate::__private::runtime();
+        let mut out = std::io::stdout().lock();
+        for line in std::io::stdin().lock().lines() {
+            let line = line?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (Some(seed), Some(rotates), Some(start_at), Some(ids)) = (
+                words.first().and_then(|w| w.parse::<u64>().ok()),
+                words.get(1).and_then(|w| w.parse::<bool>().ok()),
+                words.get(2).and_then(|w| w.parse::<u64>().ok()),
+                parse_ids(&words[3.min(words.len())..]),
+            ) else {
+                writeln!(out, "{PREFIX} fail the round line is not understood")?;
+                continue;
+            };
+            let mut plans = super::plan(seed, settings, rotates);
+            let (calls, pauses) = if worker < plans.len() {
+                plans.swap_remove(worker)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            // Every child starts its calls at the same instant, so that
+            // they overlap however the round line reached each.
+            let wait = start_at.saturating_sub(wall_nanos());
+            std::thread::sleep(std::time::Duration::from_nanos(wait.min(1_000_000_000)));
+            match rt.block_on(super::run_worker(store, worker, &ids, calls, pauses, base, wall_nanos)) {
+                Ok(events) => {
+                    for e in events {
+                        writeln!(
+                            out,
+                            "{PREFIX} event {} {} {} = {}",
+                            e.start,
+                            e.end,
+                            e.call.words(),
+                            e.answer.words()
+                        )?;
+                    }
+                }
+                Err(e) => writeln!(out, "{PREFIX} fail {}", e.replace('\n', " "))?,
+            }
+            writeln!(out, "{PREFIX} end")?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn parse_ids(words: &[&str]) -> Option<[SessionId; IDS]> {
+        if words.len() != IDS {
+            return None;
+        }
+        let ids: Vec<SessionId> = words.iter().filter_map(|w| w.parse().ok()).collect();
+        ids.try_into().ok()
+    }
+
+    /// Runs `settings.rounds` rounds across `children` (each serving as
+    /// worker `i` through [`serve_child`], spawned with piped stdin and
+    /// stdout), seeding each round's first record through `store` (the
+    /// parent's, on the same namespace, its clock at `base`), and checks
+    /// every round's history. `settings.workers` is the number of
+    /// children. The children's stdin is closed at the end; the caller
+    /// waits for them.
+    ///
+    /// # Errors
+    ///
+    /// A [`Failure`] with the first round no order explains, as a
+    /// timeline; or a child that failed a call, stopped, or answered
+    /// something else than the protocol.
+    pub fn check_across_processes<S: SessionStore>(
+        store: &S,
+        base: Timestamp,
+        children: &mut [Child],
+        settings: &CheckerSettings,
+        rotates: bool,
+    ) -> Result<CheckerReport, Failure> {
+        let fail = |detail: String| Failure::new(PROPERTY, RULE, detail);
+        if children.len() != settings.workers || children.is_empty() {
+            return Err(fail(format!(
+                "{} children for {} workers",
+                children.len(),
+                settings.workers
+            )));
+        }
+        let rt = crate::__private::runtime();
+        let started = Instant::now();
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for child in children.iter_mut() {
+            inputs.push(
+                child
+                    .stdin
+                    .take()
+                    .ok_or_else(|| fail("a child without piped stdin".into()))?,
+            );
+            outputs.push(BufReader::new(
+                child
+                    .stdout
+                    .take()
+                    .ok_or_else(|| fail("a child without piped stdout".into()))?,
+            ));
+        }
+        let mut report = CheckerReport::default();
+        let (mut busy, mut wall) = (0_u128, 0_u128);
+        for round in 0..settings.rounds {
+            let seed = settings.seed.wrapping_add(round as u64);
+            let ids: [SessionId; IDS] = std::array::from_fn(|_| SessionId::random());
+            rt.block_on(store.create(&super::record_of(ids[0], 0, base)))
+                .map_err(|e| fail(format!("seeding round {round}: {}", crate::env::chain(&e))))?;
+            // Two milliseconds for the line to reach every child.
+            let start_at = wall_nanos() + 2_000_000;
+            let line = format!(
+                "{seed} {rotates} {start_at} {}\n",
+                ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+            );
+            for input in &mut inputs {
+                input
+                    .write_all(line.as_bytes())
+                    .and_then(|()| input.flush())
+                    .map_err(|e| fail(format!("a child stopped reading: {e}")))?;
+            }
+            let mut events = Vec::new();
+            for (worker, output) in outputs.iter_mut().enumerate() {
+                events.extend(read_round(output, worker).map_err(&fail)?);
+            }
+            let first = events.iter().map(|e| e.start).min().unwrap_or(0);
+            let last = events.iter().map(|e| e.end).max().unwrap_or(first);
+            for e in &mut events {
+                e.start -= first;
+                e.end -= first;
+            }
+            report.rounds += 1;
+            report.calls += events.len();
+            busy += events.iter().map(|e| u128::from(e.end - e.start)).sum::<u128>();
+            wall += u128::from(last - first);
+            let init: State = [(0, (0, 1, deadline_of(0)))].into();
+            if !super::linearizable(&events, &init) {
+                return Err(fail(format!(
+                    "round {round} (seed {seed:#x}), one worker per process: no order of these calls \
+                     explains their answers (id0 held data 0 at version 1, deadline +{} ms; id1 and id2 \
+                     were free):\n{}",
+                    deadline_of(0),
+                    super::timeline(&events)
+                )));
+            }
+        }
+        // End of input: the children return; read what they still write
+        // (their test harness's summary) so none of them meets a closed pipe.
+        drop(inputs);
+        for mut output in outputs {
+            let _ = std::io::copy(&mut output, &mut std::io::sink());
+        }
+        report.in_flight = if wall == 0 { 0.0 } else { busy as f64 / wall as f64 };
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// One child's events of a round, up to its `end` line.
+    fn read_round(output: &mut impl BufRead, worker: usize) -> Result<Vec<Event>, String> {
+        let mut events = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if output
+                .read_line(&mut line)
+                .map_err(|e| format!("reading child {worker}: {e}"))?
+                == 0
+            {
+                return Err(format!("child {worker} stopped before the round ended"));
+            }
+            // The test harness's own output passes by; its `test name ...`
+            // has no line end of its own, so a line may begin with it.
+            let Some(at) = line.find(PREFIX) else {
+                continue;
+            };
+            let rest = line[at + PREFIX.len()..].trim_end();
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            match words.first() {
+                Some(&"end") => return Ok(events),
+                Some(&"fail") => return Err(format!("child {worker}: {}", words[1..].join(" "))),
+                Some(&"event") => {
+                    let parsed = (|| {
+                        let start = words.get(1)?.parse().ok()?;
+                        let end = words.get(2)?.parse().ok()?;
+                        let eq = words.iter().position(|w| *w == "=")?;
+                        Some(Event {
+                            worker,
+                            call: Call::parse(&words[3..eq])?,
+                            answer: Answer::parse(&words[eq + 1..])?,
+                            start,
+                            end,
+                        })
+                    })();
+                    events.push(parsed.ok_or_else(|| format!("child {worker} wrote {line:?}"))?);
+                }
+                _ => return Err(format!("child {worker} wrote {line:?}")),
+            }
+        }
     }
 }
 
@@ -591,6 +1028,46 @@ mod tests {
             ),
         ];
         assert!(linearizable(&events, &init()));
+    }
+
+    #[test]
+    fn calls_and_answers_round_trip_through_words() {
+        let calls = [
+            Call::Create { id: 0, tag: 7 },
+            Call::Load { id: 2 },
+            Call::Save { id: 1, tag: -3 },
+            Call::SaveIfVersion {
+                id: 0,
+                tag: 4,
+                version: 9,
+            },
+            Call::Touch { id: 1, to: 120_004 },
+            Call::Delete { id: 2 },
+            Call::Rotate { from: 0, to: 2 },
+        ];
+        for call in calls {
+            let words = call.words();
+            let split: Vec<&str> = words.split_whitespace().collect();
+            assert_eq!(Call::parse(&split), Some(call), "{words}");
+        }
+        let answers = [
+            Answer::Version(3),
+            Answer::Loaded(None),
+            Answer::Loaded(Some((5, 2, 60_005))),
+            Answer::Bool(true),
+            Answer::Bool(false),
+            Answer::Done,
+            Answer::Conflict,
+            Answer::Collision,
+        ];
+        for answer in answers {
+            let words = answer.words();
+            let split: Vec<&str> = words.split_whitespace().collect();
+            assert_eq!(Answer::parse(&split), Some(answer.clone()), "{words}");
+        }
+        assert_eq!(Call::parse(&["load", "3"]), None, "an id out of range");
+        assert_eq!(Call::parse(&["create", "0"]), None);
+        assert_eq!(Answer::parse(&["loaded", "1", "2"]), None);
     }
 
     #[test]

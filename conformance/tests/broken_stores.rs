@@ -1063,6 +1063,14 @@ mod map_flaws {
         /// load_listed reads the stored record without checking its
         /// deadline (as a listing page that reads rows by key would).
         ListedLoadIgnoresExpiry,
+        /// import compares versions with the stored record whether it is
+        /// live or not, so an expired record not purged yet of the same or
+        /// a newer version blocks it.
+        ImportBlockedByExpired,
+        /// Rotate locks the old id, pauses, then locks the new id (as a
+        /// store taking row locks in argument order would): two crossing
+        /// rotates wait for each other forever.
+        RotateLocksOldThenNew,
     }
 
     impl MapFlaw {
@@ -1109,7 +1117,11 @@ mod map_flaws {
         limit: usize,
         flaw: MapFlaw,
         saves: Arc<tokio::sync::Mutex<()>>,
+        /// Per-id locks (`RotateLocksOldThenNew`), shared by the harness's stores.
+        id_locks: IdLocks,
     }
+
+    type IdLocks = Arc<Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>>;
 
     impl MapStore {
         /// Whether `record` names `owner` (`OwnerFoldsCase`: without case).
@@ -1372,6 +1384,15 @@ mod map_flaws {
                 r.id = *new;
                 r
             };
+            // Held to the end of the rotate (`RotateLocksOldThenNew`).
+            let mut _held = Vec::new();
+            if self.flaw == MapFlaw::RotateLocksOldThenNew && old != new {
+                for id in [old, new] {
+                    let lock = Arc::clone(self.id_locks.lock().unwrap().entry(*id).or_default());
+                    _held.push(lock.lock_owned().await);
+                    tokio::time::sleep(PAUSE).await;
+                }
+            }
             match self.flaw {
                 MapFlaw::RotateChecksThenMoves => {
                     let Some(_) = checks(&self.lock())? else {
@@ -1508,10 +1529,14 @@ mod map_flaws {
                 if !record.is_live_at(self.now()) || record.version == 0 {
                     return Ok(false);
                 }
-                if self
-                    .live_record(&map, &record.id)
-                    .is_some_and(|existing| existing.version >= record.version)
-                {
+                let existing = if self.flaw == MapFlaw::ImportBlockedByExpired {
+                    map.get(&(self.ns, record.id))
+                        .filter(|e| !e.moved)
+                        .map(|e| e.record.clone())
+                } else {
+                    self.live_record(&map, &record.id)
+                };
+                if existing.is_some_and(|existing| existing.version >= record.version) {
                     return Ok(false);
                 }
                 map.insert((self.ns, record.id), self.entry(record, record.version));
@@ -1604,6 +1629,7 @@ mod map_flaws {
         weak_rotate: bool,
         map: Backing,
         next: AtomicU64,
+        id_locks: IdLocks,
     }
 
     impl MapHarness {
@@ -1613,6 +1639,7 @@ mod map_flaws {
                 weak_rotate: false,
                 map: Backing::default(),
                 next: AtomicU64::new(0),
+                id_locks: IdLocks::default(),
             }
         }
 
@@ -1648,6 +1675,7 @@ mod map_flaws {
                 limit: config.max_record_bytes,
                 flaw: self.flaw,
                 saves: Arc::default(),
+                id_locks: Arc::clone(&self.id_locks),
             })
         }
     }
@@ -1787,6 +1815,28 @@ mod map_flaws {
         eprintln!("RevokeMissesRotated caught:\n{failure}");
     }
 
+    /// An import blocked by an expired record: the model's import moves
+    /// catch it (no property imports over an expired record).
+    #[test]
+    fn import_blocked_by_an_expired_record_is_caught_by_the_model_alone() {
+        let harness = MapHarness::new(MapFlaw::ImportBlockedByExpired);
+        let failed: Vec<_> = every_verdict(&harness)
+            .into_iter()
+            .filter_map(|(name, v)| v.err().map(|f| (name, f)))
+            .collect();
+        assert!(failed.is_empty(), "a property caught it too: {failed:#?}");
+        let verdict = model_matches_the_reference(&harness, &ModelSettings::default().cases(2_048));
+        let failure = verdict.expect_err("the model's import moves catch an import an expired record blocks");
+        assert_eq!(failure.property, "model_matches_the_reference");
+        assert!(failure.detail.contains("Import"), "{failure}");
+        eprintln!("ImportBlockedByExpired caught:\n{failure}");
+    }
+
+    map_caught_by!(
+        rotate_that_locks_old_then_new,
+        MapFlaw::RotateLocksOldThenNew,
+        crossing_rotates_all_finish_and_keep_each_record_once
+    );
     map_caught_by!(
         clock_that_is_not_the_given_one,
         MapFlaw::ExposesTheSystemClock,

@@ -71,7 +71,10 @@
 //! may find both ids live meanwhile, never neither (the conformance
 //! capability `rotate_briefly_shows_both_ids`); a crash in between leaves
 //! both. A plain [`save`](SessionStore::save) (not a version-checked one)
-//! to the old id racing the rotate may be removed with it.
+//! to the old id racing the rotate may be removed with it. The old id is
+//! ended by a version-checked write of an expired, empty record, which
+//! stays in the inner store until a purge removes it: a purge counts it
+//! among the expired records it removed.
 //!
 //! # Turning it on for a store that has records: the choice
 //!
@@ -400,11 +403,12 @@ impl<S: SessionStore> Protected<S> {
             };
             match self.inner.save_if_version(&ended).await {
                 Ok(_) => {
-                    // Ended: the rotate has happened. Remove the old
-                    // record so that no purge counts it later; should that
-                    // fail (the backend gone), it stays expired and empty
-                    // until a purge, and the rotate still answers true.
-                    let _ = self.inner.delete(&stored_old).await;
+                    // Ended: the rotate has happened. The old id keeps an
+                    // expired, empty remainder until a purge removes (and
+                    // counts) it. It is not deleted here: a rotate onto the
+                    // old id may already have replaced it (an expired
+                    // record is free to create over), and a delete would
+                    // take that session with it.
                     return Ok(true);
                 }
                 Err(Error::Conflict { .. }) => {

@@ -238,3 +238,49 @@ fn child(url: &str, table: &str) {
     });
     println!("CONFLICTS {conflicts}");
 }
+
+const LINEARIZABLE: &str = "histories_across_processes_are_linearizable";
+const ENV_LINEARIZABLE_TABLE: &str = "SESSION_STORE_POSTGRES_LINEARIZABLE_TABLE";
+
+/// The suite's linearizability checker with one worker per process: three
+/// processes on one table, their calls' answers explained by one order that
+/// keeps real time, round after round.
+#[test]
+fn histories_across_processes_are_linearizable() {
+    use session_store_conformance::linearizability::{CheckerSettings, processes};
+    use session_store_core::ManualClock;
+    let settings = CheckerSettings::default().rounds(150).workers(3).calls_per_worker(4);
+    let Some(url) = common::env_or_skip(common::URL_VAR) else {
+        return;
+    };
+    let rt = runtime();
+    let open_at = |table: &str, base| {
+        rt.block_on(
+            PostgresStore::builder(&url)
+                .table(table)
+                .clock(ManualClock::new(base).shared())
+                .pool_size(2)
+                .build(),
+        )
+        .expect("open the store")
+    };
+    if let Some((worker, base)) = processes::child_role() {
+        let table = std::env::var(ENV_LINEARIZABLE_TABLE).expect("the parent names the table");
+        processes::serve_child(&open_at(&table, base), worker, base, &settings).expect("serve the parent");
+        return;
+    }
+    let table = common::unique("linearizable");
+    let base = SystemClock.now();
+    let store = open_at(&table, base);
+    let report = processes::across_processes(
+        LINEARIZABLE,
+        &[(ENV_LINEARIZABLE_TABLE, &table)],
+        &store,
+        base,
+        &settings,
+        true,
+    )
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    eprintln!("PostgreSQL across processes: {report:?}");
+    assert_eq!(report.calls, 150 * 3 * 4);
+}

@@ -186,3 +186,42 @@ fn child(db: &str) {
     println!("CONFLICTS {conflicts}");
     println!("WRITING {:?}", began.elapsed());
 }
+
+const LINEARIZABLE: &str = "histories_across_processes_are_linearizable";
+const ENV_LINEARIZABLE_DB: &str = "SESSION_STORE_SQLITE_LINEARIZABLE_DB";
+
+fn open_at(path: &std::path::Path, base: session_store_core::Timestamp) -> SqliteStore {
+    SqliteStore::builder(path)
+        .clock(session_store_core::ManualClock::new(base).shared())
+        .open()
+        .expect("open the store")
+}
+
+/// The suite's linearizability checker with one worker per process: three
+/// processes on one file, their calls' answers explained by one order that
+/// keeps real time, round after round.
+#[test]
+fn histories_across_processes_are_linearizable() {
+    use session_store_conformance::linearizability::{CheckerSettings, processes};
+    let settings = CheckerSettings::default().rounds(150).workers(3).calls_per_worker(4);
+    if let Some((worker, base)) = processes::child_role() {
+        let db = std::env::var(ENV_LINEARIZABLE_DB).expect("the parent names the file");
+        processes::serve_child(&open_at(db.as_ref(), base), worker, base, &settings).expect("serve the parent");
+        return;
+    }
+    let db = common::Db::new();
+    let base = SystemClock.now();
+    let store = open_at(&db.path, base);
+    let path = db.path.to_string_lossy().into_owned();
+    let report = processes::across_processes(
+        LINEARIZABLE,
+        &[(ENV_LINEARIZABLE_DB, &path)],
+        &store,
+        base,
+        &settings,
+        true,
+    )
+    .unwrap_or_else(|failure| panic!("{failure}"));
+    eprintln!("SQLite across processes: {report:?}");
+    assert_eq!(report.calls, 150 * 3 * 4);
+}

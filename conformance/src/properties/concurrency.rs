@@ -699,3 +699,71 @@ pub async fn readers_during_racing_saves_see_data_deadline_and_version_of_one_wr
     }
     Ok(Pass::Passed)
 }
+
+const CROSSING: &str = "rotates that cross (a to b while b to a, from several tasks and store objects) all finish, and each record ends up live under exactly one of its two ids with its data";
+
+/// Rotates that cross: for two records, eight tasks (spread over the store
+/// objects) rotate each from its id to a free id and back at once, a to b
+/// beside b to a, as a login racing another login of the same visitor may.
+/// Every call answers (true, false or IdCollision) within ten seconds, so
+/// a store that locks the two ids in argument order (and deadlocks two
+/// crossing rotates) fails; afterwards each record is live under exactly
+/// one of its ids, data unchanged.
+pub async fn crossing_rotates_all_finish_and_keep_each_record_once<H: Harness>(harness: &H) -> Verdict {
+    let env = Env::new(harness, "crossing_rotates_all_finish_and_keep_each_record_once").await?;
+    let objects = if harness.capabilities().shared { 2 } else { 1 };
+    let mut stores = Vec::new();
+    for _ in 0..objects {
+        stores.push(Arc::new(env.open().await?));
+    }
+    for round in 0..6_i64 {
+        let mut pairs = Vec::new();
+        for record in 0..2_i64 {
+            let r = env.record(data_of(&[("round", round), ("record", record)]), 60_000);
+            stores[0].create(&r).await.map_err(env.op("create"))?;
+            pairs.push((stored(&r, 1), SessionId::random()));
+        }
+        let mut jobs: Vec<Job<bool>> = Vec::new();
+        for k in 0..8_usize {
+            let (record, other) = &pairs[k % 2];
+            let (from, to) = if k % 4 < 2 {
+                (record.id, *other)
+            } else {
+                (*other, record.id)
+            };
+            let store = Arc::clone(&stores[k % stores.len()]);
+            jobs.push(Box::pin(async move { store.rotate(&from, &to).await }));
+        }
+        let raced = tokio::time::timeout(
+            Duration::from_secs(10),
+            start_together(&env, CROSSING, "a crossing rotate", jobs),
+        )
+        .await
+        .map_err(|_| {
+            env.fail(
+                CROSSING,
+                format!("round {round}: crossing rotates had not all answered after 10 s (a deadlock?)"),
+            )
+        })??;
+        for result in raced {
+            match result {
+                Ok(_) | Err(Error::IdCollision { .. }) => {}
+                Err(e) => return Err(env.op("a crossing rotate")(e)),
+            }
+        }
+        for (record, other) in &pairs {
+            let at_id = stores[0].load(&record.id).await.map_err(env.op("load"))?;
+            let at_other = stores[0].load(other).await.map_err(env.op("load"))?;
+            let holds = |r: &Option<Record>| r.as_ref().is_some_and(|r| r.data == record.data);
+            ensure!(
+                env,
+                holds(&at_id) != holds(&at_other) && (at_id.is_none() || at_other.is_none()),
+                CROSSING,
+                "round {round}: after crossing rotates the record is {} under its first id and {} under the other",
+                describe(at_id.as_ref()),
+                describe(at_other.as_ref())
+            );
+        }
+    }
+    Ok(Pass::Passed)
+}

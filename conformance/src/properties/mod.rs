@@ -106,6 +106,7 @@ macro_rules! __property_list {
             racing_creates_on_one_id_have_exactly_one_winner,
             racing_rotates_onto_one_new_id_have_exactly_one_winner,
             a_reader_during_a_rotate_sees_exactly_one_of_the_two_ids_live,
+            crossing_rotates_all_finish_and_keep_each_record_once,
             touch_racing_delete_never_brings_the_record_back,
             touch_racing_a_save_never_undoes_it,
             purge_racing_a_save_of_the_same_expired_id_never_removes_the_fresh_record,

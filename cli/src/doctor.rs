@@ -57,6 +57,7 @@ pub async fn run(url: &StoreUrl, fix: bool, out: &Printer) -> Result<Exit, Failu
         Kind::Sqlite { path, table } => sqlite(url, path, table, fix, &mut report)?,
         Kind::Redis { cluster, prefix, .. } => redis_checks(url, *cluster, prefix, fix, &mut report).await?,
         Kind::Postgres { .. } => postgres(url, fix, &mut report).await?,
+        Kind::Mysql { .. } => mysql(url, fix, &mut report).await?,
     }
     let problems = report.problems();
     out.result(
@@ -564,6 +565,47 @@ async fn postgres(url: &StoreUrl, fix: bool, report: &mut Report) -> Result<(), 
     }
     records_check(report, bad.into_iter().map(|(_, f, why)| (f, why)).collect());
     Ok(())
+}
+
+/// MySQL: the store opens (so the table is there, at a schema version
+/// this build reads), and every live row decodes; `--fix` deletes the rows
+/// that do not.
+async fn mysql(url: &StoreUrl, fix: bool, report: &mut Report) -> Result<(), Failure> {
+    let store = crate::open::mysql_store(url, session_store_core::DEFAULT_MAX_RECORD_BYTES).await?;
+    report.check("schema", true, "the table is at this build's schema version");
+    let mut bad = undecodable(url, &store).await?;
+    if fix && !bad.is_empty() {
+        let failed = |e: session_store_core::Error| Failure::new(Exit::Failed, Some(url), e.chain());
+        let mut removed = 0;
+        for (handle, ..) in &bad {
+            // Only if it still does not decode: a row rewritten meanwhile stays.
+            if matches!(store.load_listed(handle).await, Err(e) if e.is_decode()) {
+                store.delete_listed(handle).await.map_err(failed)?;
+                removed += 1;
+            }
+        }
+        report.fixed.push(format!("removed {removed} undecodable row(s)"));
+        bad = undecodable(url, &store).await?;
+    }
+    records_check(report, bad.into_iter().map(|(_, f, why)| (f, why)).collect());
+    Ok(())
+}
+
+/// Every live record of `store` that does not decode, with its listing handle.
+async fn undecodable(
+    url: &StoreUrl,
+    store: &dyn session_store_core::SessionStore,
+) -> Result<Vec<(session_store_core::ListingHandle, Fingerprint, String)>, Failure> {
+    let failed = |e: session_store_core::Error| Failure::new(Exit::Failed, Some(url), e.chain());
+    let mut bad = Vec::new();
+    for handle in store.ids().await.map_err(failed)? {
+        match store.load_listed(&handle).await {
+            Ok(_) => {}
+            Err(e) if e.is_decode() => bad.push((handle, handle.fingerprint(), decode_reason(&e))),
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(bad)
 }
 
 /// Every live row that does not decode (with its listing handle) and every

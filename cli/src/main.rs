@@ -50,6 +50,7 @@ Store URLs:
   rediss://...                the same over TLS (?ca=PEM-FILE for a private CA)
   redis://A,redis://B,...     a Redis Cluster, these nodes as seeds (or one URL with ?cluster)
   postgres://USER@HOST/DB     a PostgreSQL database (?schema=S, ?table=NAME, default sessions; ?timeout_ms=N)
+  mysql://USER:PW@HOST/DB     a MySQL or MariaDB database (?table=NAME, default sessions; ?timeout_ms=N)
 
 Stores protected at rest (an app's hashed ids and sealed data):
   --hash-ids, --keys-env VAR  how the store was written; with hashed ids, listed values are

@@ -122,7 +122,7 @@ pub fn check_local(url: &StoreUrl, mode: Mode) -> Result<(), Failure> {
             }
             Err(e) => Err(unavailable(format!("{}: {e}", path.display()))),
         },
-        Kind::Redis { .. } | Kind::Postgres { .. } => Ok(()),
+        Kind::Redis { .. } | Kind::Postgres { .. } | Kind::Mysql { .. } => Ok(()),
     }
 }
 
@@ -197,6 +197,7 @@ pub async fn open_with(
             Arc::new(builder.build().await.map_err(unavailable)?)
         }
         Kind::Postgres { .. } => Arc::new(postgres_store(url, limit).await?),
+        Kind::Mysql { .. } => Arc::new(mysql_store(url, limit).await?),
     };
     let store = match at_rest {
         Some(at_rest) => Arc::new(Protected::new(store, at_rest)) as Arc<dyn SessionStore>,
@@ -227,6 +228,29 @@ pub async fn postgres_store(url: &StoreUrl, limit: usize) -> Result<session_stor
     if let Some(schema) = schema {
         builder = builder.schema(schema.clone());
     }
+    if let Some(t) = timeout {
+        builder = builder.timeout(*t);
+    }
+    builder
+        .build()
+        .await
+        .map_err(|e| Failure::new(Exit::Unavailable, Some(url), e.chain()))
+}
+
+/// The MySQL store `url` names (the caller checked its kind); its table is
+/// made if missing, refused if a newer build migrated it.
+pub async fn mysql_store(url: &StoreUrl, limit: usize) -> Result<session_store_mysql::MysqlStore, Failure> {
+    let Kind::Mysql {
+        url: my,
+        table,
+        timeout,
+    } = &url.kind
+    else {
+        return Err(Failure::new(Exit::Usage, Some(url), "not a MySQL store URL"));
+    };
+    let mut builder = session_store_mysql::MysqlStore::builder(my.clone())
+        .table(table.clone())
+        .max_record_bytes(limit);
     if let Some(t) = timeout {
         builder = builder.timeout(*t);
     }

@@ -6,6 +6,8 @@
 //! | `sqlite:PATH` | `session-store-sqlite` on the database file `PATH` | `table=NAME` (default `sessions`) |
 //! | `redis://HOST[:PORT][/DB]`, `rediss://…` | `session-store-redis` | `prefix=P` (default `session:`), `cluster` (one seed URL of a cluster), `timeout_ms=N`, `ca=PEM-FILE` (`rediss://` with a private CA) |
 //! | `redis://A,redis://B,…` | the same store on a Redis Cluster, these nodes as seeds | as above |
+//! | `postgres://USER@HOST[:PORT]/DB` | `session-store-postgres` | `schema=S`, `table=NAME` (default `sessions`), `timeout_ms=N`; the rest goes to the driver |
+//! | `mysql://USER:PASS@HOST[:PORT]/DB` | `session-store-mysql` (MySQL or MariaDB) | `table=NAME` (default `sessions`), `timeout_ms=N`; the rest goes to the driver (`require_ssl=true`) |
 //!
 //! `file:` and `sqlite:` take a path as is (`file:./sessions`,
 //! `sqlite:/var/lib/app/sessions.db`); `file:///abs` and `sqlite:///abs`
@@ -69,12 +71,21 @@ pub enum Kind {
         /// The bound on every call.
         timeout: Option<Duration>,
     },
+    /// A MySQL or MariaDB database.
+    Mysql {
+        /// The connection URL (without this tool's own options).
+        url: String,
+        /// The table.
+        table: String,
+        /// The bound on every call.
+        timeout: Option<Duration>,
+    },
 }
 
 /// The schemes this build understands, for the message of a wrong URL.
 pub const EXPECTED: &str = "expected file:DIR, sqlite:PATH, redis://HOST[:PORT][/DB], rediss://…, \
-                            several comma-separated redis:// URLs (a cluster) \
-                            or postgres://USER@HOST[:PORT]/DB";
+                            several comma-separated redis:// URLs (a cluster), \
+                            postgres://USER@HOST[:PORT]/DB or mysql://USER:PASSWORD@HOST[:PORT]/DB";
 
 impl StoreUrl {
     /// Parses `text`; the error says what is wrong, without echoing a
@@ -149,6 +160,19 @@ impl StoreUrl {
                     ca,
                 }
             }
+            "mysql" => {
+                let table =
+                    take(&mut options, "table").unwrap_or_else(|| session_store_mysql::DEFAULT_TABLE.to_owned());
+                let timeout = timeout_option(&mut options, &shown)?;
+                // What is left of the query belongs to the driver (`require_ssl`, ...).
+                let rest_query: Vec<String> = options.drain(..).map(|(k, v)| format!("{k}={v}")).collect();
+                let url = if rest_query.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", rest_query.join("&"))
+                };
+                Kind::Mysql { url, table, timeout }
+            }
             "postgres" | "postgresql" => {
                 let schema = take(&mut options, "schema");
                 let table =
@@ -183,7 +207,7 @@ impl StoreUrl {
         Ok(Self { kind, shown })
     }
 
-    /// A short name of the backend: `file`, `sqlite`, `redis`, `redis-cluster`, `postgres`.
+    /// A short name of the backend: `file`, `sqlite`, `redis`, `redis-cluster`, `postgres`, `mysql`.
     pub fn backend(&self) -> &'static str {
         match &self.kind {
             Kind::File { .. } => "file",
@@ -191,7 +215,19 @@ impl StoreUrl {
             Kind::Redis { cluster: false, .. } => "redis",
             Kind::Redis { cluster: true, .. } => "redis-cluster",
             Kind::Postgres { .. } => "postgres",
+            Kind::Mysql { .. } => "mysql",
         }
+    }
+}
+
+/// The `timeout_ms` option, if given.
+fn timeout_option(options: &mut Vec<(String, String)>, shown: &str) -> Result<Option<Duration>, String> {
+    match take(options, "timeout_ms") {
+        None => Ok(None),
+        Some(ms) => ms
+            .parse()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .map_err(|_| format!("{shown}: timeout_ms={ms}: expected milliseconds")),
     }
 }
 

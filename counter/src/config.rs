@@ -6,8 +6,8 @@ use session_store_tower::SameSite;
 
 /// The help text.
 pub const USAGE: &str = "\
-usage: counter [--store memory|file|sqlite|redis|postgres|cookie] [--dir DIR] [--redis-url URL] [--redis-prefix P]
-               [--postgres-url URL] [--postgres-table T]
+usage: counter [--store memory|file|sqlite|redis|postgres|mysql|cookie] [--dir DIR] [--redis-url URL]
+               [--redis-prefix P] [--postgres-url URL] [--postgres-table T] [--mysql-url URL] [--mysql-table T]
                [--memory-capacity N|unbounded] [--port PORT]
                [--middleware layer|tower-sessions] [--secure true|false] [--same-site strict|lax|none]
                [--max-sessions-per-user N] [--hash-ids] [--encrypt]
@@ -24,6 +24,10 @@ usage: counter [--store memory|file|sqlite|redis|postgres|cookie] [--dir DIR] [-
   --postgres-url     PostgreSQL server of the postgres store, required with it (env DATABASE_URL),
                      e.g. postgres://app@127.0.0.1:5432/app
   --postgres-table   table of the postgres store, created if missing (env POSTGRES_TABLE;
+                     default: counter_sessions)
+  --mysql-url        MySQL or MariaDB server of the mysql store, required with it (env MYSQL_URL),
+                     e.g. mysql://app:secret@127.0.0.1:3306/app
+  --mysql-table      table of the mysql store, created if missing (env MYSQL_TABLE;
                      default: counter_sessions)
   --memory-capacity  most sessions the memory store keeps, `unbounded` or 0 for no bound
                      (env SESSION_MEMORY_CAPACITY; default: 100000)
@@ -61,6 +65,8 @@ pub enum Backend {
     Redis,
     /// A PostgreSQL server.
     Postgres,
+    /// A MySQL or MariaDB server.
+    Mysql,
     /// No store: each session sealed in its own cookie (`cookie_mode`).
     Cookie,
 }
@@ -74,9 +80,10 @@ impl std::str::FromStr for Backend {
             "sqlite" => Ok(Self::Sqlite),
             "redis" => Ok(Self::Redis),
             "postgres" | "postgresql" => Ok(Self::Postgres),
+            "mysql" | "mariadb" => Ok(Self::Mysql),
             "cookie" => Ok(Self::Cookie),
             other => Err(format!(
-                "unknown store {other:?}: use memory, file, sqlite, redis, postgres or cookie"
+                "unknown store {other:?}: use memory, file, sqlite, redis, postgres, mysql or cookie"
             )),
         }
     }
@@ -165,6 +172,10 @@ pub struct Config {
     pub postgres_url: Option<String>,
     /// Table of the PostgreSQL store.
     pub postgres_table: String,
+    /// Connection URL of the MySQL store: required with it.
+    pub mysql_url: Option<String>,
+    /// Table of the MySQL store.
+    pub mysql_table: String,
     /// Capacity of the memory store.
     pub memory_capacity: MemoryCapacity,
     /// Port on 127.0.0.1.
@@ -216,6 +227,8 @@ impl Config {
         let mut redis_prefix = env("REDIS_PREFIX").filter(|s| !s.is_empty());
         let mut postgres_url = env("DATABASE_URL").filter(|s| !s.is_empty());
         let mut postgres_table = env("POSTGRES_TABLE").filter(|s| !s.is_empty());
+        let mut mysql_url = env("MYSQL_URL").filter(|s| !s.is_empty());
+        let mut mysql_table = env("MYSQL_TABLE").filter(|s| !s.is_empty());
         let mut memory_capacity = env("SESSION_MEMORY_CAPACITY").filter(|s| !s.is_empty());
         let mut port = env("PORT").filter(|s| !s.is_empty());
         let mut middleware = env("SESSION_MIDDLEWARE").filter(|s| !s.is_empty());
@@ -246,6 +259,8 @@ impl Config {
                 "--redis-prefix" => redis_prefix = Some(value()?),
                 "--postgres-url" => postgres_url = Some(value()?),
                 "--postgres-table" => postgres_table = Some(value()?),
+                "--mysql-url" => mysql_url = Some(value()?),
+                "--mysql-table" => mysql_table = Some(value()?),
                 "--memory-capacity" => memory_capacity = Some(value()?),
                 "--port" => port = Some(value()?),
                 "--middleware" => middleware = Some(value()?),
@@ -266,6 +281,12 @@ impl Config {
         if backend == Backend::Postgres && postgres_url.is_none() {
             return Err(
                 "--store postgres needs --postgres-url URL (or DATABASE_URL), e.g. postgres://app@127.0.0.1:5432/app"
+                    .to_owned(),
+            );
+        }
+        if backend == Backend::Mysql && mysql_url.is_none() {
+            return Err(
+                "--store mysql needs --mysql-url URL (or MYSQL_URL), e.g. mysql://app:secret@127.0.0.1:3306/app"
                     .to_owned(),
             );
         }
@@ -314,6 +335,8 @@ impl Config {
             redis_prefix: redis_prefix.unwrap_or_else(|| "counter:session:".to_owned()),
             postgres_url,
             postgres_table: postgres_table.unwrap_or_else(|| "counter_sessions".to_owned()),
+            mysql_url,
+            mysql_table: mysql_table.unwrap_or_else(|| "counter_sessions".to_owned()),
             memory_capacity,
             port,
         }))
@@ -362,6 +385,15 @@ mod tests {
     fn network_stores_need_a_url() {
         let err = parse(&["--store", "postgres"], &[]).unwrap_err();
         assert!(err.contains("--postgres-url"), "{err}");
+        let err = parse(&["--store", "mysql"], &[]).unwrap_err();
+        assert!(err.contains("--mysql-url"), "{err}");
+        let c = parse(&["--store", "mariadb"], &[("MYSQL_URL", "mysql://u:p@h/db")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.backend, c.mysql_url.as_deref()),
+            (Backend::Mysql, Some("mysql://u:p@h/db"))
+        );
         let err = parse(&["--store", "redis"], &[]).unwrap_err();
         assert!(err.contains("--redis-url"), "{err}");
         let c = parse(&["--store", "postgres"], &[("DATABASE_URL", "postgres://h/db")])

@@ -7,6 +7,7 @@ use session_store_core::at_rest::{AtRest, Protected, inner_limit};
 use session_store_core::{DEFAULT_MAX_RECORD_BYTES, SessionStore};
 use session_store_file::FileStore;
 use session_store_memory::MemoryStore;
+use session_store_mysql::MysqlStore;
 use session_store_postgres::PostgresStore;
 use session_store_redis::RedisStore;
 use session_store_sqlite::SqliteStore;
@@ -104,6 +105,26 @@ pub async fn open(config: &Config, at_rest: Option<&AtRest>) -> Result<(Arc<dyn 
             (
                 Arc::new(store),
                 format!("postgres at {shown}, table {}", config.postgres_table),
+            )
+        }
+        Backend::Mysql => {
+            let url = config.mysql_url.clone().unwrap_or_default();
+            let shown = redacted(&url);
+            let store = MysqlStore::builder(url)
+                .table(config.mysql_table.clone())
+                .max_record_bytes(limit)
+                .timeout(Duration::from_secs(2))
+                .build()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot use MySQL at {shown}: {}\n(pass --mysql-url or MYSQL_URL, or use --store file)",
+                        redacted(&chain(&e))
+                    )
+                })?;
+            (
+                Arc::new(store),
+                format!("mysql at {shown}, table {}", config.mysql_table),
             )
         }
         // Served by `cookie_mode`, which opens no store.

@@ -4,7 +4,8 @@
 //! Redis needs a server: `store-redis/scripts/with-redis cargo test -p counter`
 //! starts a private one and sets `SESSION_STORE_REDIS_URL`. Without it the
 //! Redis test says so and skips, unless `SESSION_STORE_STRICT=1`, where it
-//! fails. PostgreSQL likewise: `store-postgres/scripts/with-postgres cargo
+//! fails. MySQL likewise under `store-mysql/scripts/with-mariadb`.
+//! PostgreSQL likewise: `store-postgres/scripts/with-postgres cargo
 //! test -p counter` sets `SESSION_STORE_POSTGRES_URL`.
 
 use std::io::{BufRead, BufReader, Write as _};
@@ -553,6 +554,41 @@ async fn postgres_backend() {
         .expect("drop the table");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_backend() {
+    let Some(url) = std::env::var("SESSION_STORE_MYSQL_URL").ok().filter(|u| !u.is_empty()) else {
+        let how = "SESSION_STORE_MYSQL_URL is not set: run `store-mysql/scripts/with-mariadb cargo test -p \
+                   counter` (it starts a private MariaDB; apt-get install mariadb-server if missing)";
+        if std::env::var("SESSION_STORE_STRICT").is_ok_and(|v| !v.is_empty() && v != "0") {
+            panic!("{how}");
+        }
+        let _ = writeln!(std::io::stderr(), "SKIPPED counter mysql_backend: {how}");
+        return;
+    };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let table = format!("counter_e2e_{}_{nanos}", std::process::id());
+    let args = vec![
+        "--store".into(),
+        "mysql".into(),
+        "--mysql-url".into(),
+        url.clone(),
+        "--mysql-table".into(),
+        table.clone(),
+    ];
+    scenario(args.clone(), true).await;
+    log_out_everywhere_story(&args).await;
+    sixteen_concurrent_visits_count_sixteen(&args).await;
+    let app = App::start(&args);
+    assert!(app.said("sst:sst@").is_empty(), "the password is never shown");
+    drop(app);
+    let store = session_store_mysql::MysqlStore::builder(url)
+        .table(table)
+        .build()
+        .await
+        .expect("MySQL answers");
+    session_store_core::SessionStore::clear(&store).await.expect("clear");
+}
+
 #[test]
 fn bad_arguments_fail_with_a_message() {
     let output = Command::new(env!("CARGO_BIN_EXE_counter"))
@@ -636,7 +672,11 @@ fn a_redis_password_never_shows() {
 
 #[test]
 fn network_stores_never_default_to_a_server() {
-    for (store, flag) in [("postgres", "--postgres-url"), ("redis", "--redis-url")] {
+    for (store, flag) in [
+        ("postgres", "--postgres-url"),
+        ("redis", "--redis-url"),
+        ("mysql", "--mysql-url"),
+    ] {
         let output = counter_command()
             .args(["--store", store, "--port", "0"])
             .output()

@@ -1,7 +1,7 @@
 //! Server-side web sessions for Rust, in one dependency.
 //!
 //! The browser keeps only a cookie with a random session id; the session's
-//! data lives in a store (memory, files, SQLite, Redis, PostgreSQL) that
+//! data lives in a store (memory, files, SQLite, Redis, PostgreSQL, MySQL) that
 //! survives restarts and is shared by every server. This crate re-exports
 //! the `session-store` family so an app adds one dependency and bumps one
 //! version:
@@ -10,8 +10,8 @@
 //!   [`Error`], the clocks, and the whole core crate as [`core`];
 //! - a backend per feature: [`MemoryStore`] (`memory`, default),
 //!   `FileStore` (`file`), `SqliteStore` (`sqlite`), `RedisStore`
-//!   (`redis`), `PostgresStore` (`postgres`); `tls` for TLS to Redis and
-//!   PostgreSQL;
+//!   (`redis`), `PostgresStore` (`postgres`), `MysqlStore` (`mysql`); `tls`
+//!   for TLS to Redis, PostgreSQL and MySQL;
 //! - the tower layer and axum extractor (`tower`, default):
 //!   [`SessionLayer`], [`Session`], [`SessionError`]; `cookie` adds its
 //!   cookie mode (sessions sealed in the cookie, no store);
@@ -78,6 +78,12 @@ pub use session_store_redis::RedisStore;
 pub use session_store_postgres as postgres;
 #[cfg(feature = "postgres")]
 pub use session_store_postgres::PostgresStore;
+
+/// The MySQL and MariaDB store, `session-store-mysql`.
+#[cfg(feature = "mysql")]
+pub use session_store_mysql as mysql;
+#[cfg(feature = "mysql")]
+pub use session_store_mysql::MysqlStore;
 
 /// The tower layer and axum extractor, `session-store-tower`.
 #[cfg(feature = "tower")]

@@ -481,6 +481,25 @@ impl SessionStore for MemoryStore {
         }
     }
 
+    /// One step under the shard's lock (the trait's default is a write per
+    /// version, and not atomic).
+    async fn import(&self, record: &Record) -> Result<bool> {
+        let now = self.now();
+        if !record.is_live_at(now) || record.version == 0 {
+            return Ok(false);
+        }
+        check_size(&record.data, self.inner.max_record_bytes)?;
+        let mut shard = self.shard(&record.id).write();
+        if shard
+            .live(record.id.as_u128(), now)
+            .is_some_and(|stored| stored.version >= record.version)
+        {
+            return Ok(false);
+        }
+        self.write_new(&mut shard, record, record.version, now);
+        Ok(true)
+    }
+
     async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
         let now = self.now();
         let mut shard = self.shard(id).write();

@@ -352,7 +352,17 @@ mod tests {
         ] {
             assert!(StoreUrl::parse(bad).is_err(), "{bad}");
         }
-        let e = StoreUrl::parse("mysql://u:pw@h/db").unwrap_err();
+        let e = StoreUrl::parse("mongodb://u:pw@h/db").unwrap_err();
         assert!(!e.contains("pw"), "{e}");
+        let my = StoreUrl::parse("mysql://u:pw@h/db?table=app_sessions&timeout_ms=250&require_ssl=true").unwrap();
+        assert!(!my.shown.contains("pw"), "{}", my.shown);
+        match my.kind {
+            Kind::Mysql { url, table, timeout } => {
+                assert_eq!(url, "mysql://u:pw@h/db?require_ssl=true");
+                assert_eq!(table, "app_sessions");
+                assert_eq!(timeout, Some(Duration::from_millis(250)));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -120,7 +120,7 @@ fn a_wrong_url_is_a_usage_error() {
     every_command_fails("sessions", &other, 2, "not a store URL");
     every_command_fails("sqlite:./x.db?colour=red", &other, 2, "unknown option \"colour\"");
     // A password in a URL is never echoed.
-    let r = run(&["count", "mysql://admin:hunter2@db/x"]);
+    let r = run(&["count", "mongodb://admin:hunter2@db/x"]);
     assert_eq!(r.code, 2);
     assert!(
         !r.stderr.contains("hunter2") && r.stderr.contains("admin:***@"),

@@ -154,7 +154,7 @@ impl MysqlStoreBuilder {
             )));
         }
         let pool = match self.source {
-            Source::Url(url) => pool_from_url(&url, self.pool_size)?,
+            Source::Url(url) => pool_from_url(&url, self.pool_size, self.timeout)?,
             Source::Pool(pool) => pool,
         };
         let conn = Conn {

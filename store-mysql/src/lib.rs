@@ -48,9 +48,10 @@
 //! bumps the version in its `ON DUPLICATE KEY UPDATE` and reads it back as
 //! the statement's `LAST_INSERT_ID`; save-if-version is an `UPDATE` whose
 //! `WHERE` compares the version; touch is an `UPDATE` of the deadline. Two
-//! calls are a short transaction: rotate (drop an expired row under the new
-//! id, then move the live row by updating its key; a live row there is a
-//! duplicate key, the collision) and import (lock the id, compare the
+//! calls are a short transaction: rotate (move the live row by updating
+//! its key; a duplicate key there is the collision, unless the row holding
+//! the new id has expired, which is then removed and the move made again)
+//! and import (lock the id, compare the
 //! versions, write). Statements are prepared once per connection
 //! (mysql_async's statement cache, kept across uses of a pooled
 //! connection). Liveness is decided with the store's injected clock, whose
@@ -213,7 +214,7 @@ impl SessionStore for MysqlStore {
         let (key, body, expires_at) = (key.as_str(), body.as_slice(), record.expires_at.as_millis());
         let (owner, owner_key) = owner_columns(record);
         let owner_key = owner_key.as_deref();
-        let changed = s
+        let kept_live = s
             .conn
             .run("create", |mut c| async move {
                 let now = s.now();
@@ -222,11 +223,10 @@ impl SessionStore for MysqlStore {
                     (key, body, expires_at, 1_u64, owner, owner_key, now, now, now, now, now),
                 )
                 .await?;
-                Ok(c.affected_rows())
+                Ok(c.last_insert_id() == Some(2))
             })
             .await?;
-        // 1: inserted; 2: an expired row replaced; 0: a live row kept.
-        if changed == 0 {
+        if kept_live {
             return Err(Error::IdCollision { id: record.id });
         }
         Ok(1)
@@ -236,16 +236,18 @@ impl SessionStore for MysqlStore {
         let s = &*self.inner;
         let key = id.encode();
         let key = key.as_str();
-        let row: Option<(Vec<u8>, i64, u64)> = s
+        let row: Option<mysql_async::Row> = s
             .conn
             .run("load", |mut c| async move {
                 Ok(c.exec_first(&s.sql.load, (key, s.now())).await?)
             })
             .await?;
-        row.map(|(body, expires_at, version)| {
-            codec::decode_body(*id, &body, Timestamp::from_millis(expires_at), version)
-        })
-        .transpose()
+        let Some(row) = row else { return Ok(None) };
+        // Never a panic, nor the row in a message: columns another program
+        // changed are this record's decode error.
+        let (body, expires_at, version) = mysql_async::from_row_opt::<(Vec<u8>, i64, u64)>(row)
+            .map_err(|_| Error::decode(*id, "the row's columns are not of the types this store writes", None))?;
+        codec::decode_body(*id, &body, Timestamp::from_millis(expires_at), version).map(Some)
     }
 
     async fn save(&self, record: &Record) -> Result<u64> {
@@ -322,7 +324,9 @@ impl SessionStore for MysqlStore {
         s.conn
             .run("import", |mut c| async move {
                 let mut tx = c.start_transaction(TxOpts::default()).await?;
-                let stored: Option<(u64, i64)> = tx.exec_first(&s.sql.import_lock, (key,)).await?;
+                let stored: Option<mysql_async::Row> = tx.exec_first(&s.sql.import_lock, (key,)).await?;
+                // A row whose columns do not convert is no live record of ours.
+                let stored = stored.and_then(|row| mysql_async::from_row_opt::<(u64, i64)>(row).ok());
                 if stored.is_some_and(|(v, e)| e > now && v >= version) {
                     tx.rollback().await?;
                     return Ok(false);
@@ -377,15 +381,28 @@ impl SessionStore for MysqlStore {
             .run("rotate", |mut c| async move {
                 let now = s.now();
                 let mut tx = c.start_transaction(TxOpts::default()).await?;
-                // An expired row under the new id is as good as absent.
-                tx.exec_drop(&s.sql.rotate_clear, (new_key, now)).await?;
-                match tx.exec_drop(&s.sql.rotate_move, (new_key, old_key, now)).await {
-                    Ok(()) => {}
-                    // A live row holds the new id (rolled back on drop).
-                    Err(e) if server_code(&e) == Some(code::DUP_ENTRY) => {
-                        return Err(Attempt::Store(Error::IdCollision { id: new }));
+                // The move first: it locks the old row, not a gap for
+                // concurrent rotates to deadlock on. A duplicate key rolls
+                // back that statement alone.
+                let mut cleared = false;
+                loop {
+                    match tx.exec_drop(&s.sql.rotate_move, (new_key, old_key, now)).await {
+                        Ok(()) => break,
+                        Err(e) if server_code(&e) == Some(code::DUP_ENTRY) && !cleared => {
+                            // An expired row under the new id is as good as
+                            // absent: remove it and move again. A live one is
+                            // the collision (rolled back on drop).
+                            tx.exec_drop(&s.sql.rotate_clear, (new_key, now)).await?;
+                            if tx.affected_rows() == 0 {
+                                return Err(Attempt::Store(Error::IdCollision { id: new }));
+                            }
+                            cleared = true;
+                        }
+                        Err(e) if server_code(&e) == Some(code::DUP_ENTRY) => {
+                            return Err(Attempt::Store(Error::IdCollision { id: new }));
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(e) => return Err(e.into()),
                 }
                 let moved = tx.affected_rows() > 0;
                 tx.commit().await?;

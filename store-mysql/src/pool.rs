@@ -51,10 +51,12 @@ pub(crate) fn server_code(e: &mysql_async::Error) -> Option<u16> {
 }
 
 /// Makes a pool from a connection URL (`mysql://user:pass@host:port/db`):
-/// at most `size` connections. The statement cache is kept across uses of
-/// a connection (no reset when it returns to the pool), and rows are
-/// counted as changed, not matched (the default).
-pub(crate) fn pool_from_url(url: &str, size: usize) -> Result<Pool> {
+/// at most `size` connections (the URL's own pool options are replaced).
+/// The statement cache is kept across uses of a connection (no reset when
+/// it returns to the pool), rows are counted as changed, not matched (the
+/// default), and a statement waits for a lock at most `timeout` (at least a
+/// second).
+pub(crate) fn pool_from_url(url: &str, size: usize, timeout: Duration) -> Result<Pool> {
     // The URL parser's messages can quote a parameter's value (a password),
     // so none of them reaches the error.
     let opts = Opts::from_url(url).map_err(|_| {
@@ -72,10 +74,14 @@ pub(crate) fn pool_from_url(url: &str, size: usize) -> Result<Pool> {
         .with_constraints(constraints)
         .with_reset_connection(false)
         .with_inactive_connection_ttl(Duration::from_secs(60));
+    // A statement the store gave up on (its timeout) stops waiting for
+    // locks soon after, instead of InnoDB's default 50 s.
+    let lock_wait = timeout.as_secs().max(1);
     let opts = OptsBuilder::from_opts(opts)
         .pool_opts(pool_opts)
         .client_found_rows(false)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .setup(vec![format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}")]);
     Ok(Pool::new(opts))
 }
 

@@ -51,9 +51,12 @@ impl Sql {
         // seeing the ones before it: `expires_at` goes last, so every
         // condition reads the stored deadline.
         Self {
+            // The insert id tells the three outcomes apart, whatever the
+            // connection counts as affected rows: 0 inserted, 1 an expired
+            // row replaced, 2 a live row kept (the collision).
             create: format!(
                 "{insert} ON DUPLICATE KEY UPDATE \
-                 version = IF(expires_at <= ?, 1, version), \
+                 version = IF(expires_at <= ?, LAST_INSERT_ID(1), version + 0 * LAST_INSERT_ID(2)), \
                  body = IF(expires_at <= ?, VALUES(body), body), \
                  owner = IF(expires_at <= ?, VALUES(owner), owner), \
                  owner_key = IF(expires_at <= ?, VALUES(owner_key), owner_key), \
@@ -79,12 +82,14 @@ impl Sql {
             // A row that matched says so through the insert id, changed or
             // not (the same deadline again changes no row).
             touch: format!(
-                "UPDATE {t} SET expires_at = IF(LAST_INSERT_ID(1), ?, expires_at) WHERE id = ? AND expires_at > ?"
+                "UPDATE {t} SET expires_at = IF(LAST_INSERT_ID(expires_at IS NOT NULL), ?, expires_at) \
+                 WHERE id = ? AND expires_at > ?"
             ),
             delete: format!("DELETE FROM {t} WHERE id = ?"),
             rotate_clear: format!("DELETE FROM {t} WHERE id = ? AND expires_at <= ?"),
             rotate_move: format!("UPDATE {t} SET id = ? WHERE id = ? AND expires_at > ?"),
-            purge: format!("DELETE FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?"),
+            // A total order, so that a replica deletes the same rows.
+            purge: format!("DELETE FROM {t} WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?"),
             ids: format!("SELECT id FROM {t} WHERE expires_at > ?"),
             clear: format!("DELETE FROM {t}"),
             owner_sessions: format!("SELECT id FROM {t} WHERE owner_key = ? AND owner = ? AND expires_at > ?"),
@@ -142,10 +147,41 @@ pub(crate) async fn migrate(conn: &Conn, table: &str) -> Result<()> {
                      upgrade session-store-mysql"
                 ))));
             }
-            // Version 1: the table and both indexes (each step idempotent,
-            // so a table dropped under a running app is made again at the
-            // next start).
-            c.query_drop(create_table(&table)).await?;
+            // Every write must commit on its own.
+            let autocommit: Option<u64> = c.query_first("SELECT @@autocommit").await?;
+            if autocommit != Some(1) {
+                return Err(Attempt::Store(Error::config(
+                    "the pool's connections run with autocommit off: the store's writes would not commit \
+                     (remove SET autocommit=0 from the pool's setup)",
+                )));
+            }
+            let exists: Option<u64> = c
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (table.as_str(),),
+                )
+                .await?;
+            if exists.unwrap_or(0) == 0 {
+                // Version 1: the table and both indexes. A table dropped
+                // under a running app is made again at the next start.
+                c.query_drop(create_table(&table)).await?;
+            } else if stored.is_none() {
+                // A table of that name this store did not make: another
+                // program's sessions, perhaps, which `clear` would empty.
+                let columns: Vec<String> = c
+                    .exec(
+                        "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                        (table.as_str(),),
+                    )
+                    .await?;
+                if columns != ["id", "body", "expires_at", "version", "owner", "owner_key"] {
+                    return Err(Attempt::Store(Error::config(format!(
+                        "the table {table} exists and is not a session-store table (columns {columns:?}): \
+                         give this store another table with MysqlStoreBuilder::table"
+                    ))));
+                }
+            }
             c.exec_drop(
                 format!(
                     "INSERT INTO `{SCHEMA_TABLE}` (table_name, version) VALUES (?, ?) \

@@ -161,3 +161,77 @@ async fn an_absent_server_is_a_transient_error_within_the_timeout() {
     assert!(err.is_transient(), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// A table of the store's name that another program made (another
+/// framework's sessions) is refused, and nothing in it is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_this_store_did_not_make_is_refused_and_left_alone() {
+    let Some(url) = common::env_or_skip(common::URL_VAR) else {
+        return;
+    };
+    let table = common::unique("foreign");
+    let mut raw = common::raw(&url).await.unwrap();
+    raw.query_drop(format!(
+        "CREATE TABLE `{table}` (id VARCHAR(64) PRIMARY KEY, payload TEXT, last_activity INT)"
+    ))
+    .await
+    .unwrap();
+    raw.query_drop(format!("INSERT INTO `{table}` VALUES ('theirs', 'data', 1)"))
+        .await
+        .unwrap();
+    let err = MysqlStore::builder(&url).table(&table).build().await.unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err:?}");
+    assert!(err.to_string().contains("not a session-store table"), "{err}");
+    let rows: Option<u64> = raw
+        .query_first(format!("SELECT COUNT(*) FROM `{table}`"))
+        .await
+        .unwrap();
+    assert_eq!(rows, Some(1), "their row stays");
+    raw.query_drop(format!("DROP TABLE `{table}`")).await.unwrap();
+}
+
+/// A column another program changed so that a row no longer converts:
+/// that record's decode error (naming its fingerprint, never its data),
+/// not a panic; other records still load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_does_not_convert_is_that_records_decode_error() {
+    let Some(url) = common::env_or_skip(common::URL_VAR) else {
+        return;
+    };
+    let table = common::unique("altered");
+    let store = one_connection(&url, &table).await;
+    let (bad, good) = (record(1), record(2));
+    store.create(&bad).await.unwrap();
+    store.create(&good).await.unwrap();
+    let mut raw = common::raw(&url).await.unwrap();
+    raw.query_drop(format!("ALTER TABLE `{table}` MODIFY version BIGINT NOT NULL"))
+        .await
+        .unwrap();
+    raw.exec_drop(
+        format!("UPDATE `{table}` SET version = -7 WHERE id = ?"),
+        (bad.id.to_string(),),
+    )
+    .await
+    .unwrap();
+    let err = store.load(&bad.id).await.unwrap_err();
+    assert!(err.is_decode(), "{err:?}");
+    assert!(err.to_string().contains(&bad.id.fingerprint().to_string()), "{err}");
+    assert!(!format!("{err} {err:?}").contains("\"n\""), "never the data: {err:?}");
+    assert_eq!(store.load(&good.id).await.unwrap().unwrap().version, 1);
+}
+
+/// Creating a record whose deadline has passed, twice: the second create
+/// replaces the expired first one (no collision), even though it changes
+/// no column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_an_expired_record_twice_is_no_collision() {
+    let Some(url) = common::env_or_skip(common::URL_VAR) else {
+        return;
+    };
+    let store = one_connection(&url, &common::unique("expired_twice")).await;
+    let mut r = record(1);
+    r.expires_at = SystemClock.now() - Duration::from_secs(1);
+    assert_eq!(store.create(&r).await.unwrap(), 1);
+    assert_eq!(store.create(&r).await.unwrap(), 1);
+    assert_eq!(store.load(&r.id).await.unwrap(), None);
+}

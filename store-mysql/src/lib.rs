@@ -98,8 +98,8 @@ pub use mysql_async;
 use mysql_async::TxOpts;
 use mysql_async::prelude::Queryable;
 use session_store_core::{
-    Error, Fingerprint, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp, async_trait,
-    owner_key, raw::codec,
+    EncodedId, Error, Fingerprint, ListingHandle, Record, Result, SessionId, SessionStore, SharedClock, Timestamp,
+    async_trait, owner_key, raw::codec,
 };
 
 pub use builder::{
@@ -173,9 +173,41 @@ impl MysqlStore {
     }
 }
 
-/// The owner columns of `record`: the owner's bytes and its index key.
-fn owner_columns(record: &Record) -> (Option<&str>, Option<String>) {
-    (record.owner.as_deref(), record.owner.as_deref().map(owner_key))
+/// What a write stores of a record: its key, encoded body, deadline, owner
+/// and the owner's index key.
+struct Columns<'r> {
+    key: EncodedId,
+    body: Vec<u8>,
+    expires_at: i64,
+    owner: Option<&'r str>,
+    owner_key: Option<String>,
+}
+
+impl Columns<'_> {
+    /// The statement parameters, in the order every write names them.
+    fn params(&self) -> (&str, &[u8], i64, Option<&str>, Option<&str>) {
+        (
+            self.key.as_str(),
+            &self.body,
+            self.expires_at,
+            self.owner,
+            self.owner_key.as_deref(),
+        )
+    }
+}
+
+impl Inner {
+    /// `record`'s columns, once its data is checked against the size limit.
+    fn columns<'r>(&self, record: &'r Record) -> Result<Columns<'r>> {
+        codec::check_size(&record.data, self.max_record_bytes)?;
+        Ok(Columns {
+            key: record.id.encode(),
+            body: codec::encode_body(record)?,
+            expires_at: record.expires_at.as_millis(),
+            owner: record.owner.as_deref(),
+            owner_key: record.owner.as_deref().map(owner_key),
+        })
+    }
 }
 
 /// The session id in an id column, if it holds one.
@@ -208,12 +240,8 @@ impl SessionStore for MysqlStore {
 
     async fn create(&self, record: &Record) -> Result<u64> {
         let s = &*self.inner;
-        codec::check_size(&record.data, s.max_record_bytes)?;
-        let body = codec::encode_body(record)?;
-        let key = record.id.encode();
-        let (key, body, expires_at) = (key.as_str(), body.as_slice(), record.expires_at.as_millis());
-        let (owner, owner_key) = owner_columns(record);
-        let owner_key = owner_key.as_deref();
+        let columns = s.columns(record)?;
+        let (key, body, expires_at, owner, owner_key) = columns.params();
         let kept_live = s
             .conn
             .run("create", |mut c| async move {
@@ -252,12 +280,8 @@ impl SessionStore for MysqlStore {
 
     async fn save(&self, record: &Record) -> Result<u64> {
         let s = &*self.inner;
-        codec::check_size(&record.data, s.max_record_bytes)?;
-        let body = codec::encode_body(record)?;
-        let key = record.id.encode();
-        let (key, body, expires_at) = (key.as_str(), body.as_slice(), record.expires_at.as_millis());
-        let (owner, owner_key) = owner_columns(record);
-        let owner_key = owner_key.as_deref();
+        let columns = s.columns(record)?;
+        let (key, body, expires_at, owner, owner_key) = columns.params();
         s.conn
             .run("save", |mut c| async move {
                 c.exec_drop(&s.sql.save, (key, body, expires_at, 1_u64, owner, owner_key, s.now()))
@@ -279,12 +303,8 @@ impl SessionStore for MysqlStore {
 
     async fn save_if_version(&self, record: &Record) -> Result<u64> {
         let s = &*self.inner;
-        codec::check_size(&record.data, s.max_record_bytes)?;
-        let body = codec::encode_body(record)?;
-        let key = record.id.encode();
-        let (key, body, expires_at) = (key.as_str(), body.as_slice(), record.expires_at.as_millis());
-        let (owner, owner_key) = owner_columns(record);
-        let owner_key = owner_key.as_deref();
+        let columns = s.columns(record)?;
+        let (key, body, expires_at, owner, owner_key) = columns.params();
         let expected = record.version;
         let written = s
             .conn
@@ -314,12 +334,8 @@ impl SessionStore for MysqlStore {
         if record.expires_at.as_millis() <= now || record.version == 0 {
             return Ok(false);
         }
-        codec::check_size(&record.data, s.max_record_bytes)?;
-        let body = codec::encode_body(record)?;
-        let key = record.id.encode();
-        let (key, body, expires_at) = (key.as_str(), body.as_slice(), record.expires_at.as_millis());
-        let (owner, owner_key) = owner_columns(record);
-        let owner_key = owner_key.as_deref();
+        let columns = s.columns(record)?;
+        let (key, body, expires_at, owner, owner_key) = columns.params();
         let version = record.version;
         s.conn
             .run("import", |mut c| async move {

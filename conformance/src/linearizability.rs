@@ -6,7 +6,8 @@
 //! seeds three ids (one live record), then lets four workers make a few
 //! random calls each at once: create, load, save, save-if-version (with the
 //! version the worker last saw), touch, delete and rotate among the three
-//! ids. Every call is timed (invoked, answered). The clock stands still
+//! ids, listings (of the records' one owner, or of the whole store) and
+//! purges. Every call is timed (invoked, answered). The clock stands still
 //! while they run, so no record expires. The round's history is then
 //! searched for one order of the calls that keeps real time (a call that
 //! answered before another was made comes first) and in which every call
@@ -20,6 +21,18 @@
 //! a touch that writes back what it read, a rotate that copies then
 //! deletes) shows up as a history no order explains, whichever calls it
 //! happened to race.
+//!
+//! A listing is not a snapshot (the contract reads a listing per record),
+//! so each listing is checked as one read per id, each of which may take
+//! effect at its own moment while the listing runs: an id listed must be
+//! live at that moment, an id not listed must not, and no id is listed
+//! twice. Every record the checker writes names one owner, so on a store
+//! with an owner index the owner listing is checked against the records
+//! (a write whose index entry a racing purge drops shows as a live
+//! record its owner's listing misses); a store without one answers
+//! [`Unsupported`](session_store_core::Error::Unsupported), and that
+//! listing is made as `ids` instead. The clock stands still, so a purge
+//! must leave every record as it is.
 //!
 //! A store that declares `rotate_briefly_shows_both_ids` (a Redis Cluster)
 //! is checked without rotates: the weaker rule has its own property.
@@ -39,6 +52,12 @@ const RULE: &str = "every call is one atomic step: the answers of concurrent cal
 
 /// How many ids a round's calls share.
 const IDS: usize = 3;
+
+/// The most calls a round may make: each may be a listing, read as one
+/// call per id, and the search keeps a bit per call.
+const MAX_CALLS: usize = 40;
+const MAX_EVENTS: usize = 128;
+const _: () = assert!(MAX_CALLS * IDS <= MAX_EVENTS);
 
 /// How long one round may take before the checker calls it stuck.
 const ROUND_PATIENCE: Duration = Duration::from_secs(30);
@@ -110,14 +129,54 @@ pub struct CheckerReport {
 /// One call of a history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Call {
-    Create { id: usize, tag: i64 },
-    Load { id: usize },
-    Save { id: usize, tag: i64 },
-    SaveIfVersion { id: usize, tag: i64, version: u64 },
-    Touch { id: usize, to: i64 },
-    Delete { id: usize },
-    Rotate { from: usize, to: usize },
+    Create {
+        id: usize,
+        tag: i64,
+    },
+    Load {
+        id: usize,
+    },
+    Save {
+        id: usize,
+        tag: i64,
+    },
+    SaveIfVersion {
+        id: usize,
+        tag: i64,
+        version: u64,
+    },
+    Touch {
+        id: usize,
+        to: i64,
+    },
+    Delete {
+        id: usize,
+    },
+    Rotate {
+        from: usize,
+        to: usize,
+    },
+    /// How many times a listing named `id`: the owner's listing
+    /// (`by_owner`) or the whole store's. One listing is one such read per
+    /// id, all with the listing's times.
+    Listed {
+        id: usize,
+        by_owner: bool,
+    },
+    /// `purge_expired` (its count is not checked: a store may hold expired
+    /// remainders of its own).
+    Purge,
 }
+
+/// What a worker plans to call; a listing becomes a [`Call::Listed`] per id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Planned {
+    One(Call),
+    List { by_owner: bool },
+}
+
+/// The one owner every record the checker writes names.
+const OWNER: &str = "linearizability owner";
 
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -131,6 +190,9 @@ impl fmt::Display for Call {
             Self::Touch { id, to } => write!(f, "touch(id{id}, deadline +{to} ms)"),
             Self::Delete { id } => write!(f, "delete(id{id})"),
             Self::Rotate { from, to } => write!(f, "rotate(id{from} -> id{to})"),
+            Self::Listed { id, by_owner: true } => write!(f, "owner_sessions(), times id{id} listed"),
+            Self::Listed { id, by_owner: false } => write!(f, "ids(), times id{id} listed"),
+            Self::Purge => write!(f, "purge_expired()"),
         }
     }
 }
@@ -148,6 +210,8 @@ enum Answer {
     Done,
     Conflict,
     Collision,
+    /// How many times a listing named an id.
+    Times(usize),
 }
 
 impl fmt::Display for Answer {
@@ -160,6 +224,7 @@ impl fmt::Display for Answer {
             Self::Done => write!(f, "ok"),
             Self::Conflict => write!(f, "Conflict"),
             Self::Collision => write!(f, "IdCollision"),
+            Self::Times(n) => write!(f, "{n}"),
         }
     }
 }
@@ -231,6 +296,8 @@ fn step(state: &State, call: Call, got: &Answer) -> Option<State> {
                 *got == Answer::Bool(true)
             }
         },
+        Call::Listed { id, .. } => *got == Answer::Times(usize::from(state.contains_key(&id))),
+        Call::Purge => *got == Answer::Done,
     };
     ok.then_some(next)
 }
@@ -238,33 +305,33 @@ fn step(state: &State, call: Call, got: &Answer) -> Option<State> {
 /// Whether some order of `events` that keeps real time explains every
 /// answer, starting from `init`.
 fn linearizable(events: &[Event], init: &State) -> bool {
-    assert!(events.len() <= 64, "a history of at most 64 calls");
-    let full = if events.len() == 64 {
-        u64::MAX
+    assert!(events.len() <= MAX_EVENTS, "a history of at most {MAX_EVENTS} calls");
+    let full = if events.len() == 128 {
+        u128::MAX
     } else {
-        (1_u64 << events.len()) - 1
+        (1_u128 << events.len()) - 1
     };
-    let mut tried: HashSet<(u64, State)> = HashSet::new();
+    let mut tried: HashSet<(u128, State)> = HashSet::new();
     search(events, 0, full, init, &mut tried)
 }
 
-fn search(events: &[Event], done: u64, full: u64, state: &State, tried: &mut HashSet<(u64, State)>) -> bool {
+fn search(events: &[Event], done: u128, full: u128, state: &State, tried: &mut HashSet<(u128, State)>) -> bool {
     if done == full {
         return true;
     }
     // A call may go next only if no call still to place answered before
     // it was made.
     let first_end = (0..events.len())
-        .filter(|i| done & (1 << i) == 0)
+        .filter(|i| done & (1_u128 << i) == 0)
         .map(|i| events[i].end)
         .min()
         .unwrap_or(u64::MAX);
     for i in 0..events.len() {
-        if done & (1 << i) != 0 || events[i].start > first_end {
+        if done & (1_u128 << i) != 0 || events[i].start > first_end {
             continue;
         }
         if let Some(next) = step(state, events[i].call, &events[i].answer) {
-            let done = done | (1 << i);
+            let done = done | (1_u128 << i);
             if tried.insert((done, next.clone())) && search(events, done, full, &next, tried) {
                 return true;
             }
@@ -306,11 +373,11 @@ pub fn histories_are_linearizable<H: Harness>(harness: &H, settings: &CheckerSet
 ///
 /// As [`histories_are_linearizable`].
 pub fn check<H: Harness>(harness: &H, settings: &CheckerSettings) -> Result<CheckerReport, Failure> {
-    if settings.workers * settings.calls_per_worker > 64 || settings.workers == 0 {
+    if settings.workers * settings.calls_per_worker > MAX_CALLS || settings.workers == 0 {
         return Err(Failure::new(
             PROPERTY,
             RULE,
-            "the checker's settings: between 1 and 64 calls per round (workers x calls_per_worker)",
+            format!("the checker's settings: between 1 and {MAX_CALLS} calls per round (workers x calls_per_worker)"),
         ));
     }
     let rt = crate::__private::runtime();
@@ -335,8 +402,8 @@ pub fn check<H: Harness>(harness: &H, settings: &CheckerSettings) -> Result<Chec
                 })
         })?;
         report.rounds += 1;
-        report.calls += events.len();
-        busy += events.iter().map(|e| u128::from(e.end - e.start)).sum::<u128>();
+        report.calls += settings.workers * settings.calls_per_worker;
+        busy += busy_time(&events);
         wall += u128::from(span);
         let init: State = [(0, (0, 1, deadline_of(0)))].into();
         if !linearizable(&events, &init) {
@@ -355,6 +422,15 @@ pub fn check<H: Harness>(harness: &H, settings: &CheckerSettings) -> Result<Chec
     report.in_flight = if wall == 0 { 0.0 } else { busy as f64 / wall as f64 };
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// The calls' total time (a listing, read as one call per id, counted once).
+fn busy_time(events: &[Event]) -> u128 {
+    events
+        .iter()
+        .filter(|e| !matches!(e.call, Call::Listed { id, .. } if id > 0))
+        .map(|e| u128::from(e.end - e.start))
+        .sum()
 }
 
 /// The calls by start time, one line each.
@@ -428,7 +504,7 @@ async fn run_round<H: Harness>(
 
 /// Each worker's calls and the pauses before them, drawn from `seed`
 /// (tags are distinct across the round).
-fn plan(seed: u64, settings: &CheckerSettings, rotates: bool) -> Vec<(Vec<Call>, Vec<usize>)> {
+fn plan(seed: u64, settings: &CheckerSettings, rotates: bool) -> Vec<(Vec<Planned>, Vec<usize>)> {
     let mut rng = Rng(seed);
     let mut plans = Vec::new();
     for worker in 0..settings.workers {
@@ -436,19 +512,21 @@ fn plan(seed: u64, settings: &CheckerSettings, rotates: bool) -> Vec<(Vec<Call>,
         for k in 0..settings.calls_per_worker {
             let tag = (1 + worker * settings.calls_per_worker + k) as i64;
             let id = rng.below(IDS);
-            let kinds = if rotates { 9 } else { 8 };
+            let kinds = if rotates { 11 } else { 10 };
             calls.push(match rng.below(kinds) {
-                0 => Call::Create { id, tag },
-                1 | 2 => Call::Load { id },
-                3 => Call::Save { id, tag },
+                0 => Planned::One(Call::Create { id, tag }),
+                1 | 2 => Planned::One(Call::Load { id }),
+                3 => Planned::One(Call::Save { id, tag }),
                 // The version is taken from what this worker loaded last.
-                4 | 5 => Call::SaveIfVersion { id, tag, version: 0 },
-                6 => Call::Touch { id, to: 120_000 + tag },
-                7 => Call::Delete { id },
-                _ => Call::Rotate {
+                4 | 5 => Planned::One(Call::SaveIfVersion { id, tag, version: 0 }),
+                6 => Planned::One(Call::Touch { id, to: 120_000 + tag }),
+                7 => Planned::One(Call::Delete { id }),
+                8 => Planned::List { by_owner: id != 0 },
+                9 => Planned::One(Call::Purge),
+                _ => Planned::One(Call::Rotate {
                     from: id,
                     to: rng.below(IDS),
-                },
+                }),
             });
         }
         let pauses: Vec<usize> = (0..settings.calls_per_worker).map(|_| rng.below(3)).collect();
@@ -458,11 +536,13 @@ fn plan(seed: u64, settings: &CheckerSettings, rotates: bool) -> Vec<(Vec<Call>,
 }
 
 /// The record a write of `tag` to `id` stores: its data says the tag, its
-/// deadline [`deadline_of`] the tag, after `base`.
+/// deadline [`deadline_of`] the tag, after `base`; its owner is [`OWNER`].
 fn record_of(id: SessionId, tag: i64, base: Timestamp) -> Record {
     let mut data = SessionData::new();
     data.insert("tag", &tag).expect("an integer encodes");
-    Record::with_deadline(id, data, base, base + Duration::from_millis(deadline_of(tag) as u64))
+    let mut record = Record::with_deadline(id, data, base, base + Duration::from_millis(deadline_of(tag) as u64));
+    record.owner = Some(OWNER.to_owned());
+    record
 }
 
 /// One worker's calls, timed by `clock` (nanoseconds).
@@ -470,7 +550,7 @@ async fn run_worker<S: SessionStore + ?Sized>(
     store: &S,
     worker: usize,
     ids: &[SessionId; IDS],
-    calls: Vec<Call>,
+    calls: Vec<Planned>,
     pauses: Vec<usize>,
     base: Timestamp,
     clock: impl Fn() -> u64,
@@ -483,29 +563,74 @@ async fn run_worker<S: SessionStore + ?Sized>(
         for _ in 0..pause {
             tokio::task::yield_now().await;
         }
-        if let Call::SaveIfVersion { id, version, .. } = &mut call {
+        if let Planned::One(Call::SaveIfVersion { id, version, .. }) = &mut call {
             *version = seen.get(id).copied().unwrap_or(1);
         }
         let start = clock();
-        let answer = make(store, ids, call, base, &record).await;
+        let answers = make(store, ids, call, base, &record).await;
         let end = clock();
-        let answer = answer.map_err(|e| format!("worker {worker}: {call} failed: {}", chain(&e)))?;
-        if let (Call::Load { id }, Answer::Loaded(Some((_, v, _)))) = (call, &answer) {
-            seen.insert(id, *v);
+        let answers = answers.map_err(|e| format!("worker {worker}: {call} failed: {}", chain(&e)))?;
+        for (call, answer) in answers {
+            if let (Call::Load { id }, Answer::Loaded(Some((_, v, _)))) = (call, &answer) {
+                seen.insert(id, *v);
+            }
+            events.push(Event {
+                worker,
+                call,
+                answer,
+                start,
+                end,
+            });
         }
-        events.push(Event {
-            worker,
-            call,
-            answer,
-            start,
-            end,
-        });
     }
     Ok(events)
 }
 
-/// Makes `call` on `store`, reduced to what the rules decide.
+impl fmt::Display for Planned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::One(call) => call.fmt(f),
+            Self::List { by_owner: true } => f.write_str("owner_sessions()"),
+            Self::List { by_owner: false } => f.write_str("ids()"),
+        }
+    }
+}
+
+/// Makes `planned` on `store`, reduced to what the rules decide: one call
+/// and its answer, or a listing's read per id.
 async fn make<S: SessionStore + ?Sized>(
+    store: &S,
+    ids: &[SessionId; IDS],
+    planned: Planned,
+    base: Timestamp,
+    record: &impl Fn(SessionId, i64) -> Record,
+) -> Result<Vec<(Call, Answer)>, Error> {
+    let call = match planned {
+        Planned::One(call) => call,
+        Planned::List { by_owner } => {
+            let (listed, by_owner) = match by_owner {
+                true => match store.owner_sessions(OWNER).await {
+                    Err(Error::Unsupported(_)) => (store.ids().await?, false),
+                    listed => (listed?, true),
+                },
+                false => (store.ids().await?, false),
+            };
+            return Ok((0..IDS)
+                .map(|id| {
+                    let handle = store.listing_handle(&ids[id]);
+                    let times = listed.iter().filter(|h| **h == handle).count();
+                    (Call::Listed { id, by_owner }, Answer::Times(times))
+                })
+                .collect());
+        }
+    };
+    make_one(store, ids, call, base, record)
+        .await
+        .map(|answer| vec![(call, answer)])
+}
+
+/// Makes one call on `store`, reduced to what the rules decide.
+async fn make_one<S: SessionStore + ?Sized>(
     store: &S,
     ids: &[SessionId; IDS],
     call: Call,
@@ -543,6 +668,9 @@ async fn make<S: SessionStore + ?Sized>(
             Err(Error::IdCollision { .. }) => Ok(Answer::Collision),
             Err(e) => Err(e),
         },
+        Call::Purge => store.purge_expired().await.map(|_| Answer::Done),
+        // Planned as `Planned::List`, never as one call.
+        Call::Listed { .. } => Err(Error::Unsupported("a listing made as one call")),
     }
 }
 
@@ -558,6 +686,8 @@ impl Call {
             Self::Touch { id, to } => format!("touch {id} {to}"),
             Self::Delete { id } => format!("delete {id}"),
             Self::Rotate { from, to } => format!("rotate {from} {to}"),
+            Self::Listed { id, by_owner } => format!("listed {id} {}", if by_owner { "owner" } else { "all" }),
+            Self::Purge => "purge".to_owned(),
         }
     }
 
@@ -579,6 +709,15 @@ impl Call {
                 from: id(1)?,
                 to: id(2)?,
             },
+            "listed" => Self::Listed {
+                id: id(1)?,
+                by_owner: match *words.get(2)? {
+                    "owner" => true,
+                    "all" => false,
+                    _ => return None,
+                },
+            },
+            "purge" => Self::Purge,
             _ => return None,
         })
     }
@@ -594,6 +733,7 @@ impl Answer {
             Self::Done => "done".to_owned(),
             Self::Conflict => "conflict".to_owned(),
             Self::Collision => "collision".to_owned(),
+            Self::Times(n) => format!("times {n}"),
         }
     }
 
@@ -608,6 +748,7 @@ impl Answer {
             "done" => Self::Done,
             "conflict" => Self::Conflict,
             "collision" => Self::Collision,
+            "times" => Self::Times(words.get(1)?.parse().ok()?),
             _ => return None,
         })
     }
@@ -856,8 +997,8 @@ pub mod processes {
                 e.end -= first;
             }
             report.rounds += 1;
-            report.calls += events.len();
-            busy += events.iter().map(|e| u128::from(e.end - e.start)).sum::<u128>();
+            report.calls += settings.workers * settings.calls_per_worker;
+            busy += super::busy_time(&events);
             wall += u128::from(last - first);
             let init: State = [(0, (0, 1, deadline_of(0)))].into();
             if !super::linearizable(&events, &init) {
@@ -1044,6 +1185,9 @@ mod tests {
             Call::Touch { id: 1, to: 120_004 },
             Call::Delete { id: 2 },
             Call::Rotate { from: 0, to: 2 },
+            Call::Listed { id: 1, by_owner: true },
+            Call::Listed { id: 2, by_owner: false },
+            Call::Purge,
         ];
         for call in calls {
             let words = call.words();
@@ -1059,6 +1203,7 @@ mod tests {
             Answer::Done,
             Answer::Conflict,
             Answer::Collision,
+            Answer::Times(2),
         ];
         for answer in answers {
             let words = answer.words();
@@ -1078,5 +1223,30 @@ mod tests {
             event(3, 4, Call::Load { id: 1 }, Answer::Loaded(None)),
         ];
         assert!(!linearizable(&events, &init()));
+    }
+
+    #[test]
+    fn a_listing_reads_each_id_at_its_own_moment() {
+        // id0 rotated to id1 while a listing ran: neither id listed is an
+        // order (id1 read before the move, id0 after); so is both.
+        let listing = |id, times| event(1, 9, Call::Listed { id, by_owner: true }, Answer::Times(times));
+        let rotate = event(0, 10, Call::Rotate { from: 0, to: 1 }, Answer::Bool(true));
+        for times in [0, 1] {
+            let events = [rotate.clone(), listing(0, times), listing(1, times), listing(2, 0)];
+            assert!(linearizable(&events, &init()), "listed {times} times");
+        }
+    }
+
+    #[test]
+    fn a_listing_that_misses_a_live_record_or_names_it_twice_is_no_order() {
+        let listing = |times| event(2, 3, Call::Listed { id: 1, by_owner: true }, Answer::Times(times));
+        let create = event(0, 1, Call::Create { id: 1, tag: 4 }, Answer::Version(1));
+        let purge = event(0, 5, Call::Purge, Answer::Done);
+        assert!(linearizable(&[create.clone(), purge.clone(), listing(1)], &init()));
+        assert!(
+            !linearizable(&[create.clone(), purge, listing(0)], &init()),
+            "missed after a purge"
+        );
+        assert!(!linearizable(&[create, listing(2)], &init()), "listed twice");
     }
 }

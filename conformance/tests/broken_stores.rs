@@ -1071,6 +1071,12 @@ mod map_flaws {
         /// store taking row locks in argument order would): two crossing
         /// rotates wait for each other forever.
         RotateLocksOldThenNew,
+        /// A write of an owned record to a free id adds the owner's index
+        /// entry, pauses, then writes the record (as a Redis Cluster's two
+        /// slots make it), and a purge drops every entry whose record is
+        /// not there: a purge in the pause leaves the new session out of its
+        /// owner's listing for good.
+        PurgeDropsTheEntryOfAWriteUnderWay,
     }
 
     impl MapFlaw {
@@ -1085,6 +1091,7 @@ mod map_flaws {
                     | Self::RevokeMissesRotated
                     | Self::RevokeForgetsLoginsMeanwhile
                     | Self::OwnerFoldsCase
+                    | Self::PurgeDropsTheEntryOfAWriteUnderWay
             )
         }
     }
@@ -1119,9 +1126,13 @@ mod map_flaws {
         saves: Arc<tokio::sync::Mutex<()>>,
         /// Per-id locks (`RotateLocksOldThenNew`), shared by the harness's stores.
         id_locks: IdLocks,
+        /// Index entries of writes under way, and whether a purge dropped
+        /// them (`PurgeDropsTheEntryOfAWriteUnderWay`), shared likewise.
+        pending: Pending,
     }
 
     type IdLocks = Arc<Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>>;
+    type Pending = Arc<Mutex<HashMap<(u64, SessionId), bool>>>;
 
     impl MapStore {
         /// Whether `record` names `owner` (`OwnerFoldsCase`: without case).
@@ -1222,6 +1233,35 @@ mod map_flaws {
         fn collision(id: &SessionId) -> Error {
             Error::IdCollision { id: *id }
         }
+
+        /// `PurgeDropsTheEntryOfAWriteUnderWay`'s first step: an owned
+        /// record for a free id gets its index entry, then a pause. Answers
+        /// whether an entry is pending.
+        async fn index_first(&self, record: &Record) -> bool {
+            if self.flaw != MapFlaw::PurgeDropsTheEntryOfAWriteUnderWay
+                || record.owner.is_none()
+                || self.live_record(&self.lock(), &record.id).is_some()
+            {
+                return false;
+            }
+            self.pending.lock().unwrap().insert((self.ns, record.id), false);
+            tokio::time::sleep(PAUSE).await;
+            true
+        }
+
+        /// The second step, after the record's write: the record is out of
+        /// the index if a purge dropped its entry meanwhile.
+        fn index_then(&self, pending: bool, id: &SessionId) {
+            if !pending {
+                return;
+            }
+            let dropped = self.pending.lock().unwrap().remove(&(self.ns, *id)) == Some(true);
+            if let Some(e) = self.lock().get_mut(&(self.ns, *id))
+                && dropped
+            {
+                e.unindexed = true;
+            }
+        }
     }
 
     #[async_trait]
@@ -1243,16 +1283,21 @@ mod map_flaws {
                 self.put(&mut self.lock(), record, 1);
                 return Ok(1);
             }
-            let mut map = self.lock();
-            if self.live_record(&map, &record.id).is_some() {
-                return Err(Self::collision(&record.id));
-            }
-            let version = if self.flaw == MapFlaw::CreateKeepsACarriedVersion && record.version > 0 {
-                record.version
-            } else {
-                1
+            let pending = self.index_first(record).await;
+            let version = {
+                let mut map = self.lock();
+                if self.live_record(&map, &record.id).is_some() {
+                    return Err(Self::collision(&record.id));
+                }
+                let version = if self.flaw == MapFlaw::CreateKeepsACarriedVersion && record.version > 0 {
+                    record.version
+                } else {
+                    1
+                };
+                self.put(&mut map, record, version);
+                version
             };
-            self.put(&mut map, record, version);
+            self.index_then(pending, &record.id);
             Ok(version)
         }
 
@@ -1288,9 +1333,14 @@ mod map_flaws {
                 self.put(&mut self.lock(), record, version);
                 return Ok(version);
             }
-            let mut map = self.lock();
-            let version = version_over(&map);
-            self.put(&mut map, record, version);
+            let pending = self.index_first(record).await;
+            let version = {
+                let mut map = self.lock();
+                let version = version_over(&map);
+                self.put(&mut map, record, version);
+                version
+            };
+            self.index_then(pending, &record.id);
             Ok(version)
         }
 
@@ -1479,6 +1529,14 @@ mod map_flaws {
                 }
                 return Ok(removed);
             }
+            if self.flaw == MapFlaw::PurgeDropsTheEntryOfAWriteUnderWay {
+                let map = self.lock();
+                for (key, dropped) in self.pending.lock().unwrap().iter_mut() {
+                    if key.0 == self.ns && map.get(key).is_none_or(|e| !self.live(e, now)) {
+                        *dropped = true;
+                    }
+                }
+            }
             let mut map = self.lock();
             let mut keys = expired(&map, self.flaw == MapFlaw::PurgeSweepsEveryNamespace);
             if self.flaw == MapFlaw::PurgeRemovesOneBatch {
@@ -1630,6 +1688,7 @@ mod map_flaws {
         map: Backing,
         next: AtomicU64,
         id_locks: IdLocks,
+        pending: Pending,
     }
 
     impl MapHarness {
@@ -1640,6 +1699,7 @@ mod map_flaws {
                 map: Backing::default(),
                 next: AtomicU64::new(0),
                 id_locks: IdLocks::default(),
+                pending: Pending::default(),
             }
         }
 
@@ -1676,6 +1736,7 @@ mod map_flaws {
                 flaw: self.flaw,
                 saves: Arc::default(),
                 id_locks: Arc::clone(&self.id_locks),
+                pending: Arc::clone(&self.pending),
             })
         }
     }
@@ -1750,6 +1811,7 @@ mod map_flaws {
             MapFlaw::SaveIfVersionChecksThenWrites,
             MapFlaw::TouchWritesBackWhatItRead,
             MapFlaw::RotateCopiesThenDeletes,
+            MapFlaw::PurgeDropsTheEntryOfAWriteUnderWay,
         ] {
             let failure = histories_are_linearizable(&MapHarness::new(flaw), &CheckerSettings::default().rounds(400))
                 .expect_err(&format!("the checker catches {flaw:?}"));
@@ -1832,6 +1894,23 @@ mod map_flaws {
         eprintln!("ImportBlockedByExpired caught:\n{failure}");
     }
 
+    /// A purge that drops the index entry of a write under way breaks no
+    /// property (none races a purge with a first write): the checker alone
+    /// finds the live session its owner's listing misses.
+    #[test]
+    fn purge_that_drops_the_entry_of_a_write_under_way_is_caught_by_the_checker_alone() {
+        use session_store_conformance::linearizability::{CheckerSettings, histories_are_linearizable};
+        let harness = MapHarness::new(MapFlaw::PurgeDropsTheEntryOfAWriteUnderWay);
+        let failed: Vec<Failure> = every_verdict(&harness)
+            .into_iter()
+            .filter_map(|(_, v)| v.err())
+            .collect();
+        assert!(failed.is_empty(), "caught by properties: {failed:#?}");
+        let failure = histories_are_linearizable(&harness, &CheckerSettings::default().rounds(400))
+            .expect_err("the checker catches it");
+        assert!(failure.detail.contains("owner_sessions()"), "{failure}");
+        eprintln!("caught:\n{failure}");
+    }
     map_caught_by!(
         rotate_that_locks_old_then_new,
         MapFlaw::RotateLocksOldThenNew,

@@ -61,12 +61,16 @@
 //!
 //! On a cluster the set is in another slot than the record, so the index
 //! does not change in the same step (the rule the contract lets a cluster
-//! weaken): a write adds the entry first, then writes the record; a delete,
-//! an owner change or a rotate leaves the old entry behind, stale, for reads
-//! to filter and purge to drop. A purge racing a session's first write may
-//! drop that fresh entry; the session's next save or touch restores it. A
-//! revoke re-reads the set until it finds no entry it has not handled, so a
-//! session rotated while it runs is ended too.
+//! weaken): a write adds the entry first, then writes the record, then adds
+//! the entry again; a delete, an owner change or a rotate leaves the old
+//! entry behind, stale, for reads to filter and purge to drop. Each add is
+//! counted in a hash beside the set, `{prefix}g:{<owner key>}` (same slot),
+//! and a purge or revoke drops an entry it found stale only if nothing
+//! added it since it read it, so a live session is never missing from its
+//! owner's listing once its write has returned (the suite's
+//! linearizability checker races purges, listings and writes to check
+//! it). A revoke re-reads the set until it finds no entry it has not
+//! handled, so a session rotated while it runs is ended too.
 //!
 //! # Expiry
 //!
@@ -337,9 +341,16 @@ impl RedisStore {
         for a in extra {
             inv.arg(*a);
         }
-        self.run(what, inv.invoke_async(&mut self.conn()))
+        let written = self
+            .run(what, inv.invoke_async(&mut self.conn()))
             .await
-            .map_err(|e| wrong_type(e, &record.id))
+            .map_err(|e| wrong_type(e, &record.id))?;
+        if let (Some(set), true) = (&set, self.is_cluster()) {
+            // Again, now the record is there: a purge or revoke that read
+            // it as absent may have dropped the first entry.
+            self.index_add(set, &record.id, ttl).await?;
+        }
+        Ok(written)
     }
 }
 

@@ -16,12 +16,14 @@
 //!
 //! On a cluster the set is in another slot than the record, so the index is
 //! not changed in the same step: a write adds the entry to the set first,
-//! then writes the record; a delete, an owner change or a rotate leaves the
-//! old entry behind, stale, for a read or a purge to drop. A purge that
-//! races a session's write may drop that fresh entry; the session's next
-//! save or touch restores it. A revoke re-reads the set until it finds no
-//! entry it has not handled, so a session rotated while it runs is ended
-//! too.
+//! then writes the record, then adds the entry again; a delete, an owner
+//! change or a rotate leaves the old entry behind, stale, for a read or a
+//! purge to drop. Each add is counted in the set's marks,
+//! `{prefix}g:{<owner key>}` (a hash in the set's slot), and a purge or
+//! revoke drops an entry it found stale only if no add came since it read
+//! the entry: so a live record is never missing from its set once its
+//! write has returned. A revoke re-reads the set until it finds no entry
+//! it has not handled, so a session rotated while it runs is ended too.
 
 use session_store_core::{OWNER_KEY_LEN, Result, SessionId, Timestamp, owner_key};
 
@@ -50,6 +52,17 @@ impl RedisStore {
         key
     }
 
+    /// The marks of owner set `set` (a cluster's): `{prefix}g:{<owner key>}`,
+    /// in the set's slot, counting the adds of each entry.
+    pub(crate) fn marks_of(set: &[u8]) -> Vec<u8> {
+        let at = set.len().saturating_sub(OWNER_KEY_LEN + 4);
+        let mut marks = set.to_vec();
+        if marks.get(at) == Some(&b'o') {
+            marks[at] = b'g';
+        }
+        marks
+    }
+
     /// Whether `key` has the shape of one of this store's owner sets.
     pub(crate) fn is_owner_set(&self, key: &[u8]) -> bool {
         key.strip_prefix(self.inner.prefix.as_bytes())
@@ -69,6 +82,7 @@ impl RedisStore {
                     .scripts
                     .index_add
                     .key(set)
+                    .key(Self::marks_of(set.as_bytes()))
                     .arg(id.encode().as_str())
                     .arg(ttl)
                     .invoke_async(&mut self.conn()),
@@ -96,7 +110,7 @@ impl RedisStore {
             return Ok(ids.iter().filter_map(|id| id.parse().ok()).collect());
         }
         let mut live = Vec::new();
-        for id in self.members(&set).await? {
+        for (id, _) in self.members(&set).await? {
             if self.names_set(&id, &set, now).await? == Some(true) {
                 live.push(id);
             }
@@ -126,16 +140,16 @@ impl RedisStore {
         let mut handled: Vec<SessionId> = keep.into_iter().copied().collect();
         let mut deleted = 0;
         for _ in 0..REVOKE_ROUNDS {
-            let fresh: Vec<SessionId> = self
+            let fresh: Vec<(SessionId, String)> = self
                 .members(&set)
                 .await?
                 .into_iter()
-                .filter(|id| !handled.contains(id))
+                .filter(|(id, _)| !handled.contains(id))
                 .collect();
             if fresh.is_empty() {
                 return Ok(deleted);
             }
-            for id in fresh {
+            for (id, adds) in fresh {
                 let outcome: i64 = self
                     .run(
                         "ending an owner's session",
@@ -152,7 +166,7 @@ impl RedisStore {
                 // An absent record may be a write under way (its entry
                 // comes first on a cluster): its entry stays.
                 if outcome >= 0 {
-                    self.drop_entry(&set, &id).await?;
+                    self.drop_entry(&set, &id, &adds).await?;
                 }
                 handled.push(id);
             }
@@ -169,27 +183,32 @@ impl RedisStore {
     pub(crate) async fn sweep_cluster_set(&self, set: &[u8], now: Timestamp) -> Result<u64> {
         let set = std::str::from_utf8(set).map_err(|e| bad_reply("SCAN", e))?;
         let mut dropped = 0;
-        for id in self.members(set).await? {
-            if self.names_set(&id, set, now).await?.is_none() {
-                self.drop_entry(set, &id).await?;
+        for (id, adds) in self.members(set).await? {
+            if self.names_set(&id, set, now).await?.is_none() && self.drop_entry(set, &id, &adds).await? {
                 dropped += 1;
             }
         }
         Ok(dropped)
     }
 
-    /// The ids in owner set `set` (entries that are not ids are dropped).
-    async fn members(&self, set: &str) -> Result<Vec<SessionId>> {
-        let members: Vec<Vec<u8>> = self
+    /// The ids in owner set `set` (a cluster's), each with its count of adds
+    /// (entries that are not ids are dropped).
+    async fn members(&self, set: &str) -> Result<Vec<(SessionId, String)>> {
+        let members: Vec<(Vec<u8>, String)> = self
             .run(
                 "reading the owner index",
-                redis::cmd("SMEMBERS").arg(set).query_async(&mut self.conn()),
+                self.inner
+                    .scripts
+                    .index_read
+                    .key(set)
+                    .key(Self::marks_of(set.as_bytes()))
+                    .invoke_async(&mut self.conn()),
             )
             .await?;
         let mut ids = Vec::with_capacity(members.len());
-        for m in members {
+        for (m, adds) in members {
             match std::str::from_utf8(&m).ok().and_then(|m| m.parse().ok()) {
-                Some(id) => ids.push(id),
+                Some(id) => ids.push((id, adds)),
                 None => {
                     let _: i64 = self
                         .run(
@@ -230,16 +249,23 @@ impl RedisStore {
         ))
     }
 
-    async fn drop_entry(&self, set: &str, id: &SessionId) -> Result<()> {
-        let _: i64 = self
+    /// Drops `id`'s entry from `set` (a cluster's) unless it was added
+    /// again since `adds` was read (a write under way: its record may be
+    /// there by now). Answers whether it was dropped.
+    async fn drop_entry(&self, set: &str, id: &SessionId, adds: &str) -> Result<bool> {
+        let dropped: i64 = self
             .run(
                 "dropping an owner-index entry",
-                redis::cmd("SREM")
-                    .arg(set)
+                self.inner
+                    .scripts
+                    .index_drop
+                    .key(set)
+                    .key(Self::marks_of(set.as_bytes()))
                     .arg(id.encode().as_str())
-                    .query_async(&mut self.conn()),
+                    .arg(adds)
+                    .invoke_async(&mut self.conn()),
             )
             .await?;
-        Ok(())
+        Ok(dropped == 1)
     }
 }

@@ -18,6 +18,7 @@ impl RedisStore {
             return self.rotate_cross_slot(old, new).await;
         }
         let now = self.now();
+        let mut index = None;
         if self.is_cluster() {
             // One slot on a cluster (a prefix with its own hash tag, or
             // chance): the owner's set may be in another, so the new id
@@ -35,8 +36,9 @@ impl RedisStore {
             if let (Some(e), Some(o)) = (e.as_deref().and_then(parse_i64), o)
                 && self.is_owner_set(o.as_bytes())
             {
-                self.index_add(&o, new, self.ttl_ms(Timestamp::from_millis(e), now))
-                    .await?;
+                let ttl = self.ttl_ms(Timestamp::from_millis(e), now);
+                self.index_add(&o, new, ttl).await?;
+                index = Some((o, ttl));
             }
         }
         let moved: i64 = self
@@ -55,7 +57,13 @@ impl RedisStore {
         match moved {
             -1 => Err(Error::IdCollision { id: *new }),
             0 => Ok(false),
-            _ => Ok(true),
+            _ => {
+                if let Some((set, ttl)) = index {
+                    // Again, now the record is there (see `write`).
+                    self.index_add(&set, new, ttl).await?;
+                }
+                Ok(true)
+            }
         }
     }
 
@@ -89,6 +97,10 @@ impl RedisStore {
                 .await?;
             if placed == 0 {
                 return Err(Error::IdCollision { id: *new });
+            }
+            if !o.is_empty() {
+                // Again, now the record is there (see `write`).
+                self.index_add(&o, new, self.ttl_ms(expires_at, now)).await?;
             }
             if self
                 .delete_if(&old_key, &e, &v, "removing the rotated record's old id")

@@ -209,7 +209,8 @@ impl RedisStore {
                 let mut pipe = redis::pipe();
                 pipe.ignore_errors();
                 for k in &keys {
-                    pipe.unlink(k);
+                    // A cluster's set has its marks in its slot.
+                    pipe.unlink(&[k.clone(), Self::marks_of(k)]);
                 }
                 self.node_pipe(node, pipe, "clearing the owner index").await?;
             }

@@ -82,6 +82,8 @@ pub(crate) struct Scripts {
     pub delete_owner_sessions: redis::Script,
     pub delete_if_owner: redis::Script,
     pub index_add: redis::Script,
+    pub index_read: redis::Script,
+    pub index_drop: redis::Script,
     /// Source of the purge script, loaded with `SCRIPT LOAD` at the head of
     /// each purge pipeline.
     pub purge_src: String,
@@ -305,13 +307,40 @@ if cur[1] and lt(ARGV[2], cur[1]) then return 2 end
 return 1
 "
             ),
-            // KEYS[1]: an owner set (a cluster's write, before the record);
-            // ARGV: id, ttl. Adds the entry and keeps the set alive at
+            // KEYS: an owner set and its marks (a cluster's write, before
+            // and after the record); ARGV: id, ttl. Adds the entry, counts
+            // one more add of it in the marks, and keeps both alive at
             // least as long as that record.
             index_add: script!(
                 r"
 redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 extend(KEYS[1], ARGV[2])
+extend(KEYS[2], ARGV[2])
+return 1
+"
+            ),
+            // KEYS: an owner set and its marks (a cluster's). Returns each
+            // member followed by its count of adds ('0' for none).
+            index_read: script!(
+                r"
+local out = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  out[#out + 1] = m
+  out[#out + 1] = redis.call('HGET', KEYS[2], m) or '0'
+end
+return out
+"
+            ),
+            // KEYS: an owner set and its marks (a cluster's); ARGV: id, the
+            // count of adds read before its record was found gone. Drops the
+            // entry only if nothing added it since: a write under way adds
+            // its entry again once its record is there.
+            index_drop: script!(
+                r"
+if (redis.call('HGET', KEYS[2], ARGV[1]) or '0') ~= ARGV[2] then return 0 end
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 "
             ),

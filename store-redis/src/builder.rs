@@ -8,15 +8,19 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use session_store_core::{DEFAULT_MAX_RECORD_BYTES, Error, Result, SharedClock, system_clock};
 
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+
 use crate::connection::{Conn, ConnSlot, run};
 use crate::scan::escape_glob;
 use crate::scripts::Scripts;
+use crate::sentinel::Sentinel;
 use crate::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, DEFAULT_TTL_GRACE, Inner, MAX_TTL_MS, RedisStore};
 
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Single(String),
     Cluster(Vec<String>),
+    Sentinel { urls: Vec<String>, master: String },
 }
 
 /// Builds a [`RedisStore`]: see [`RedisStore::builder`] and
@@ -30,6 +34,8 @@ pub struct RedisStoreBuilder {
     timeout: Duration,
     ttl_grace: Duration,
     scan_count: usize,
+    wait: Option<(u32, Duration)>,
+    master_password: Option<String>,
     #[cfg(feature = "tls")]
     root_ca: Option<Vec<u8>>,
 }
@@ -44,6 +50,8 @@ impl RedisStoreBuilder {
             timeout: DEFAULT_TIMEOUT,
             ttl_grace: DEFAULT_TTL_GRACE,
             scan_count: 1000,
+            wait: None,
+            master_password: None,
             #[cfg(feature = "tls")]
             root_ca: None,
         }
@@ -97,6 +105,27 @@ impl RedisStoreBuilder {
             .map_err(|e| Error::config_with("invalid Redis Cluster URLs", e))
     }
 
+    /// A client of the sentinels at `urls` for master `master`, and a
+    /// client of the master they name (checked to answer as a master).
+    async fn sentinel_client(&self, urls: &[String], master: &str) -> Result<(SentinelClient, redis::Client)> {
+        let mut node = redis::RedisConnectionInfo::default();
+        if let Some(password) = &self.master_password {
+            node = node.set_password(password);
+        }
+        let info = SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
+        // A `String` without TLS, `impl AsRef<str>` with it.
+        let name: String = master.into();
+        let mut client = SentinelClient::build(urls.to_vec(), name, Some(info), SentinelServerType::Master)
+            .map_err(|e| Error::config_with("invalid Redis Sentinel URLs (redis://host:port of each sentinel)", e))?;
+        let found = run(
+            self.timeout,
+            "asking the sentinels for the master",
+            client.async_get_client(),
+        )
+        .await?;
+        Ok((client, found))
+    }
+
     /// The clock every liveness decision asks (default: the system clock).
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
@@ -138,6 +167,33 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// After every write, waits until `replicas` replicas have it (Redis
+    /// `WAIT`), at most `timeout`; a write that fewer replicas acknowledged
+    /// in time answers a transient [`Error::Backend`] (it reached the master
+    /// and may still be lost if the master fails now). Off by default.
+    ///
+    /// Replication to replicas is asynchronous: without this, a write
+    /// acknowledged by a master that dies before a replica has it is lost
+    /// when that replica is promoted (the crate docs give the measured
+    /// loss). With it, an acknowledged write is on `replicas` replicas,
+    /// at the price of a round trip to them on every write. A multiplexed
+    /// connection waits behind each `WAIT`, so the store's other calls wait
+    /// too. Not for a Redis Cluster (its replicas fail over as Sentinel's
+    /// do, but `WAIT` there covers one master only): the build refuses it.
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = (replicas > 0).then_some((replicas, timeout.max(Duration::from_millis(1))));
+        self
+    }
+
+    /// Behind Sentinel: the password of the master and its replicas (the
+    /// sentinels' own password goes in their URLs).
+    #[must_use]
+    pub fn master_password(mut self, password: impl Into<String>) -> Self {
+        self.master_password = Some(password.into());
+        self
+    }
+
     /// The `COUNT` hint of each `SCAN` page (default 1000).
     #[must_use]
     pub fn scan_count(mut self, count: usize) -> Self {
@@ -157,10 +213,17 @@ impl RedisStoreBuilder {
         let timeout = self.timeout;
         let urls: Vec<&str> = match &self.target {
             Target::Single(url) => vec![url.as_str()],
-            Target::Cluster(urls) => urls.iter().map(String::as_str).collect(),
+            Target::Cluster(urls) | Target::Sentinel { urls, .. } => urls.iter().map(String::as_str).collect(),
         };
         if urls.is_empty() {
-            return Err(Error::config("a Redis Cluster store needs at least one node URL"));
+            return Err(Error::config(
+                "a Redis Cluster or Sentinel store needs at least one node URL",
+            ));
+        }
+        if self.wait.is_some() && matches!(self.target, Target::Cluster(_)) {
+            return Err(Error::config(
+                "wait_for_replicas is for one server or Sentinel, not a cluster",
+            ));
         }
         if !cfg!(feature = "tls") && urls.iter().any(|u| u.starts_with("rediss://")) {
             return Err(Error::config(
@@ -168,15 +231,17 @@ impl RedisStoreBuilder {
             ));
         }
         let mut single = None;
+        let mut sentinel = None;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(500))
+            .set_number_of_retries(1);
         let conn = match &self.target {
             Target::Single(url) => {
                 let client = self.client(url)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout))
-                    .set_min_delay(Duration::from_millis(10))
-                    .set_max_delay(Duration::from_millis(500))
-                    .set_number_of_retries(1);
+                let config = manager_config;
                 single = Some((client.clone(), config.clone()));
                 let manager = run(
                     timeout,
@@ -191,7 +256,24 @@ impl RedisStoreBuilder {
                 let conn = run(timeout, "connecting to the cluster", client.get_async_connection()).await?;
                 Conn::Cluster(conn)
             }
+            Target::Sentinel { urls, master } => {
+                let (client, found) = self.sentinel_client(urls, master).await?;
+                let address = found.get_connection_info().addr().to_string();
+                let manager = run(
+                    timeout,
+                    "connecting to the master",
+                    ConnectionManager::new_with_config(found, manager_config.clone()),
+                )
+                .await?;
+                sentinel = Some(Sentinel {
+                    client: tokio::sync::Mutex::new(client),
+                    config: manager_config,
+                    asked: std::sync::Mutex::new((None, address)),
+                });
+                Conn::Single(manager)
+            }
         };
+        let cluster = matches!(conn, Conn::Cluster(_));
         let mut pattern = escape_glob(&self.prefix);
         pattern.push('{');
         pattern.extend(std::iter::repeat_n('?', session_store_core::SESSION_ID_LEN));
@@ -207,6 +289,9 @@ impl RedisStoreBuilder {
                     since: Instant::now(),
                 }),
                 single,
+                sentinel,
+                cluster,
+                wait: self.wait,
                 scripts: Scripts::new(),
                 clock: self.clock,
                 max_record_bytes: self.max_record_bytes,

@@ -20,7 +20,8 @@ pub(crate) async fn run<T>(timeout: Duration, what: &str, f: impl Future<Output 
 }
 
 /// As [`run`], and says whether a failure means the server is out of reach
-/// (refused, dropped, timed out) rather than a reply it gave.
+/// (refused, dropped, timed out) or is a replica (`READONLY`: a master
+/// demoted by a failover) rather than a reply it gave.
 async fn run_classified<T>(
     timeout: Duration,
     what: &str,
@@ -31,7 +32,11 @@ async fn run_classified<T>(
         // redis-rs's own response or connect timeout (set to the same bound).
         Ok(Err(e)) if e.is_timeout() => Err((Error::Timeout(timeout), true)),
         Ok(Err(e)) => {
-            let unreachable = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
+            let unreachable = e.is_io_error()
+                || e.is_connection_refusal()
+                || e.is_connection_dropped()
+                || e.code() == Some("READONLY")
+                || e.to_string().contains("READONLY");
             Err((
                 Error::backend("redis", format!("Redis failed while {what}"), e),
                 unreachable,
@@ -145,9 +150,42 @@ impl RedisStore {
                 if matches!(error, Error::Timeout(_)) {
                     self.on_timeout();
                 }
+                if unreachable {
+                    self.follow_master().await;
+                }
                 Err(error)
             }
         }
+    }
+
+    /// After a write: with [`wait_for_replicas`](crate::RedisStoreBuilder::wait_for_replicas),
+    /// waits until that many replicas have it, else fails.
+    pub(crate) async fn replicated(&self) -> Result<()> {
+        let Some((replicas, timeout)) = self.inner.wait else {
+            return Ok(());
+        };
+        // Within the store's own bound on the round trip.
+        let timeout = timeout.min(self.inner.timeout * 3 / 4);
+        let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        let acked: u32 = self
+            .run(
+                "waiting for replicas",
+                redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(millis)
+                    .query_async(&mut self.conn()),
+            )
+            .await?;
+        if acked < replicas {
+            return Err(Error::backend_msg(
+                "redis",
+                format!(
+                    "the write reached the master but {acked} of {replicas} replicas within {timeout:?}; \
+                     it may be lost if the master fails now"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs `pipe` on `node` (a cluster pipeline must stay on one node).

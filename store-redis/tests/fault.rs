@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,53 +21,7 @@ const TIMEOUT: Duration = Duration::from_millis(500);
 /// Scheduling slack on a loaded 2-core machine, over the timeout.
 const SLACK: Duration = Duration::from_millis(1_000);
 
-/// A server process, killed even when the test panics.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-fn start_server(binary: &str, port: u16, dir: &std::path::Path) -> KillOnDrop {
-    KillOnDrop(
-        common::server_command(binary, port, dir)
-            .spawn()
-            .expect("start redis-server"),
-    )
-}
-
-async fn wait_until_up(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("redis-server did not come up on port {port}");
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    assert_ne!(port, 6379);
-    port
-}
+use common::{free_port, start_server, wait_until_up};
 
 #[derive(Default)]
 struct Tally {

@@ -4,7 +4,8 @@
 #![allow(dead_code, missing_docs)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
@@ -309,4 +310,48 @@ pub fn server_command(binary: &str, port: u16, dir: &Path) -> Command {
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     cmd
+}
+
+/// A server process, killed even when the test panics.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+pub fn start_server(binary: &str, port: u16, dir: &std::path::Path) -> KillOnDrop {
+    KillOnDrop(server_command(binary, port, dir).spawn().expect("start redis-server"))
+}
+
+pub async fn wait_until_up(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("redis-server did not come up on port {port}");
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    assert_ne!(port, 6379);
+    port
 }

@@ -6,6 +6,7 @@
 //! | `sqlite:PATH` | `session-store-sqlite` on the database file `PATH` | `table=NAME` (default `sessions`) |
 //! | `redis://HOST[:PORT][/DB]`, `rediss://…` | `session-store-redis` | `prefix=P` (default `session:`), `cluster` (one seed URL of a cluster), `timeout_ms=N`, `ca=PEM-FILE` (`rediss://` with a private CA) |
 //! | `redis://A,redis://B,…` | the same store on a Redis Cluster, these nodes as seeds | as above |
+//! | `redis+sentinel://[:PASS@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]` | the same store on the master Redis Sentinel names, following failovers | `prefix=P`, `timeout_ms=N` |
 //! | `postgres://USER@HOST[:PORT]/DB` | `session-store-postgres` | `schema=S`, `table=NAME` (default `sessions`), `timeout_ms=N`; the rest goes to the driver |
 //! | `mysql://USER:PASS@HOST[:PORT]/DB` | `session-store-mysql` (MySQL or MariaDB) | `table=NAME` (default `sessions`), `timeout_ms=N`; the rest goes to the driver (`require_ssl=true`) |
 //!
@@ -85,6 +86,7 @@ pub enum Kind {
 /// The schemes this build understands, for the message of a wrong URL.
 pub const EXPECTED: &str = "expected file:DIR, sqlite:PATH, redis://HOST[:PORT][/DB], rediss://…, \
                             several comma-separated redis:// URLs (a cluster), \
+                            redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER, \
                             postgres://USER@HOST[:PORT]/DB or mysql://USER:PASSWORD@HOST[:PORT]/DB";
 
 impl StoreUrl {
@@ -158,6 +160,18 @@ impl StoreUrl {
                     prefix,
                     timeout,
                     ca,
+                }
+            }
+            "redis+sentinel" => {
+                let prefix = take(&mut options, "prefix").unwrap_or_else(|| session_store_redis::DEFAULT_PREFIX.into());
+                let timeout = timeout_option(&mut options, &shown)?;
+                Kind::Redis {
+                    // The store's builder reads the sentinels and the master from it.
+                    urls: vec![base.to_owned()],
+                    cluster: false,
+                    prefix,
+                    timeout,
+                    ca: None,
                 }
             }
             "mysql" => {
@@ -337,6 +351,19 @@ mod tests {
         assert_eq!(u.backend(), "redis-cluster");
         let u = StoreUrl::parse("rediss://a:1?cluster").unwrap();
         assert_eq!(u.backend(), "redis-cluster");
+        let u = StoreUrl::parse("redis+sentinel://:pw@s1:26379,s2:26379/sessions?prefix=app%3A").unwrap();
+        assert_eq!(u.shown, "redis+sentinel://:***@s1:26379,s2:26379/sessions?prefix=app%3A");
+        match u.kind {
+            Kind::Redis {
+                urls, cluster, prefix, ..
+            } => {
+                assert_eq!(urls, ["redis+sentinel://:pw@s1:26379,s2:26379/sessions"]);
+                assert!(!cluster);
+                assert_eq!(prefix, "app:");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(StoreUrl::parse("redis+sentinel://s1:26379/m?protocol=resp3").is_err());
     }
 
     #[test]

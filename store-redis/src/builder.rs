@@ -20,7 +20,56 @@ use crate::{DEFAULT_PREFIX, DEFAULT_TIMEOUT, DEFAULT_TTL_GRACE, Inner, MAX_TTL_M
 pub(crate) enum Target {
     Single(String),
     Cluster(Vec<String>),
-    Sentinel { urls: Vec<String>, master: String },
+    Sentinel { urls: Vec<String>, master: String, db: i64 },
+}
+
+/// A `redis+sentinel://` URL's parts: the sentinels' URLs, the master's
+/// name, its password and its database; `None` for another URL.
+fn sentinel_url(url: &str) -> Result<Option<(Vec<String>, String, Option<String>, i64)>> {
+    const SCHEME: &str = "redis+sentinel://";
+    const FORM: &str = "redis+sentinel://[[user]:password@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]";
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("rediss+sentinel://") {
+        return Err(Error::config(
+            "rediss+sentinel:// (TLS behind Sentinel) is not supported yet; use redis+sentinel://",
+        ));
+    }
+    if !lower.starts_with(SCHEME) {
+        return Ok(None);
+    }
+    let invalid = |what: &str| Error::config(format!("invalid Redis Sentinel URL ({what}): expected {FORM}"));
+    let rest = &url[SCHEME.len()..];
+    if rest.contains('?') {
+        return Err(invalid("it takes no query options"));
+    }
+    let (authority, path) = rest.split_once('/').ok_or_else(|| invalid("no master name"))?;
+    let (password, hosts) = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => (
+            userinfo
+                .split_once(':')
+                .map(|(_, p)| p.to_owned())
+                .filter(|p| !p.is_empty()),
+            hosts,
+        ),
+        None => (None, authority),
+    };
+    let urls: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{h}"))
+        .collect();
+    if urls.is_empty() {
+        return Err(invalid("no sentinel"));
+    }
+    let (master, db) = match path.split_once('/') {
+        Some((master, db)) => (master, db.parse().map_err(|_| invalid("the database is not a number"))?),
+        None => (path, 0),
+    };
+    if master.is_empty() {
+        return Err(invalid("no master name"));
+    }
+    Ok(Some((urls, master.to_owned(), password, db)))
 }
 
 /// Builds a [`RedisStore`]: see [`RedisStore::builder`] and
@@ -107,8 +156,8 @@ impl RedisStoreBuilder {
 
     /// A client of the sentinels at `urls` for master `master`, and a
     /// client of the master they name (checked to answer as a master).
-    async fn sentinel_client(&self, urls: &[String], master: &str) -> Result<(SentinelClient, redis::Client)> {
-        let mut node = redis::RedisConnectionInfo::default();
+    async fn sentinel_client(&self, urls: &[String], master: &str, db: i64) -> Result<(SentinelClient, redis::Client)> {
+        let mut node = redis::RedisConnectionInfo::default().set_db(db);
         if let Some(password) = &self.master_password {
             node = node.set_password(password);
         }
@@ -209,7 +258,15 @@ impl RedisStoreBuilder {
     /// the `tls` feature; [`Error::Backend`] for a server that refuses the
     /// connection;
     /// [`Error::Timeout`] when connecting takes longer than the timeout.
-    pub async fn build(self) -> Result<RedisStore> {
+    pub async fn build(mut self) -> Result<RedisStore> {
+        if let Target::Single(url) = &self.target
+            && let Some((urls, master, password, db)) = sentinel_url(url)?
+        {
+            self.target = Target::Sentinel { urls, master, db };
+            if self.master_password.is_none() {
+                self.master_password = password;
+            }
+        }
         let timeout = self.timeout;
         let urls: Vec<&str> = match &self.target {
             Target::Single(url) => vec![url.as_str()],
@@ -256,8 +313,8 @@ impl RedisStoreBuilder {
                 let conn = run(timeout, "connecting to the cluster", client.get_async_connection()).await?;
                 Conn::Cluster(conn)
             }
-            Target::Sentinel { urls, master } => {
-                let (client, found) = self.sentinel_client(urls, master).await?;
+            Target::Sentinel { urls, master, db } => {
+                let (client, found) = self.sentinel_client(urls, master, *db).await?;
                 let address = found.get_connection_info().addr().to_string();
                 let manager = run(
                     timeout,
@@ -304,5 +361,41 @@ impl RedisStoreBuilder {
                 unreachable: AtomicBool::new(false),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentinel_url;
+
+    #[test]
+    fn sentinel_urls_name_the_sentinels_the_master_its_password_and_database() {
+        let (urls, master, password, db) =
+            sentinel_url("redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2:26379/sessions/2")
+                .unwrap()
+                .unwrap();
+        assert_eq!(urls, ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]);
+        assert_eq!(
+            (master.as_str(), password.as_deref(), db),
+            ("sessions", Some("s3cret"), 2)
+        );
+        let (_, master, password, db) = sentinel_url("REDIS+SENTINEL://h:1/m").unwrap().unwrap();
+        assert_eq!((master.as_str(), password, db), ("m", None, 0));
+        assert!(sentinel_url("redis://127.0.0.1:6379").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_bad_sentinel_url_says_what_is_wrong_and_never_shows_the_password() {
+        for (url, why) in [
+            ("redis+sentinel://:pw@h:1", "no master name"),
+            ("redis+sentinel://:pw@/m", "no sentinel"),
+            ("redis+sentinel://:pw@h:1/m/x", "not a number"),
+            ("redis+sentinel://:pw@h:1/m?x=1", "no query"),
+            ("rediss+sentinel://:pw@h:1/m", "not supported"),
+        ] {
+            let e = sentinel_url(url).unwrap_err().to_string();
+            assert!(e.contains(why), "{url}: {e}");
+            assert!(!e.contains("pw"), "{url}: {e}");
+        }
     }
 }

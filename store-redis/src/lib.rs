@@ -280,7 +280,11 @@ fn bad_reply(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> E
 impl RedisStore {
     /// A builder for a store on one Redis server, by URL:
     /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://` (TLS,
-    /// with the `tls` feature).
+    /// with the `tls` feature); or on the master Redis Sentinel names:
+    /// `redis+sentinel://[[user]:password@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]`
+    /// (the sentinels' addresses, the master's name; the password is the
+    /// master's), as [`sentinel_builder`](Self::sentinel_builder) with
+    /// [`master_password`](RedisStoreBuilder::master_password).
     #[must_use]
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder::new(Target::Single(url.into()))
@@ -310,6 +314,7 @@ impl RedisStore {
         RedisStoreBuilder::new(Target::Sentinel {
             urls: sentinel_urls.into_iter().map(Into::into).collect(),
             master: master_name.into(),
+            db: 0,
         })
     }
 

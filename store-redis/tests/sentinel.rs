@@ -170,12 +170,21 @@ async fn increment(store: &RedisStore, id: SessionId) -> Result<(u64, u64), Erro
 async fn count_through_a_failover(wait: bool) -> Option<Seen> {
     let binary = common::env_or_skip("SESSION_STORE_REDIS_SERVER")?;
     let mut deployment = deploy(&binary).await;
-    let mut builder = RedisStore::sentinel_builder(deployment.sentinel_urls.clone(), MASTER)
+    let builder = if wait {
+        RedisStore::sentinel_builder(deployment.sentinel_urls.clone(), MASTER)
+            .wait_for_replicas(1, Duration::from_millis(200))
+    } else {
+        // The URL form, as the counter and the admin command take it.
+        let hosts: Vec<&str> = deployment
+            .sentinel_urls
+            .iter()
+            .map(|u| u.trim_start_matches("redis://"))
+            .collect();
+        RedisStore::builder(format!("redis+sentinel://{}/{MASTER}", hosts.join(",")))
+    };
+    let builder = builder
         .prefix(common::random_prefix())
         .timeout(Duration::from_millis(500));
-    if wait {
-        builder = builder.wait_for_replicas(1, Duration::from_millis(200));
-    }
     let store = Arc::new(builder.build().await.expect("a store through the sentinels"));
     assert!(format!("{store:?}").contains("sentinel"), "{store:?}");
 

@@ -872,3 +872,233 @@ impl Subject for PostgresFloor {
         Ok(())
     }
 }
+
+/// How many expired rows one statement of the MySQL floor's purge deletes:
+/// the MySQL store's default batch.
+pub const MYSQL_PURGE_BATCH: u64 = 5_000;
+
+/// Raw mysql_async: a fixed set of connections used round-robin (no pool
+/// bookkeeping, no timeout, no retry), each statement prepared once per
+/// connection (the driver's statement cache), on the MySQL store's table
+/// shape in a table of its own. Create and save are one `INSERT ... ON
+/// DUPLICATE KEY UPDATE` each (save without reading its version back);
+/// rotate is a plain `UPDATE ... SET id` (no collision check); purge is
+/// `DELETE ... ORDER BY expires_at LIMIT n` batches on the expiry index.
+pub struct MysqlFloor {
+    conns: Vec<tokio::sync::Mutex<mysql_async::Conn>>,
+    next: std::sync::atomic::AtomicUsize,
+    table: String,
+}
+
+impl std::fmt::Debug for MysqlFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlFloor")
+            .field("table", &self.table)
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MysqlFloor {
+    /// Connects `connections` times to the server at `url` and creates the
+    /// floor's table.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or refuses the table.
+    pub async fn connect(url: &str, connections: usize) -> BenchResult<Self> {
+        use mysql_async::prelude::Queryable;
+        let table = format!("bench_floor_{}", SessionId::random().fingerprint())
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let opts = mysql_async::Opts::from_url(url)?;
+        let mut conns = Vec::with_capacity(connections);
+        for i in 0..connections.max(1) {
+            let mut conn = mysql_async::Conn::new(opts.clone()).await?;
+            if i == 0 {
+                conn.query_drop(format!(
+                    "CREATE TABLE IF NOT EXISTS `{table}` (id VARBINARY(64) NOT NULL, body LONGBLOB NOT NULL, \
+                     expires_at BIGINT NOT NULL, version BIGINT UNSIGNED NOT NULL, owner BLOB NULL, \
+                     owner_key BINARY(32) NULL, PRIMARY KEY (id), KEY session_expires (expires_at)) \
+                     ENGINE=InnoDB DEFAULT CHARSET=binary"
+                ))
+                .await?;
+            }
+            conns.push(tokio::sync::Mutex::new(conn));
+        }
+        Ok(Self {
+            conns,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            table,
+        })
+    }
+
+    async fn conn(&self) -> tokio::sync::MutexGuard<'_, mysql_async::Conn> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.conns[i % self.conns.len()].lock().await
+    }
+}
+
+impl Subject for MysqlFloor {
+    record_ids!();
+
+    fn supports(&self, _op: Op) -> bool {
+        true
+    }
+
+    async fn create(&self, rec: &mut Record) -> BenchResult<()> {
+        use mysql_async::prelude::Queryable;
+        let body = encode_body(rec)?;
+        let t = &self.table;
+        let mut c = self.conn().await;
+        c.exec_drop(
+            format!(
+                "INSERT INTO `{t}` (id, body, expires_at, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE \
+                 body = IF(expires_at <= ?, VALUES(body), body), version = IF(expires_at <= ?, 1, version), \
+                 expires_at = IF(expires_at <= ?, VALUES(expires_at), expires_at)"
+            ),
+            (
+                rec.id.encode().as_str(),
+                body,
+                rec.expires_at.as_millis(),
+                now().as_millis(),
+                now().as_millis(),
+                now().as_millis(),
+            ),
+        )
+        .await?;
+        if c.affected_rows() == 0 {
+            return Err("id collision".into());
+        }
+        rec.version = 1;
+        Ok(())
+    }
+
+    async fn load(&self, id: SessionId) -> BenchResult<Option<Record>> {
+        use mysql_async::prelude::Queryable;
+        let t = &self.table;
+        let row: Option<(Vec<u8>, i64, u64)> = self
+            .conn()
+            .await
+            .exec_first(
+                format!("SELECT body, expires_at, version FROM `{t}` WHERE id = ? AND expires_at > ?"),
+                (id.encode().as_str(), now().as_millis()),
+            )
+            .await?;
+        match row {
+            None => Ok(None),
+            Some((body, expires_at, version)) => Ok(Some(decode_body(
+                id,
+                &body,
+                Timestamp::from_millis(expires_at),
+                version,
+            )?)),
+        }
+    }
+
+    async fn save(&self, rec: &Record) -> BenchResult<()> {
+        use mysql_async::prelude::Queryable;
+        let body = encode_body(rec)?;
+        let t = &self.table;
+        let now = now().as_millis();
+        self.conn()
+            .await
+            .exec_drop(
+                format!(
+                    "INSERT INTO `{t}` (id, body, expires_at, version) VALUES (?, ?, ?, 1) ON DUPLICATE KEY UPDATE \
+                     version = IF(expires_at > ?, version + 1, 1), body = VALUES(body), expires_at = VALUES(expires_at)"
+                ),
+                (rec.id.encode().as_str(), body, rec.expires_at.as_millis(), now),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, id: SessionId) -> BenchResult<()> {
+        use mysql_async::prelude::Queryable;
+        let t = &self.table;
+        self.conn()
+            .await
+            .exec_drop(format!("DELETE FROM `{t}` WHERE id = ?"), (id.encode().as_str(),))
+            .await?;
+        Ok(())
+    }
+
+    async fn save_if_version(&self, rec: &mut Record) -> BenchResult<()> {
+        use mysql_async::prelude::Queryable;
+        let body = encode_body(rec)?;
+        let t = &self.table;
+        let mut c = self.conn().await;
+        c.exec_drop(
+            format!(
+                "UPDATE `{t}` SET body = ?, expires_at = ?, version = version + 1 \
+                 WHERE id = ? AND version = ? AND expires_at > ?"
+            ),
+            (
+                body,
+                rec.expires_at.as_millis(),
+                rec.id.encode().as_str(),
+                rec.version,
+                now().as_millis(),
+            ),
+        )
+        .await?;
+        if c.affected_rows() != 1 {
+            return Err("conflict".into());
+        }
+        rec.version += 1;
+        Ok(())
+    }
+
+    async fn touch(&self, id: SessionId, expires_at: Timestamp) -> BenchResult<bool> {
+        use mysql_async::prelude::Queryable;
+        let t = &self.table;
+        let mut c = self.conn().await;
+        c.exec_drop(
+            format!("UPDATE `{t}` SET expires_at = ? WHERE id = ? AND expires_at > ?"),
+            (expires_at.as_millis(), id.encode().as_str(), now().as_millis()),
+        )
+        .await?;
+        // Rows matched, not changed: a touch to the same deadline still counts.
+        Ok(c.affected_rows() == 1 || c.info().contains("matched: 1"))
+    }
+
+    async fn rotate(&self, old: SessionId, new: SessionId) -> BenchResult<bool> {
+        use mysql_async::prelude::Queryable;
+        let t = &self.table;
+        let mut c = self.conn().await;
+        c.exec_drop(
+            format!("UPDATE `{t}` SET id = ? WHERE id = ? AND expires_at > ?"),
+            (new.encode().as_str(), old.encode().as_str(), now().as_millis()),
+        )
+        .await?;
+        Ok(c.affected_rows() == 1)
+    }
+
+    async fn purge(&self) -> BenchResult<Option<u64>> {
+        use mysql_async::prelude::Queryable;
+        let t = &self.table;
+        let now = now().as_millis();
+        let mut c = self.conn().await;
+        let mut total = 0;
+        loop {
+            c.exec_drop(
+                format!("DELETE FROM `{t}` WHERE expires_at <= ? ORDER BY expires_at LIMIT {MYSQL_PURGE_BATCH}"),
+                (now,),
+            )
+            .await?;
+            let removed = c.affected_rows();
+            total += removed;
+            if removed < MYSQL_PURGE_BATCH {
+                return Ok(Some(total));
+            }
+        }
+    }
+
+    async fn clear(&self, _ids: Vec<SessionId>) -> BenchResult<()> {
+        use mysql_async::prelude::Queryable;
+        let t = &self.table;
+        self.conn().await.query_drop(format!("DELETE FROM `{t}`")).await?;
+        Ok(())
+    }
+}

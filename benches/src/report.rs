@@ -274,7 +274,7 @@ fn cell(results: &Results, subject: &str, column: &Column) -> String {
 }
 
 /// The media: our store, its peer (if any), its floor and what the floor is.
-const MEDIA: [(&str, Option<&str>, &str, &str); 5] = [
+const MEDIA: [(&str, Option<&str>, &str, &str); 6] = [
     ("memory", Some("memory-peer"), "memory-floor", "locked HashMap"),
     ("file", None, "file-floor", "plain file read"),
     ("sqlite", Some("sqlite-peer"), "sqlite-floor", "raw rusqlite"),
@@ -285,6 +285,7 @@ const MEDIA: [(&str, Option<&str>, &str, &str); 5] = [
         "postgres-floor",
         "raw tokio-postgres",
     ),
+    ("mysql", Some("mysql-peer"), "mysql-floor", "raw mysql_async"),
 ];
 
 /// Each backend's bounds against its floor (see [`checks`]): our store, the

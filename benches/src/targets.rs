@@ -12,6 +12,8 @@ use session_store_file::{Durability, FileStore};
 #[cfg(feature = "stores")]
 use session_store_memory::MemoryStore;
 #[cfg(feature = "stores")]
+use session_store_mysql::MysqlStore;
+#[cfg(feature = "stores")]
 use session_store_postgres::PostgresStore;
 #[cfg(feature = "stores")]
 use session_store_redis::RedisStore;
@@ -21,7 +23,9 @@ use session_store_sqlite::SqliteStore;
 #[cfg(feature = "stores")]
 use crate::at_rest::Mode;
 #[cfg(feature = "stores")]
-use crate::floors::{FILE_PURGE_POPULATION, FileFloor, HashMapFloor, PostgresFloor, RedisFloor, SqliteFloor};
+use crate::floors::{
+    FILE_PURGE_POPULATION, FileFloor, HashMapFloor, MysqlFloor, PostgresFloor, RedisFloor, SqliteFloor,
+};
 #[cfg(feature = "stores")]
 use crate::ours::Ours;
 use crate::subject::BenchResult;
@@ -40,9 +44,17 @@ pub const POSTGRES_URL_VAR: &str = "SESSION_STORE_POSTGRES_URL";
 /// pool and the floor's fixed set alike.
 pub const POSTGRES_CONNECTIONS: usize = 8;
 
+/// The variable naming the MySQL or MariaDB server the MySQL rows run
+/// against (`scripts/bench` starts a private MariaDB and sets it).
+pub const MYSQL_URL_VAR: &str = "SESSION_STORE_MYSQL_URL";
+
+/// Connections of each MySQL subject: our store's pool, the peer's pool
+/// and the floor's fixed set alike.
+pub const MYSQL_CONNECTIONS: usize = 8;
+
 /// The subject names, in report order: each medium's store, its peer (when
 /// there is one) and its floor.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 17] = [
     "memory",
     "memory-peer",
     "memory-floor",
@@ -57,6 +69,9 @@ pub const NAMES: [&str; 14] = [
     "postgres",
     "postgres-peer",
     "postgres-floor",
+    "mysql",
+    "mysql-peer",
+    "mysql-floor",
 ];
 
 /// A fresh temporary directory for one subject's files.
@@ -159,6 +174,27 @@ pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
         None => eprintln!(
             "session-store-benches: {POSTGRES_URL_VAR} is not set, so the PostgreSQL rows are left out; \
              `scripts/bench` starts a private PostgreSQL and sets it"
+        ),
+    }
+    match std::env::var(MYSQL_URL_VAR).ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let table = format!("bench_{}", SessionId::random().fingerprint())
+                .to_ascii_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+            let store = MysqlStore::builder(url.clone())
+                .table(table)
+                .pool_size(MYSQL_CONNECTIONS)
+                .build()
+                .await?;
+            runners.push(Box::new(Target::new("mysql", Ours::new(std::sync::Arc::new(store)))));
+            runners.push(Box::new(Target::new(
+                "mysql-floor",
+                MysqlFloor::connect(&url, MYSQL_CONNECTIONS).await?,
+            )));
+        }
+        None => eprintln!(
+            "session-store-benches: {MYSQL_URL_VAR} is not set, so the MySQL rows are left out; \
+             `scripts/bench` starts a private MariaDB and sets it"
         ),
     }
     if !cfg!(feature = "peers") {

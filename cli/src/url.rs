@@ -352,7 +352,10 @@ mod tests {
         let u = StoreUrl::parse("rediss://a:1?cluster").unwrap();
         assert_eq!(u.backend(), "redis-cluster");
         let u = StoreUrl::parse("redis+sentinel://:pw@s1:26379,s2:26379/sessions?prefix=app%3A").unwrap();
-        assert_eq!(u.shown, "redis+sentinel://:***@s1:26379,s2:26379/sessions?prefix=app%3A");
+        assert_eq!(
+            u.shown,
+            "redis+sentinel://:***@s1:26379,s2:26379/sessions?prefix=app%3A"
+        );
         match u.kind {
             Kind::Redis {
                 urls, cluster, prefix, ..

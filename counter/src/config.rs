@@ -19,7 +19,8 @@ usage: counter [--store memory|file|sqlite|redis|postgres|mysql|cookie] [--dir D
   --dir              directory of the file or sqlite store (env SESSION_DIR; default: ./counter-sessions
                      for file, ./counter-sqlite for sqlite), created 0700 if missing
   --redis-url        Redis server of the redis store, required with it (env REDIS_URL),
-                     e.g. redis://127.0.0.1:6379
+                     e.g. redis://127.0.0.1:6379, or behind Sentinel
+                     redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster
   --redis-prefix     key prefix in Redis (env REDIS_PREFIX; default: counter:session:)
   --postgres-url     PostgreSQL server of the postgres store, required with it (env DATABASE_URL),
                      e.g. postgres://app@127.0.0.1:5432/app

@@ -589,6 +589,154 @@ async fn mysql_backend() {
     session_store_core::SessionStore::clear(&store).await.expect("clear");
 }
 
+/// The counter counts on across a restart of its MariaDB: requests while
+/// the server is down fail (503), and the same process, with no restart of
+/// its own, counts on from where it was once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_counts_across_a_server_restart() {
+    let Some([url, restart]) = service_vars(
+        "mysql_counts_across_a_server_restart",
+        ["SESSION_STORE_MYSQL_URL", "SESSION_STORE_MYSQL_RESTART"],
+        "store-mysql/scripts/with-mariadb",
+    ) else {
+        return;
+    };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let table = format!("counter_restart_{}_{nanos}", std::process::id());
+    let args: Vec<String> = vec![
+        "--store".into(),
+        "mysql".into(),
+        "--mysql-url".into(),
+        url,
+        "--mysql-table".into(),
+        table,
+    ];
+    let app = App::start(&args);
+    let visitor = Browser::new();
+    for n in 1..=3 {
+        assert_eq!(visitor.get(&app).await, n.to_string());
+    }
+    let status = Command::new(&restart).status().expect("the restart script runs");
+    assert!(status.success(), "the restart script failed");
+    // The pool's connections died with the server: the first calls may
+    // fail (503, never a count from nowhere) until fresh ones are made.
+    assert_eq!(
+        count_once_back(&app, &visitor).await,
+        "4",
+        "the count goes on from the stored 3"
+    );
+    assert_eq!(visitor.get(&app).await, "5");
+}
+
+/// The values of `vars`, or `None` after saying how to get them (a failure
+/// under `SESSION_STORE_STRICT=1`).
+fn service_vars<const N: usize>(test: &str, vars: [&str; N], script: &str) -> Option<[String; N]> {
+    let values = vars.map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()));
+    if values.iter().all(Option::is_some) {
+        return Some(values.map(Option::unwrap_or_default));
+    }
+    let how = format!("{} not set: run `{script} cargo test -p counter`", vars.join(" and "));
+    if std::env::var("SESSION_STORE_STRICT").is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{how}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED counter {test}: {how}");
+    None
+}
+
+/// The visitor's next count once the app answers again: every answer
+/// before is a 503 (never an error page, never a count from nowhere).
+async fn count_once_back(app: &App, visitor: &Browser) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = visitor.client.get(app.url("/")).send().await.expect("the app answers");
+        let status = response.status();
+        let body = response.text().await.expect("a body");
+        if status.is_success() {
+            return body.trim().to_owned();
+        }
+        assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counter did not recover within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The counter counts on across a Sentinel failover: its master killed, the
+/// replica promoted, the same process follows it (its `--redis-url` is a
+/// `redis+sentinel://` URL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_counts_across_a_failover() {
+    let Some([url, kill]) = service_vars(
+        "redis_sentinel_counts_across_a_failover",
+        [
+            "SESSION_STORE_REDIS_SENTINEL_URL",
+            "SESSION_STORE_REDIS_SENTINEL_KILL_MASTER",
+        ],
+        "store-redis/scripts/with-redis",
+    ) else {
+        return;
+    };
+    // The sentinels must know the replica and each other before a failover
+    // can be agreed.
+    let hosts = url
+        .trim_start_matches("redis+sentinel://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    'ready: loop {
+        assert!(std::time::Instant::now() < deadline, "the sentinels never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for host in hosts.split(',') {
+            let client = redis::Client::open(format!("redis://{host}")).expect("a sentinel URL");
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+                continue 'ready;
+            };
+            let replicas: Vec<redis::Value> = redis::cmd("SENTINEL")
+                .arg("REPLICAS")
+                .arg("with-redis")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
+            let peers: Vec<redis::Value> = redis::cmd("SENTINEL")
+                .arg("SENTINELS")
+                .arg("with-redis")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
+            if replicas.is_empty() || peers.len() < 2 {
+                continue 'ready;
+            }
+        }
+        break;
+    }
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let args: Vec<String> = vec![
+        "--store".into(),
+        "redis".into(),
+        "--redis-url".into(),
+        url,
+        "--redis-prefix".into(),
+        format!("counter-failover:{}-{nanos}:", std::process::id()),
+    ];
+    let app = App::start(&args);
+    let visitor = Browser::new();
+    for n in 1..=3 {
+        assert_eq!(visitor.get(&app).await, n.to_string());
+    }
+    let status = Command::new(&kill).status().expect("the kill script runs");
+    assert!(status.success(), "the kill script failed");
+    assert_eq!(
+        count_once_back(&app, &visitor).await,
+        "4",
+        "the promoted replica has the 3"
+    );
+    assert_eq!(visitor.get(&app).await, "5");
+}
+
 #[test]
 fn bad_arguments_fail_with_a_message() {
     let output = Command::new(env!("CARGO_BIN_EXE_counter"))

@@ -24,8 +24,11 @@ pub(crate) enum Target {
 }
 
 /// A `redis+sentinel://` URL's parts: the sentinels' URLs, the master's
-/// name, its password and its database; `None` for another URL.
-fn sentinel_url(url: &str) -> Result<Option<(Vec<String>, String, Option<String>, i64)>> {
+/// name, its password and its database.
+type SentinelParts = (Vec<String>, String, Option<String>, i64);
+
+/// The parts of a `redis+sentinel://` URL; `None` for another URL.
+fn sentinel_url(url: &str) -> Result<Option<SentinelParts>> {
     const SCHEME: &str = "redis+sentinel://";
     const FORM: &str = "redis+sentinel://[[user]:password@]HOST:PORT[,HOST:PORT...]/MASTER[/DB]";
     let lower = url.to_ascii_lowercase();
@@ -339,7 +342,7 @@ impl RedisStoreBuilder {
         owner_pattern.push_str("o:{");
         owner_pattern.extend(std::iter::repeat_n('?', session_store_core::OWNER_KEY_LEN));
         owner_pattern.push('}');
-        Ok(RedisStore {
+        let store = RedisStore {
             inner: Arc::new(Inner {
                 conn: RwLock::new(ConnSlot {
                     conn,
@@ -360,7 +363,11 @@ impl RedisStoreBuilder {
                 scan_count: self.scan_count,
                 unreachable: AtomicBool::new(false),
             }),
-        })
+        };
+        if store.inner.sentinel.is_some() {
+            tokio::spawn(crate::sentinel::watch(Arc::downgrade(&store.inner)));
+        }
+        Ok(store)
     }
 }
 

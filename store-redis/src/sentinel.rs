@@ -7,7 +7,9 @@
 //! master come back after a failover), it asks the sentinels again, at most
 //! once per [`ASK_EVERY`], and moves to the master they name once that
 //! server answers as a master. The call that failed answers its error (a
-//! transient one); the next calls go to the new master.
+//! transient one); the next calls go to the new master. A task also asks
+//! every [`WATCH_EVERY`] while the store lives, so a failover that no call
+//! noticed (an old master restarted and still answering) is followed too.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,6 +22,20 @@ use crate::connection::{Conn, ConnSlot};
 
 /// How often, at most, the store asks the sentinels for the master.
 pub(crate) const ASK_EVERY: Duration = Duration::from_millis(100);
+
+/// How often the watching task asks, calls failing or not.
+pub(crate) const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Asks the sentinels every [`WATCH_EVERY`] while the store lives.
+pub(crate) async fn watch(store: std::sync::Weak<crate::Inner>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        RedisStore { inner }.follow_master().await;
+    }
+}
 
 /// What a store behind Sentinel keeps to follow its master.
 pub(crate) struct Sentinel {

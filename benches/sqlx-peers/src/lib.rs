@@ -1,5 +1,5 @@
 //! The sqlx peers of the benchmarks, on the benches' harness: tower-sessions'
-//! sqlx `SqliteStore` and `PostgresStore` (tower-sessions-sqlx-store 0.15,
+//! sqlx `SqliteStore`, `PostgresStore` and `MySqlStore` (tower-sessions-sqlx-store 0.15,
 //! sqlx 0.8), driven through the same workloads as every other subject.
 //!
 //! A crate and workspace of its own (see `Cargo.toml`): sqlx 0.8 links an
@@ -45,6 +45,19 @@ pub async fn all() -> BenchResult<Vec<Box<dyn Runner>>> {
         _ => eprintln!(
             "session-store-sqlx-peers: {} is not set, so the PostgreSQL peer is left out",
             session_store_benches::targets::POSTGRES_URL_VAR
+        ),
+    }
+    match std::env::var(session_store_benches::targets::MYSQL_URL_VAR) {
+        Ok(url) if !url.is_empty() => {
+            let connections = u32::try_from(session_store_benches::targets::MYSQL_CONNECTIONS).unwrap_or(8);
+            runners.push(Box::new(Target::new(
+                "mysql-peer",
+                TowerMysql::connect(&url, connections).await?,
+            )));
+        }
+        _ => eprintln!(
+            "session-store-sqlx-peers: {} is not set, so the MySQL peer is left out",
+            session_store_benches::targets::MYSQL_URL_VAR
         ),
     }
     Ok(runners)
@@ -150,3 +163,60 @@ impl TowerPostgres {
 }
 
 tower_subject!(TowerPostgres, tower_sessions_core_014, supports: |_, op| op == Op::Purge);
+
+/// The database (schema) the MySQL peer makes its table in.
+const MYSQL_PEER_SCHEMA: &str = "tower_sessions";
+
+/// tower-sessions' sqlx `MySqlStore` (tower-sessions-sqlx-store 0.15 with
+/// its `mysql` feature, sqlx 0.8) on a pool of as many connections as ours,
+/// in a table of its own.
+#[derive(Debug)]
+pub struct TowerMysql {
+    store: tower_sessions_sqlx_store::MySqlStore,
+    pool: tower_sessions_sqlx_store::sqlx::MySqlPool,
+    table: String,
+}
+
+impl TowerMysql {
+    /// Connects to the server at `url` with `connections` connections and
+    /// creates the peer's table under a fresh name.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or the table cannot be created.
+    pub async fn connect(url: &str, connections: u32) -> BenchResult<Self> {
+        let pool = tower_sessions_sqlx_store::sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(connections)
+            .connect(url)
+            .await?;
+        let table = format!("bench_peer_{}", session_store_core::SessionId::random().fingerprint())
+            .to_ascii_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let store = tower_sessions_sqlx_store::MySqlStore::new(pool.clone())
+            .with_schema_name(MYSQL_PEER_SCHEMA)?
+            .with_table_name(&table)?;
+        store.migrate().await?;
+        Ok(Self { store, pool, table })
+    }
+
+    async fn purge_expired(&self) -> BenchResult<Option<u64>> {
+        tower_sessions_core_014::ExpiredDeletion::delete_expired(&self.store).await?;
+        Ok(None)
+    }
+
+    /// The store stores deadlines to the microsecond (`timestamp(6)`).
+    #[allow(clippy::unused_self)]
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(20)
+    }
+
+    /// Removes every row (untimed cleanup between benchmarks).
+    async fn clear_ids(&self, _ids: Vec<tower_sessions_core_014::session::Id>) -> BenchResult<()> {
+        tower_sessions_sqlx_store::sqlx::query(&format!("DELETE FROM `{MYSQL_PEER_SCHEMA}`.`{}`", self.table))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+tower_subject!(TowerMysql, tower_sessions_core_014, supports: |_, op| op == Op::Purge);

@@ -257,21 +257,24 @@ impl Subject for SqliteFloor {
     async fn save(&self, rec: &Record) -> BenchResult<()> {
         let body = encode_body(rec)?;
         self.with(|c| {
-            c.prepare_cached(
+            let mut stmt = c.prepare_cached(
                 "INSERT INTO sessions (id, data, expires_at, version) VALUES (?1, ?2, ?3, 1) \
                  ON CONFLICT(id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at, \
                  version = CASE WHEN sessions.expires_at > ?4 THEN sessions.version + 1 ELSE 1 END \
                  RETURNING version",
-            )?
-            .query_row(
-                params![
-                    rec.id.encode().as_str(),
-                    body,
-                    rec.expires_at.as_millis(),
-                    now().as_millis()
-                ],
-                |row| row.get::<_, i64>(0),
-            )
+            )?;
+            let mut rows = stmt.query(params![
+                rec.id.encode().as_str(),
+                body,
+                rec.expires_at.as_millis(),
+                now().as_millis()
+            ])?;
+            let version = rows.next()?.map(|row| row.get::<_, i64>(0)).transpose()?;
+            // Stepped to its end, as the store does: the commit and the WAL's
+            // automatic checkpoint happen there (a statement dropped after
+            // its row commits in the reset and never checkpoints).
+            while rows.next()?.is_some() {}
+            Ok(version)
         })?;
         Ok(())
     }

@@ -587,12 +587,15 @@ async fn mysql_backend() {
         .await
         .expect("MySQL answers");
     session_store_core::SessionStore::clear(&store).await.expect("clear");
+    drop(store);
+    mysql_counts_across_a_server_restart().await;
 }
 
 /// The counter counts on across a restart of its MariaDB: requests while
 /// the server is down fail (503), and the same process, with no restart of
-/// its own, counts on from where it was once the server is back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// its own, counts on from where it was once the server is back. Part of
+/// [`mysql_backend`], after the rest: the restart takes the server away
+/// from every test using it.
 async fn mysql_counts_across_a_server_restart() {
     let Some([url, restart]) = service_vars(
         "mysql_counts_across_a_server_restart",

@@ -30,8 +30,10 @@
 //! to SQL as a parameter: SQLite's own time is never asked.
 //!
 //! SQLite calls block. A load (a point read of microseconds) runs on the
-//! calling thread when a reader connection is free, and a save when the
-//! writer connection is free and `synchronous` is `NORMAL`, in both cases
+//! calling thread when a reader connection is free, and a save (also a
+//! conditional save or a touch, the writes of the session handle and the
+//! layer) when the writer connection is free and `synchronous` is
+//! `NORMAL`, in both cases
 //! only if SQLite answers without waiting. Every other call, and a load or
 //! save that would wait, runs
 //! under [`tokio::task::block_in_place`] on a multi-threaded tokio runtime
@@ -852,21 +854,24 @@ impl SessionStore for SqliteStore {
         };
         let body = codec::encode_body(record)?;
         let (id, expires_at, owner) = (record.id, record.expires_at.as_millis(), record.owner.clone());
-        let written = self
-            .run(move |s| {
-                let key = id.encode();
-                s.write("save_if_version", |c, now| {
-                    Ok(c.prepare_cached(&s.sql.save_if_version)?.execute(params![
-                        key.as_str(),
-                        body,
-                        expires_at,
-                        expected,
-                        now,
-                        owner
-                    ])?)
-                })
+        let key = id.encode();
+        // As a save: on the calling thread when the writer is free (the
+        // session handle and the layer write through this call).
+        let written = run_quick_or_blocking("sqlite", self.inner.blocking, &self.inner, move |s, wait| {
+            s.write_as("save_if_version", wait, |c, now| {
+                // `execute` steps the statement to its end: the commit and
+                // its errors happen there.
+                Ok(c.prepare_cached(&s.sql.save_if_version)?.execute(params![
+                    key.as_str(),
+                    body,
+                    expires_at,
+                    expected,
+                    now,
+                    owner
+                ])?)
             })
-            .await?;
+        })
+        .await?;
         if written == 0 {
             return Err(conflict);
         }
@@ -909,15 +914,14 @@ impl SessionStore for SqliteStore {
     async fn touch(&self, id: &SessionId, expires_at: Timestamp) -> Result<bool> {
         let id = *id;
         let expires_at = expires_at.as_millis();
-        let touched = self
-            .run(move |s| {
-                let key = id.encode();
-                s.write("touch", |c, now| {
-                    Ok(c.prepare_cached(&s.sql.touch)?
-                        .execute(params![key.as_str(), expires_at, now])?)
-                })
+        let key = id.encode();
+        let touched = run_quick_or_blocking("sqlite", self.inner.blocking, &self.inner, move |s, wait| {
+            s.write_as("touch", wait, |c, now| {
+                Ok(c.prepare_cached(&s.sql.touch)?
+                    .execute(params![key.as_str(), expires_at, now])?)
             })
-            .await?;
+        })
+        .await?;
         Ok(touched > 0)
     }
 

@@ -619,7 +619,10 @@ async fn mysql_counts_across_a_server_restart() {
     for n in 1..=3 {
         assert_eq!(visitor.get(&app).await, n.to_string());
     }
-    let status = Command::new(&restart).status().expect("the restart script runs");
+    let status = tokio::process::Command::new(&restart)
+        .status()
+        .await
+        .expect("the restart script runs");
     assert!(status.success(), "the restart script failed");
     // The pool's connections died with the server: the first calls may
     // fail (503, never a count from nowhere) until fresh ones are made.
@@ -730,7 +733,10 @@ async fn redis_sentinel_counts_across_a_failover() {
     for n in 1..=3 {
         assert_eq!(visitor.get(&app).await, n.to_string());
     }
-    let status = Command::new(&kill).status().expect("the kill script runs");
+    let status = tokio::process::Command::new(&kill)
+        .status()
+        .await
+        .expect("the kill script runs");
     assert!(status.success(), "the kill script failed");
     assert_eq!(
         count_once_back(&app, &visitor).await,
